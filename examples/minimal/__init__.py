@@ -1,0 +1,1 @@
+"""The demo app: a small notes API on SQLite, built with fastapi-enterprise."""

@@ -1,0 +1,95 @@
+"""Task runner: `nox -l` lists the sessions; `nox -s tests` runs the suite."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2025.2.9"
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["tests", "tests_minimal", "lint", "typecheck", "docs", "build"]
+
+ROOT = Path(__file__).parent
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+
+
+def group(name: str) -> list[str]:
+    """The requirements of one dependency group of pyproject.toml."""
+    return list(nox.project.dependency_groups(PYPROJECT, name))
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the whole suite with every extra installed, measuring coverage of src/."""
+    session.install(".[all]", *group("test"))
+    session.run(
+        "pytest",
+        "--cov",
+        "--cov-report=term-missing:skip-covered",
+        "--cov-fail-under=95",
+        *session.posargs,
+        env={"COVERAGE_FILE": str(ROOT / ".coverage")},
+    )
+
+
+@nox.session
+def tests_minimal(session: nox.Session) -> None:
+    """Run the suite with no extra installed: the core must import and work alone."""
+    session.install(".", *group("test"))
+    for module in ("redis", "prometheus_client", "sentry_sdk"):
+        session.run(
+            "python", "-c", f"import importlib.util, sys; sys.exit(importlib.util.find_spec({module!r}) is not None)",
+            silent=True,
+        )
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Ruff lint and format check."""
+    session.install(*group("lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over src, tests, examples and this file."""
+    session.install("-e", ".[all]", *group("typecheck"))
+    session.run("mypy")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site; warnings are errors."""
+    session.install(".", *group("docs"))
+    session.run("mkdocs", "build", "--strict", "--site-dir", str(ROOT / "site"))
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build the sdist and wheel and check their metadata."""
+    session.install("build", "twine")
+    dist = ROOT / "dist"
+    for old in dist.glob("*"):
+        old.unlink()
+    session.run("python", "-m", "build", "--outdir", str(dist))
+    session.run("twine", "check", "--strict", *[str(path) for path in sorted(dist.glob("*"))])
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Serve the demo app on http://127.0.0.1:8000 (SQLite; no server to install)."""
+    session.install(".", "uvicorn[standard]")
+    session.run(
+        "uvicorn",
+        "examples.minimal.app:app",
+        "--host",
+        os.environ.get("HOST", "127.0.0.1"),
+        "--port",
+        os.environ.get("PORT", "8000"),
+        *session.posargs,
+    )

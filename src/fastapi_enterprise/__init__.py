@@ -1,0 +1,76 @@
+"""fastapi-enterprise: production-ready FastAPI in one call.
+
+```python
+from fastapi import FastAPI
+from fastapi_enterprise import EnterpriseSettings, install
+
+settings = EnterpriseSettings()
+app = FastAPI(**settings.fastapi_kwargs())
+install(app, settings)
+```
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi_enterprise.context import get_request_id
+from fastapi_enterprise.deploy_check import DeployCheckError, Finding
+from fastapi_enterprise.errors import (
+    PROBLEM_CONTENT_TYPE,
+    ProblemResponse,
+    problem_response,
+    register_exception_handlers,
+)
+from fastapi_enterprise.install import install, installed_settings
+from fastapi_enterprise.middleware.request_id import RequestIDMiddleware, generate_request_id
+from fastapi_enterprise.responses import ErrorResponse, ValidationErrorItem, problem_responses
+from fastapi_enterprise.routing import UNMATCHED_ROUTE, route_template
+from fastapi_enterprise.settings import (
+    AppSettings,
+    DatabaseSettings,
+    EnterpriseSettings,
+    Environment,
+    RedisSettings,
+    RequestIDSettings,
+    SecuritySettings,
+    SettingsValidationError,
+)
+
+try:
+    __version__ = version("fastapi-enterprise")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0.0.0"
+
+# The library never configures logging by surprise: its records go nowhere until the
+# application configures logging (or calls the library's explicit setup).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__all__ = [
+    "PROBLEM_CONTENT_TYPE",
+    "UNMATCHED_ROUTE",
+    "AppSettings",
+    "DatabaseSettings",
+    "DeployCheckError",
+    "EnterpriseSettings",
+    "Environment",
+    "ErrorResponse",
+    "Finding",
+    "ProblemResponse",
+    "RedisSettings",
+    "RequestIDMiddleware",
+    "RequestIDSettings",
+    "SecuritySettings",
+    "SettingsValidationError",
+    "ValidationErrorItem",
+    "__version__",
+    "generate_request_id",
+    "get_request_id",
+    "install",
+    "installed_settings",
+    "problem_response",
+    "problem_responses",
+    "register_exception_handlers",
+    "route_template",
+]

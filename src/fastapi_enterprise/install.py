@@ -1,0 +1,100 @@
+"""``install(app, settings)``: the one place settings become middleware, handlers and routes.
+
+The middleware are added innermost first, so the stack reads, outermost first, as
+``docs/how-to/middleware-order.md`` explains::
+
+    RequestID / error shield   every response gets the ID; unhandled errors become 500 problems
+    app                        problem+json handlers for HTTP and validation errors
+
+Later layers (security headers, access log, metrics, CORS, body limit, rate limit, gzip)
+slot in between, each at its documented position.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from fastapi_enterprise.deploy_check import DeployCheckError
+from fastapi_enterprise.errors import register_exception_handlers
+from fastapi_enterprise.middleware.request_id import RequestIDMiddleware
+from fastapi_enterprise.settings import EnterpriseSettings, Environment
+
+__all__ = ["install", "installed_settings"]
+
+_STATE_KEY = "fastapi_enterprise_settings"
+logger = logging.getLogger("fastapi_enterprise.deploy")
+
+
+def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
+    """Make ``app`` production-ready from ``settings``.
+
+    Adds the request-ID middleware (with its error shield), problem+json exception
+    handlers, and removes the API docs routes when ``settings.app.docs`` is off.
+
+    In production, the deploy check runs first and any error-level finding stops the
+    start with :class:`~fastapi_enterprise.deploy_check.DeployCheckError`; warnings are
+    logged. In staging every finding is logged as a warning.
+
+    Args:
+        app: A FastAPI (or Starlette) app that has not started yet.
+        settings: The settings; read from the environment when omitted.
+
+    Raises:
+        RuntimeError: ``install()`` was already called on this app, or the app has
+            already started serving.
+        DeployCheckError: Production settings failed the deploy check.
+    """
+    if installed_settings(app) is not None:
+        raise RuntimeError("install() was already called on this app; call it once")
+    if app.middleware_stack is not None:
+        raise RuntimeError("install() must be called before the app starts serving requests")
+    settings = settings if settings is not None else EnterpriseSettings()
+    _run_deploy_check(settings)
+
+    register_exception_handlers(app)
+    if not settings.app.docs:
+        _remove_docs(app)
+    request_id = settings.request_id
+    app.add_middleware(
+        RequestIDMiddleware,
+        header_name=request_id.header_name,
+        trust_incoming=request_id.trust_incoming,
+        max_length=request_id.max_length,
+        pattern=request_id.pattern,
+        use_traceparent=request_id.use_traceparent,
+    )
+    setattr(app.state, _STATE_KEY, settings)
+
+
+def installed_settings(app: Starlette) -> EnterpriseSettings | None:
+    """Return the settings ``install()`` applied to ``app``, or ``None`` if not installed."""
+    settings = getattr(app.state, _STATE_KEY, None)
+    return settings if isinstance(settings, EnterpriseSettings) else None
+
+
+def _run_deploy_check(settings: EnterpriseSettings) -> None:
+    if settings.environment not in (Environment.STAGING, Environment.PRODUCTION):
+        return
+    findings = settings.deploy_check()
+    errors = [finding for finding in findings if finding.level == "error"]
+    if settings.is_production and errors:
+        raise DeployCheckError(errors)
+    for finding in findings:
+        logger.warning("deploy check: %s", finding, extra={"finding_id": finding.id})
+
+
+def _remove_docs(app: Starlette) -> None:
+    """Drop the OpenAPI schema and docs routes FastAPI added at construction."""
+    names = ("openapi_url", "docs_url", "redoc_url", "swagger_ui_oauth2_redirect_url")
+    paths = {getattr(app, name, None) for name in names} - {None}
+    app.router.routes = [
+        route
+        for route in app.router.routes
+        if not (isinstance(route, Route) and route.path in paths)
+    ]
+    for name in names:
+        if hasattr(app, name):
+            setattr(app, name, None)

@@ -1,0 +1,226 @@
+"""``RequestIDMiddleware``: an ID for every request, and a shield for unhandled errors.
+
+Every HTTP response leaves with exactly one ``X-Request-ID`` header, including 404s,
+405s, responses produced by other middleware and unhandled-exception 500s. An incoming
+ID is reused only if it passes a strict, length-bounded check; otherwise a fresh,
+time-ordered UUIDv7 is generated, so IDs sort by time in logs.
+
+The ID is readable through :func:`fastapi_enterprise.get_request_id` and bound into
+``structlog.contextvars`` for the request only.
+
+Starlette answers unhandled exceptions in ``ServerErrorMiddleware``, outside every user
+middleware, so its 500 would carry no request ID. This middleware therefore catches them
+itself: it logs the traceback once (with the ID) and answers with the app's own 500
+handler if one is registered, else a problem+json 500. It does not re-raise, so the
+server does not log the same traceback a second time.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import re
+import time
+from collections.abc import Callable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from structlog.contextvars import bind_contextvars, reset_contextvars
+
+from fastapi_enterprise.context import _reset_request_id, _set_request_id
+from fastapi_enterprise.errors import (
+    internal_error_response,
+    log_unhandled_exception,
+    unhandled_exception_response,
+)
+
+__all__ = [
+    "DEFAULT_REQUEST_ID_PATTERN",
+    "RequestIDMiddleware",
+    "generate_request_id",
+    "parse_traceparent",
+]
+
+DEFAULT_REQUEST_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._:\-]{7,127}"
+"""Incoming IDs must match this in full: 8-128 characters, letters, digits and ``._:-``."""
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}")
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+_MAX_TRACEPARENT = 55 + 64  # version 00 is 55 characters; later versions may append fields
+
+
+def generate_request_id() -> str:
+    """Return a new UUIDv7 (RFC 9562) string: random, unique, and sortable by time.
+
+    The 48-bit millisecond timestamp is followed by 12 bits of sub-millisecond time
+    (RFC 9562 section 6.2, method 3), so IDs generated in one process sort in order.
+    """
+    nanoseconds = time.time_ns()
+    milliseconds, remainder = divmod(nanoseconds, 1_000_000)
+    sub_ms = remainder * 4096 // 1_000_000
+    random_bits = int.from_bytes(os.urandom(8), "big") & 0x3FFF_FFFF_FFFF_FFFF
+    value = (
+        (milliseconds & 0xFFFF_FFFF_FFFF) << 80
+        | 0x7 << 76
+        | sub_ms << 64
+        | 0b10 << 62
+        | random_bits
+    )
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def parse_traceparent(value: str) -> str | None:
+    """Return the trace-id of a valid W3C ``traceparent`` header value, else ``None``.
+
+    Follows W3C Trace Context level 1: version ``ff`` and all-zero trace or parent IDs are
+    invalid; version ``00`` must have exactly four fields.
+    """
+    if len(value) > _MAX_TRACEPARENT:
+        return None
+    match = _TRACEPARENT.match(value)
+    if match is None:
+        return None
+    version, trace_id, parent_id, _flags = match.groups()
+    if version == "ff" or trace_id == "0" * 32 or parent_id == "0" * 16:
+        return None
+    rest = value[match.end() :]
+    if (version == "00" and rest) or (rest and not rest.startswith("-")):
+        return None
+    return trace_id
+
+
+class RequestIDMiddleware:
+    """Give every HTTP request an ID and every response exactly one ID header.
+
+    Args:
+        app: The ASGI app to wrap.
+        header_name: Request and response header carrying the ID.
+        trust_incoming: Reuse a valid incoming ID. Off: always generate.
+        max_length: Longest incoming ID considered (checked before the pattern, so a
+            10 KB header costs nothing).
+        pattern: Regular expression an incoming ID must fully match.
+        validator: Replaces ``pattern`` with your own check; receives the decoded value
+            (already bounded by ``max_length``) and returns whether to reuse it.
+        generator: Makes new IDs; defaults to :func:`generate_request_id` (UUIDv7).
+        use_traceparent: When no valid ID header came in, reuse the trace-id of a valid
+            W3C ``traceparent`` header.
+
+    Requests that carry the header more than once get a fresh ID: there is no safe way to
+    choose between two values. Non-HTTP scopes (lifespan, websocket) pass through.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        header_name: str = "X-Request-ID",
+        trust_incoming: bool = True,
+        max_length: int = 128,
+        pattern: str = DEFAULT_REQUEST_ID_PATTERN,
+        validator: Callable[[str], bool] | None = None,
+        generator: Callable[[], str] = generate_request_id,
+        use_traceparent: bool = False,
+    ) -> None:
+        if _TOKEN.fullmatch(header_name) is None:
+            raise ValueError(f"header_name {header_name!r} is not a valid HTTP header name")
+        if max_length < 1:
+            raise ValueError("max_length must be at least 1")
+        self.app = app
+        self.header = header_name.lower().encode("latin-1")
+        self.trust_incoming = trust_incoming
+        self.max_length = max_length
+        self.validator = validator or re.compile(pattern).fullmatch
+        self.generator = generator
+        self.use_traceparent = use_traceparent
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI connection; non-HTTP scopes pass through untouched."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        request_id = self._incoming_id(scope) or self.generator()
+        header = (self.header, request_id.encode("latin-1"))
+        response_started = False
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                headers = [
+                    item for item in message.get("headers", ()) if item[0].lower() != header[0]
+                ]
+                headers.append(header)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        token = _set_request_id(request_id)
+        log_tokens = bind_contextvars(request_id=request_id)
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        except Exception as exc:  # noqa: BLE001 - the shield exists to catch everything
+            if response_started:
+                # Too late for a 500: the status line is gone. Log once and end the
+                # response; the server closes the connection on an incomplete body.
+                log_unhandled_exception(scope, exc)
+                return
+            response = await _error_response(scope, exc)
+            await response(scope, receive, send_with_request_id)
+        finally:
+            reset_contextvars(**log_tokens)
+            _reset_request_id(token)
+
+    def _incoming_id(self, scope: Scope) -> str | None:
+        if not self.trust_incoming:
+            return None
+        found: bytes | None = None
+        traceparent: bytes | None = None
+        for name, value in scope["headers"]:
+            lowered = name.lower()
+            if lowered == self.header:
+                if found is not None:
+                    return None  # duplicated header: ambiguous, replace it
+                found = value
+            elif lowered == b"traceparent" and traceparent is None:
+                traceparent = value
+        if found is not None and len(found) <= self.max_length:
+            candidate = found.decode("latin-1")
+            if self.validator(candidate):
+                return candidate
+        if self.use_traceparent and traceparent is not None:
+            return parse_traceparent(traceparent.decode("latin-1"))
+        return None
+
+
+async def _error_response(scope: Scope, exc: Exception) -> Response:
+    """Use the app's own 500 handler when it registered one, else the problem response."""
+    app = scope.get("app")
+    handlers = getattr(app, "exception_handlers", {})
+    handler = handlers.get(500) or handlers.get(Exception)
+    if handler is None:
+        return unhandled_exception_response(scope, exc)
+    log_unhandled_exception(scope, exc)
+    request = Request(scope)
+    try:
+        if _is_async_callable(handler):
+            response = await handler(request, exc)
+        else:
+            response = await run_in_threadpool(handler, request, exc)
+    except Exception as handler_exc:  # noqa: BLE001 - a broken 500 handler still gets a 500
+        log_unhandled_exception(scope, handler_exc)
+        return internal_error_response(scope)
+    if not isinstance(response, Response):
+        return internal_error_response(scope)
+    return response
+
+
+def _is_async_callable(obj: object) -> bool:
+    while isinstance(obj, functools.partial):
+        obj = obj.func
+    return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(
+        getattr(obj, "__call__", None)  # noqa: B004 - an object with an async __call__
+    )

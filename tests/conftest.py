@@ -1,0 +1,155 @@
+"""Shared fixtures: a real HTTP server, a real Redis server, isolated settings."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from starlette.types import ASGIApp
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test sees the developer's FE_* variables or a stray .env file."""
+    for name in list(os.environ):
+        if name.upper().startswith("FE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def free_port() -> int:
+    """Return a TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class LiveServer:
+    """An app served by a real uvicorn server on a free port, in a background thread."""
+
+    def __init__(self, app: ASGIApp, **config: Any) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        options: dict[str, Any] = {
+            "host": "127.0.0.1",
+            "port": self.port,
+            "log_level": "warning",
+            "access_log": False,
+            "ws": "none",
+            "lifespan": "on",
+        }
+        options.update(config)
+        self.server = uvicorn.Server(uvicorn.Config(app, **options))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server() -> type[LiveServer]:
+    """Return the LiveServer class: an app served by real uvicorn on a free port."""
+    return LiveServer
+
+
+def _missing_redis(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"CI=true but Redis is not available: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a Redis server for the whole session.
+
+    ``REDIS_URL`` if set; otherwise a private ``redis-server`` from PATH on a free port
+    (no persistence), stopped at the end. Without either, Redis tests skip, except under
+    ``CI=true`` where they fail.
+    """
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        _missing_redis("set REDIS_URL or put redis-server on PATH")
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(  # noqa: S603 - a fixed local binary and arguments
+        [
+            str(binary),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_port(port, process)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            _missing_redis(f"redis-server exited with code {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    _missing_redis("redis-server did not start listening within 10 s")
+
+
+@pytest.fixture
+def redis_namespace(redis_server: str) -> Iterator[tuple[str, str]]:
+    """``(url, prefix)``: a Redis server and a key prefix private to this test.
+
+    Every key under the prefix is deleted after the test, so tests never see each
+    other's data, even on a shared server given by ``REDIS_URL``.
+    """
+    redis = pytest.importorskip("redis")
+    prefix = f"fe-test:{uuid.uuid4().hex}:"
+    yield redis_server, prefix
+    client = redis.Redis.from_url(redis_server)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()

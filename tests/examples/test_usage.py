@@ -1,0 +1,96 @@
+"""The README's usage example and the demo app work as documented."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+import httpx2
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load(module: str) -> ModuleType:
+    sys.modules.pop(module, None)
+    return importlib.import_module(module)
+
+
+def test_readme_embeds_the_usage_example_verbatim() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    example = (ROOT / "examples/usage/app.py").read_text(encoding="utf-8")
+    assert f"```python\n{example}```" in readme
+
+
+def test_usage_example() -> None:
+    app = load("examples.usage.app").app
+    client = TestClient(app)
+    ok = client.get("/courses/1")
+    assert ok.json()["request_id"] == ok.headers["x-request-id"]
+    missing = client.get("/courses/2")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert missing.json()["detail"] == "No such course."
+
+
+def test_demo_app_crud(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FE_DATABASE__URL", f"sqlite:///{tmp_path}/demo.db")
+    app = load("examples.minimal.app").app
+    with TestClient(app) as client:
+        assert client.get("/").json()["docs"] == "/docs"
+        created = client.post("/notes", json={"title": "Hello", "body": "world"})
+        assert created.status_code == 201
+        note_id = created.json()["id"]
+        assert client.get(f"/notes/{note_id}").json()["title"] == "Hello"
+        assert len(client.get("/notes").json()) == 1
+        assert client.delete(f"/notes/{note_id}").status_code == 204
+        gone = client.get(f"/notes/{note_id}")
+        assert gone.status_code == 404
+        assert gone.headers["content-type"] == "application/problem+json"
+        invalid = client.post("/notes", json={"title": ""})
+        assert invalid.status_code == 422
+        assert client.delete(f"/notes/{note_id}").status_code == 404
+    assert (tmp_path / "demo.db").exists()
+
+
+def test_demo_app_refuses_other_databases(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FE_DATABASE__URL", "postgresql://u@h/db")
+    with pytest.raises(ValueError, match="only speaks SQLite"):
+        load("examples.minimal.app")
+
+
+def test_demo_app_under_a_real_uvicorn_process(tmp_path: Path) -> None:
+    """What `nox -s demo` runs: a separate uvicorn process serving the demo over HTTP."""
+    port = free_port()
+    env = {**os.environ, "FE_DATABASE__URL": f"sqlite:///{tmp_path}/demo.db",
+           "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(  # noqa: S603 - fixed interpreter and arguments
+        [sys.executable, "-m", "uvicorn", "examples.minimal.app:app", "--host", "127.0.0.1",
+         "--port", str(port), "--no-access-log"],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                response = httpx2.get(f"http://127.0.0.1:{port}/", timeout=1)
+                break
+            except httpx2.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        assert re.fullmatch(r"[0-9a-f-]{36}", response.headers["x-request-id"])
+        assert response.json()["request_id"] == response.headers["x-request-id"]
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=10)
+    assert b"Traceback" not in stderr

@@ -1,0 +1,41 @@
+"""Extra-only modules: a clear ImportError without the extra, real behaviour with it."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+import pytest
+
+from fastapi_enterprise._extras import MissingExtraError
+
+# module -> (extra, the distribution it needs)
+EXTRA_MODULES = {"fastapi_enterprise.redis": ("redis", "redis")}
+
+
+@pytest.mark.parametrize("module", sorted(EXTRA_MODULES))
+def test_module_without_its_extra_names_the_install_command(module: str) -> None:
+    extra, dependency = EXTRA_MODULES[module]
+    if importlib.util.find_spec(dependency) is not None:
+        pytest.skip(f"{dependency} is installed; the tests_minimal session covers this")
+    with pytest.raises(MissingExtraError) as caught:
+        importlib.import_module(module)
+    assert isinstance(caught.value, ImportError)
+    assert f"pip install 'fastapi-enterprise[{extra}]'" in str(caught.value)
+
+
+def test_missing_extra_error_message() -> None:
+    error = MissingExtraError(
+        "metrics", module="fastapi_enterprise.metrics", missing="prometheus_client"
+    )
+    assert error.name == "prometheus_client"
+    assert str(error) == (
+        "fastapi_enterprise.metrics needs the 'prometheus_client' package, which is not "
+        "installed. Install it with: pip install 'fastapi-enterprise[metrics]'"
+    )
+
+
+def test_core_imports_without_any_extra() -> None:
+    import fastapi_enterprise
+
+    assert fastapi_enterprise.install is not None

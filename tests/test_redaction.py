@@ -1,0 +1,45 @@
+"""The redaction module: which names are secret, and how connection URLs are masked."""
+
+from __future__ import annotations
+
+import pytest
+
+from fastapi_enterprise.redaction import MASK, is_secret_key, mask_dsn
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["password", "DB_PASSWORD", "X-Api-Key", "apiKey", "clientSecret", "access_token",
+     "Authorization", "Set-Cookie", "sentry_dsn", "PRIVATE-KEY"],
+)
+def test_secret_names(name: str) -> None:
+    assert is_secret_key(name)
+
+
+@pytest.mark.parametrize("name", ["username", "page", "host", "content-type", "user_agent"])
+def test_ordinary_names(name: str) -> None:
+    assert not is_secret_key(name)
+
+
+def test_extra_secret_names() -> None:
+    assert is_secret_key("X-Tenant-Pin", extra=["tenant-pin"])
+
+
+@pytest.mark.parametrize(
+    ("dsn", "masked"),
+    [
+        ("postgresql://app:hunter2@db:5432/prod", f"postgresql://app:{MASK}@db:5432/prod"),
+        ("redis://:hunter2@cache:6379/0", f"redis://:{MASK}@cache:6379/0"),
+        ("redis://cache:6379/0", "redis://cache:6379/0"),
+        ("mysql://app:p%40ss:word@db/x", f"mysql://app:{MASK}@db/x"),
+        ("postgresql://app@db/x?sslpassword=hunter2&application_name=api",
+         f"postgresql://app@db/x?sslpassword={MASK}&application_name=api"),
+        ("https://publickey@o1.ingest.sentry.io/42", f"https://{MASK}@o1.ingest.sentry.io/42"),
+        ("sqlite:///./app.db", "sqlite:///./app.db"),
+        ("not a url with hunter2", MASK),
+        ("redis://host:notaport/0", MASK),
+    ],
+)
+def test_mask_dsn(dsn: str, masked: str) -> None:
+    assert mask_dsn(dsn) == masked
+    assert "hunter2" not in mask_dsn(dsn)

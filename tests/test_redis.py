@@ -1,0 +1,79 @@
+"""create_redis(): a client with the settings' URL, timeouts and pool, on a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+pytest.importorskip("redis")
+
+import redis
+import redis.exceptions
+
+from fastapi_enterprise.redis import create_redis
+from fastapi_enterprise.settings import RedisSettings
+
+pytestmark = pytest.mark.redis
+
+
+def test_client_round_trip(redis_namespace: tuple[str, str]) -> None:
+    url, prefix = redis_namespace
+
+    async def run() -> bytes | None:
+        client = create_redis(RedisSettings(url=url, max_connections=3))
+        try:
+            await client.set(prefix + "k", b"v")
+            value: bytes | None = await client.get(prefix + "k")
+            pool = client.connection_pool
+            assert pool.max_connections == 3
+            return value
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(run()) == b"v"
+
+
+def test_namespace_is_cleaned_between_tests(redis_namespace: tuple[str, str]) -> None:
+    url, prefix = redis_namespace
+    client = redis.Redis.from_url(url)
+    try:
+        assert list(client.scan_iter(match="fe-test:*")) == []
+        client.set(prefix + "left-behind", 1)
+    finally:
+        client.close()
+
+
+def test_hung_server_fails_after_the_socket_timeout(redis_namespace: tuple[str, str]) -> None:
+    url, prefix = redis_namespace
+    admin = redis.Redis.from_url(url)
+
+    async def run() -> None:
+        client = create_redis(RedisSettings(url=url, socket_timeout=0.2))
+        try:
+            await client.ping()
+            admin.execute_command("CLIENT", "PAUSE", "1500", "ALL")
+            with pytest.raises(redis.exceptions.TimeoutError):
+                await client.get(prefix + "k")
+        finally:
+            await client.aclose()
+
+    try:
+        asyncio.run(run())
+    finally:
+        admin.execute_command("CLIENT", "UNPAUSE")
+        admin.close()
+    time.sleep(0)  # the pause is lifted before the next test
+
+
+def test_dead_server_fails_fast() -> None:
+    async def run() -> None:
+        client = create_redis(RedisSettings(url="redis://127.0.0.1:1/0"))
+        try:
+            with pytest.raises(redis.exceptions.ConnectionError):
+                await client.ping()
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
