@@ -68,7 +68,10 @@ def test_non_http_scopes_pass_through(middleware: type[Any], scope_type: str) ->
     async def send(message: Message) -> None:
         sent.append(message)
 
-    asyncio.run(app(scope, receive, send))
+    async def main() -> None:
+        await app(scope, receive, send)
+
+    asyncio.run(main())
     assert len(inner.calls) == 1
     seen_scope, seen_messages = inner.calls[0]
     assert seen_scope is scope

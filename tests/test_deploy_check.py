@@ -19,7 +19,7 @@ def safe(**overrides: object) -> EnterpriseSettings:
         "security": {"secret_key": STRONG_KEY},
     }
     values.update(overrides)
-    return EnterpriseSettings(**values)  # type: ignore[arg-type]
+    return EnterpriseSettings(**values)
 
 
 def ids(settings: EnterpriseSettings) -> list[str]:

@@ -9,8 +9,18 @@ from fastapi_enterprise.redaction import MASK, is_secret_key, mask_dsn
 
 @pytest.mark.parametrize(
     "name",
-    ["password", "DB_PASSWORD", "X-Api-Key", "apiKey", "clientSecret", "access_token",
-     "Authorization", "Set-Cookie", "sentry_dsn", "PRIVATE-KEY"],
+    [
+        "password",
+        "DB_PASSWORD",
+        "X-Api-Key",
+        "apiKey",
+        "clientSecret",
+        "access_token",
+        "Authorization",
+        "Set-Cookie",
+        "sentry_dsn",
+        "PRIVATE-KEY",
+    ],
 )
 def test_secret_names(name: str) -> None:
     assert is_secret_key(name)
@@ -32,8 +42,10 @@ def test_extra_secret_names() -> None:
         ("redis://:hunter2@cache:6379/0", f"redis://:{MASK}@cache:6379/0"),
         ("redis://cache:6379/0", "redis://cache:6379/0"),
         ("mysql://app:p%40ss:word@db/x", f"mysql://app:{MASK}@db/x"),
-        ("postgresql://app@db/x?sslpassword=hunter2&application_name=api",
-         f"postgresql://app@db/x?sslpassword={MASK}&application_name=api"),
+        (
+            "postgresql://app@db/x?sslpassword=hunter2&application_name=api",
+            f"postgresql://app@db/x?sslpassword={MASK}&application_name=api",
+        ),
         ("https://publickey@o1.ingest.sentry.io/42", f"https://{MASK}@o1.ingest.sentry.io/42"),
         ("sqlite:///./app.db", "sqlite:///./app.db"),
         ("not a url with hunter2", MASK),

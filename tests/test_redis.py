@@ -21,11 +21,11 @@ pytestmark = pytest.mark.redis
 def test_client_round_trip(redis_namespace: tuple[str, str]) -> None:
     url, prefix = redis_namespace
 
-    async def run() -> bytes | None:
+    async def run() -> object:
         client = create_redis(RedisSettings(url=url, max_connections=3))
         try:
             await client.set(prefix + "k", b"v")
-            value: bytes | None = await client.get(prefix + "k")
+            value = await client.get(prefix + "k")
             pool = client.connection_pool
             assert pool.max_connections == 3
             return value
@@ -53,7 +53,7 @@ def test_hung_server_fails_after_the_socket_timeout(redis_namespace: tuple[str, 
         client = create_redis(RedisSettings(url=url, socket_timeout=0.2))
         try:
             await client.ping()
-            admin.execute_command("CLIENT", "PAUSE", "1500", "ALL")
+            admin.client_pause(1500, all=True)
             with pytest.raises(redis.exceptions.TimeoutError):
                 await client.get(prefix + "k")
         finally:
@@ -62,7 +62,7 @@ def test_hung_server_fails_after_the_socket_timeout(redis_namespace: tuple[str, 
     try:
         asyncio.run(run())
     finally:
-        admin.execute_command("CLIENT", "UNPAUSE")
+        admin.client_unpause()
         admin.close()
     time.sleep(0)  # the pause is lifted before the next test
 

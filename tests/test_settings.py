@@ -88,7 +88,7 @@ def test_nested_secrets_directory(tmp_path: Path) -> None:
     secrets.mkdir()
     (secrets / "fe_security__secret_key").write_text(SECRET_KEY)
     (secrets / "fe_database__url").write_text(f"postgresql://app:{PASSWORD}@db/app")
-    settings = EnterpriseSettings(_secrets_dir=secrets)  # type: ignore[call-arg]
+    settings = EnterpriseSettings(_secrets_dir=secrets)
     assert settings.security.secret_key is not None
     assert settings.security.secret_key.get_secret_value() == SECRET_KEY
     assert PASSWORD in settings.database.url.get_secret_value()
@@ -121,7 +121,7 @@ def test_secrets_never_appear_in_any_rendering() -> None:
 )
 def test_validation_errors_never_contain_the_secret(kwargs: dict[str, object]) -> None:
     with pytest.raises(SettingsValidationError) as caught:
-        EnterpriseSettings(**kwargs)  # type: ignore[arg-type]
+        EnterpriseSettings(**kwargs)
     error = caught.value
     assert leaks(error) == []
     assert error.__cause__ is None
@@ -161,7 +161,7 @@ def test_malformed_json_environment_value_does_not_leak(monkeypatch: pytest.Monk
 )
 def test_bad_values_fail_with_the_field_named(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(SettingsValidationError, match=message):
-        EnterpriseSettings(**kwargs)  # type: ignore[arg-type]
+        EnterpriseSettings(**kwargs)
 
 
 def test_fastapi_kwargs_follow_the_docs_setting() -> None:

@@ -87,9 +87,11 @@ def list_notes(db: Database) -> list[Note]:
 @app.post("/notes", status_code=status.HTTP_201_CREATED)
 def create_note(note: NoteIn, db: Database) -> Note:
     """Create a note."""
-    cursor = db.execute("insert into notes (title, body) values (?, ?)", (note.title, note.body))
-    assert cursor.lastrowid is not None
-    return Note(id=cursor.lastrowid, **note.model_dump())
+    cursor = db.execute(
+        "insert into notes (title, body) values (?, ?) returning id", (note.title, note.body)
+    )
+    (note_id,) = cursor.fetchone()
+    return Note(id=note_id, **note.model_dump())
 
 
 @app.get("/notes/{note_id}", responses=problem_responses(404))

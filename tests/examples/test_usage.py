@@ -71,12 +71,27 @@ def test_demo_app_refuses_other_databases(monkeypatch: pytest.MonkeyPatch) -> No
 def test_demo_app_under_a_real_uvicorn_process(tmp_path: Path) -> None:
     """What `nox -s demo` runs: a separate uvicorn process serving the demo over HTTP."""
     port = free_port()
-    env = {**os.environ, "FE_DATABASE__URL": f"sqlite:///{tmp_path}/demo.db",
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "FE_DATABASE__URL": f"sqlite:///{tmp_path}/demo.db",
+        "PYTHONPATH": str(ROOT),
+    }
     process = subprocess.Popen(  # noqa: S603 - fixed interpreter and arguments
-        [sys.executable, "-m", "uvicorn", "examples.minimal.app:app", "--host", "127.0.0.1",
-         "--port", str(port), "--no-access-log"],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "examples.minimal.app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 20
