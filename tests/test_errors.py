@@ -185,3 +185,46 @@ def test_openapi_documents_problem_responses() -> None:
     response = schema["paths"]["/items/{item_id}"]["get"]["responses"]["404"]
     assert "application/problem+json" in response["content"]
     assert "ErrorResponse" in schema["components"]["schemas"]
+
+
+def test_openapi_documents_every_error_as_problem_json_only() -> None:
+    schema = TestClient(make_app()).get("/openapi.json").json()
+    item = schema["paths"]["/items/{item_id}"]["get"]["responses"]
+    assert set(item["404"]["content"]) == {"application/problem+json"}
+    assert set(item["422"]["content"]) == {"application/problem+json"}
+    assert item["422"]["content"]["application/problem+json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorResponse"
+    }
+    components = schema["components"]["schemas"]
+    assert "HTTPValidationError" not in components
+    assert "ValidationError" not in components
+    assert components["ErrorResponse"]["properties"]["errors"]["anyOf"][0]["items"] == {
+        "$ref": "#/components/schemas/ValidationErrorItem"
+    }
+    assert "ValidationErrorItem" in components
+
+
+def test_customizer_keeps_schemas_still_referenced_elsewhere() -> None:
+    from fastapi_enterprise.openapi import document_problem_errors
+
+    schema = {
+        "paths": {
+            "/x": {
+                "get": {
+                    "responses": {
+                        "200": {
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/HTTPValidationError"}
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+        "components": {"schemas": {"HTTPValidationError": {}, "ValidationError": {}}},
+    }
+    result = document_problem_errors(schema)
+    assert "HTTPValidationError" in result["components"]["schemas"]
+    assert "ValidationError" not in result["components"]["schemas"]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import pytest
 
 pytest.importorskip("redis")
@@ -18,21 +15,16 @@ from fastapi_enterprise.settings import RedisSettings
 pytestmark = pytest.mark.redis
 
 
-def test_client_round_trip(redis_namespace: tuple[str, str]) -> None:
+@pytest.mark.asyncio
+async def test_client_round_trip(redis_namespace: tuple[str, str]) -> None:
     url, prefix = redis_namespace
-
-    async def run() -> object:
-        client = create_redis(RedisSettings(url=url, max_connections=3))
-        try:
-            await client.set(prefix + "k", b"v")
-            value = await client.get(prefix + "k")
-            pool = client.connection_pool
-            assert pool.max_connections == 3
-            return value
-        finally:
-            await client.aclose()
-
-    assert asyncio.run(run()) == b"v"
+    client = create_redis(RedisSettings(url=url, max_connections=3))
+    try:
+        await client.set(prefix + "k", b"v")
+        assert await client.get(prefix + "k") == b"v"
+        assert client.connection_pool.max_connections == 3
+    finally:
+        await client.aclose()
 
 
 def test_namespace_is_cleaned_between_tests(redis_namespace: tuple[str, str]) -> None:
@@ -45,35 +37,29 @@ def test_namespace_is_cleaned_between_tests(redis_namespace: tuple[str, str]) ->
         client.close()
 
 
-def test_hung_server_fails_after_the_socket_timeout(redis_namespace: tuple[str, str]) -> None:
+@pytest.mark.asyncio
+async def test_hung_server_fails_after_the_socket_timeout(
+    redis_namespace: tuple[str, str],
+) -> None:
     url, prefix = redis_namespace
     admin = redis.Redis.from_url(url)
-
-    async def run() -> None:
-        client = create_redis(RedisSettings(url=url, socket_timeout=0.2))
-        try:
-            await client.ping()
-            admin.client_pause(1500, all=True)
-            with pytest.raises(redis.exceptions.TimeoutError):
-                await client.get(prefix + "k")
-        finally:
-            await client.aclose()
-
+    client = create_redis(RedisSettings(url=url, socket_timeout=0.2))
     try:
-        asyncio.run(run())
+        await client.ping()
+        admin.client_pause(1500, all=True)
+        with pytest.raises(redis.exceptions.TimeoutError):
+            await client.get(prefix + "k")
     finally:
         admin.client_unpause()
         admin.close()
-    time.sleep(0)  # the pause is lifted before the next test
+        await client.aclose()
 
 
-def test_dead_server_fails_fast() -> None:
-    async def run() -> None:
-        client = create_redis(RedisSettings(url="redis://127.0.0.1:1/0"))
-        try:
-            with pytest.raises(redis.exceptions.ConnectionError):
-                await client.ping()
-        finally:
-            await client.aclose()
-
-    asyncio.run(run())
+@pytest.mark.asyncio
+async def test_dead_server_fails_fast() -> None:
+    client = create_redis(RedisSettings(url="redis://127.0.0.1:1/0"))
+    try:
+        with pytest.raises(redis.exceptions.ConnectionError):
+            await client.ping()
+    finally:
+        await client.aclose()

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import logging
 
+from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.routing import Route
 
 from fastapi_enterprise.deploy_check import DeployCheckError
 from fastapi_enterprise.errors import register_exception_handlers
 from fastapi_enterprise.middleware.request_id import RequestIDMiddleware
+from fastapi_enterprise.openapi import apply_customizers, document_problem_errors
 from fastapi_enterprise.settings import EnterpriseSettings, Environment
 
 __all__ = ["install", "installed_settings"]
@@ -31,8 +33,9 @@ logger = logging.getLogger("fastapi_enterprise.deploy")
 def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
     """Make ``app`` production-ready from ``settings``.
 
-    Adds the request-ID middleware (with its error shield), problem+json exception
-    handlers, and removes the API docs routes when ``settings.app.docs`` is off.
+    Adds the request-ID middleware (with its error shield) and problem+json exception
+    handlers; documents errors as problem+json in the OpenAPI schema, or removes the API
+    docs routes when ``settings.app.docs`` is off.
 
     In production, the deploy check runs first and any error-level finding stops the
     start with :class:`~fastapi_enterprise.deploy_check.DeployCheckError`; warnings are
@@ -57,6 +60,8 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
     register_exception_handlers(app)
     if not settings.app.docs:
         _remove_docs(app)
+    elif isinstance(app, FastAPI):
+        apply_customizers(app, document_problem_errors)
     request_id = settings.request_id
     app.add_middleware(
         RequestIDMiddleware,

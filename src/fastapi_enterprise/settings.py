@@ -35,6 +35,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from fastapi_enterprise._http import is_header_name
 from fastapi_enterprise.redaction import MASK, mask_dsn
 
 if TYPE_CHECKING:
@@ -54,7 +55,6 @@ __all__ = [
 # Marks a SecretStr field that holds a connection URL: safe_dump() shows it with the
 # password masked instead of hiding it whole.
 _DSN_MARKER = "fastapi_enterprise:dsn"
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}")
 
 
 class Environment(str, Enum):
@@ -204,7 +204,7 @@ class RequestIDSettings(BaseModel):
     @field_validator("header_name")
     @classmethod
     def _check_header(cls, name: str) -> str:
-        if _TOKEN.fullmatch(name) is None:
+        if not is_header_name(name):
             raise ValueError("must be an HTTP header name (RFC 9110 token, 1-64 characters)")
         return name
 

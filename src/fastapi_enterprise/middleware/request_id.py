@@ -30,6 +30,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars, reset_contextvars
 
+from fastapi_enterprise._http import is_header_name
 from fastapi_enterprise.context import _reset_request_id, _set_request_id
 from fastapi_enterprise.errors import (
     internal_error_response,
@@ -47,7 +48,6 @@ __all__ = [
 DEFAULT_REQUEST_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._:\-]{7,127}"
 """Incoming IDs must match this in full: 8-128 characters, letters, digits and ``._:-``."""
 
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}")
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _MAX_TRACEPARENT = 55 + 64  # version 00 is 55 characters; later versions may append fields
 
@@ -125,7 +125,7 @@ class RequestIDMiddleware:
         generator: Callable[[], str] = generate_request_id,
         use_traceparent: bool = False,
     ) -> None:
-        if _TOKEN.fullmatch(header_name) is None:
+        if not is_header_name(header_name):
             raise ValueError(f"header_name {header_name!r} is not a valid HTTP header name")
         if max_length < 1:
             raise ValueError("max_length must be at least 1")
