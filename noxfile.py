@@ -58,7 +58,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """Run mypy --strict over src, tests, examples and this file."""
+    """Run mypy --strict over src, tests, examples, benchmarks and this file."""
     session.install("-e", ".[all]", *group("typecheck"))
     session.run("mypy")
 
