@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import traceback
+import types
 import typing
 from pathlib import Path
 
@@ -197,14 +198,23 @@ def _is_secret_type(annotation: object) -> bool:
     return annotation is SecretStr
 
 
+def _is_plain_str(annotation: object) -> bool:
+    if annotation is str:
+        return True
+    is_union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    return is_union and str in typing.get_args(annotation)
+
+
 def test_every_secret_looking_field_is_a_secretstr() -> None:
     fields = dict(_fields(EnterpriseSettings))
     assert fields, "the walk found no fields"
     for name, annotation in fields.items():
         leaf = name.rsplit(".", 1)[-1]
         dsn = leaf == "url" and name.split(".")[0] in {"database", "redis"}
-        if dsn or any(word in leaf for word in SECRET_WORDS):
-            assert _is_secret_type(annotation), f"{name} holds a secret but is {annotation}"
+        if (dsn or any(word in leaf for word in SECRET_WORDS)) and _is_plain_str(annotation):
+            raise AssertionError(f"{name} holds a secret but is declared as {annotation}")
+        if dsn:
+            assert _is_secret_type(annotation), name
 
 
 def test_the_secret_field_check_catches_a_plain_str() -> None:
@@ -215,4 +225,6 @@ def test_the_secret_field_check_catches_a_plain_str() -> None:
         extra_section: Leaky = Leaky()
 
     fields = dict(_fields(Wrapper))
-    assert not _is_secret_type(fields["extra_section.api_token"])
+    assert _is_plain_str(fields["extra_section.api_token"])
+    assert not _is_plain_str(fields["security.secret_key"])
+    assert not _is_plain_str(fields["logging.redact_keys"])

@@ -1,15 +1,35 @@
 """Redaction of secrets: the one module that decides what is secret and how it is masked.
 
-Settings dumps use it today; log lines and error-tracker events ask the same functions,
-so a value hidden in one place is hidden everywhere.
+Settings dumps, log lines (the access log and every event through
+:func:`~fastapi_enterprise.log_config.configure_logging`) and Sentry events all ask the
+same :class:`Redactor`, so a value hidden in one place is hidden everywhere.
+
+What counts as secret:
+
+- header values of ``Authorization``, ``Proxy-Authorization``, ``Cookie``, ``Set-Cookie``,
+  ``X-Api-Key``, ``X-Auth-Token`` (and any configured others);
+- query parameters, mapping keys and field names containing a secret word
+  (``password``, ``secret``, ``token``, ``api_key``, ...), case-insensitively, with ``-``
+  and ``_`` treated alike (``clientSecret``, ``X-Api-Key``, ``DB_PASSWORD``);
+- passwords in URLs (``postgresql://app:pw@db``) and bearer tokens inside free text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from urllib.parse import parse_qsl, urlencode, urlsplit
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
 
-__all__ = ["MASK", "SECRET_KEY_PARTS", "is_secret_key", "mask_dsn"]
+__all__ = [
+    "DEFAULT_REDACTOR",
+    "MASK",
+    "SECRET_HEADERS",
+    "SECRET_KEY_PARTS",
+    "Redactor",
+    "is_secret_key",
+    "mask_dsn",
+]
 
 MASK = "**********"
 """What every redacted value is replaced with (the same mask pydantic's SecretStr shows)."""
@@ -35,6 +55,30 @@ SECRET_KEY_PARTS: tuple[str, ...] = (
 )
 """Substrings that make a mapping key or query parameter name secret (case-insensitive)."""
 
+SECRET_HEADERS: frozenset[str] = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+        "x-auth-token",
+        "x-csrf-token",
+    }
+)
+"""Header names whose values are always masked (lower case)."""
+
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s:/@]*:)([^\s@/]+)(@)")
+# Credentials of the Bearer and Basic schemes quoted in text (an error message that
+# repeats an Authorization header); short words after "basic" are left alone.
+_BEARER = re.compile(r"(?i)\b(bearer|basic)(\s+)([A-Za-z0-9._~+/\-]{8,}=*)")
+_MAX_QUERY_PARAMS = 100
+_DEPTH_MARKER = "[depth limit]"
+
+
+def _normalise(name: str) -> str:
+    return name.lower().replace("-", "_")
+
 
 def is_secret_key(name: str, extra: Iterable[str] = ()) -> bool:
     """Return whether a field, header or parameter called ``name`` holds a secret.
@@ -46,13 +90,8 @@ def is_secret_key(name: str, extra: Iterable[str] = ()) -> bool:
         name: The key to test.
         extra: Additional substrings to treat as secret.
     """
-    normalised = name.lower().replace("-", "_")
-    squashed = normalised.replace("_", "")
-    for part in (*SECRET_KEY_PARTS, *extra):
-        part = part.lower().replace("-", "_")
-        if part in normalised or part.replace("_", "") in squashed:
-            return True
-    return False
+    redactor = Redactor(keys=extra) if extra else DEFAULT_REDACTOR
+    return redactor.is_secret(name)
 
 
 def mask_dsn(dsn: str) -> str:
@@ -95,3 +134,95 @@ def mask_dsn(dsn: str) -> str:
     if parts.fragment:
         masked += f"#{parts.fragment}"
     return masked
+
+
+class Redactor:
+    """Masks secrets in headers, query strings, free text and nested data.
+
+    Args:
+        keys: Extra substrings that make a key or parameter name secret.
+        headers: Extra header names whose values are always masked.
+        max_depth: Nested data deeper than this is replaced by a marker (bounds the
+            work on hostile or cyclic structures).
+    """
+
+    def __init__(
+        self,
+        *,
+        keys: Iterable[str] = (),
+        headers: Iterable[str] = (),
+        max_depth: int = 8,
+    ) -> None:
+        self.key_parts = tuple(_normalise(part) for part in (*SECRET_KEY_PARTS, *keys))
+        self._squashed_parts = tuple(part.replace("_", "") for part in self.key_parts)
+        self.secret_headers = SECRET_HEADERS | {name.lower() for name in headers}
+        self.max_depth = max_depth
+
+    def is_secret(self, name: str) -> bool:
+        """Whether a key, field or parameter called ``name`` holds a secret."""
+        normalised = _normalise(name)
+        if any(part in normalised for part in self.key_parts):
+            return True
+        squashed = normalised.replace("_", "")
+        return any(part in squashed for part in self._squashed_parts)
+
+    def header(self, name: str, value: str) -> str:
+        """Return the value of header ``name``, masked if the header carries secrets."""
+        if name.lower() in self.secret_headers or self.is_secret(name):
+            return MASK
+        return self.text(value)
+
+    def headers(self, headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Return ``(name, value)`` pairs with secret values masked, order kept."""
+        return [(name, self.header(name, value)) for name, value in headers]
+
+    def query_string(self, query: str) -> str:
+        """Mask the values of secret query parameters; keeps the raw encoding of the rest.
+
+        At most 100 parameters are kept; a marker replaces the remainder.
+        """
+        if not query:
+            return query
+        parts = query.split("&")
+        kept: list[str] = []
+        for part in parts[:_MAX_QUERY_PARAMS]:
+            name, has_value, _value = part.partition("=")
+            if has_value and self.is_secret(unquote_plus(name)):
+                kept.append(f"{name}={MASK}")
+            else:
+                kept.append(self.text(part))
+        if len(parts) > _MAX_QUERY_PARAMS:
+            kept.append(f"[{len(parts) - _MAX_QUERY_PARAMS} more parameters]")
+        return "&".join(kept)
+
+    def text(self, text: str) -> str:
+        """Mask URL passwords and ``Bearer``/``Basic`` credentials inside free text."""
+        if "://" in text:
+            text = _URL_PASSWORD.sub(rf"\g<1>{MASK}\g<3>", text)
+        lowered = text.lower()
+        if "bearer" in lowered or "basic" in lowered:
+            text = _BEARER.sub(rf"\g<1>\g<2>{MASK}", text)
+        return text
+
+    def value(self, value: Any, depth: int = 0) -> Any:
+        """Redact nested data: secret keys masked, strings scanned, depth bounded."""
+        if isinstance(value, str):
+            return self.text(value)
+        if depth >= self.max_depth:
+            return _DEPTH_MARKER if isinstance(value, (Mapping, list, tuple, set)) else value
+        if isinstance(value, Mapping):
+            return {
+                key: (
+                    MASK
+                    if isinstance(key, str) and self.is_secret(key)
+                    else self.value(item, depth + 1)
+                )
+                for key, item in value.items()
+            }
+        if isinstance(value, (list, tuple, set, frozenset)):
+            return [self.value(item, depth + 1) for item in value]
+        return value
+
+
+DEFAULT_REDACTOR = Redactor()
+"""A redactor with the built-in rules only."""

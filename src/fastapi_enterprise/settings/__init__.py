@@ -1,0 +1,275 @@
+"""``EnterpriseSettings``: one settings class, one nested model per feature.
+
+Values come, highest priority first, from keyword arguments, environment variables
+(prefix ``FE_``, nested with ``__``: ``FE_SECURITY__SECRET_KEY``), a ``.env`` file, and
+secret files (``secrets_dir``, one file per variable, named like the variable).
+
+Every secret is a :class:`~pydantic.SecretStr`; a validation error never carries the
+rejected value (see :class:`SettingsValidationError`), and :meth:`EnterpriseSettings.safe_dump`
+gives a diagnostics view with secrets masked and connection URLs shown without passwords.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NestedSecretsSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+
+from fastapi_enterprise.redaction import MASK, mask_dsn
+from fastapi_enterprise.settings.sections import (
+    DSN_MARKER,
+    AppSettings,
+    DatabaseSettings,
+    Environment,
+    LoggingSettings,
+    RedisSettings,
+    RequestIDSettings,
+    SecuritySettings,
+    SentrySettings,
+)
+
+if TYPE_CHECKING:
+    from fastapi_enterprise.deploy_check import Finding
+
+__all__ = [
+    "AppSettings",
+    "DatabaseSettings",
+    "EnterpriseSettings",
+    "Environment",
+    "LoggingSettings",
+    "RedisSettings",
+    "RequestIDSettings",
+    "SecuritySettings",
+    "SentrySettings",
+    "SettingsValidationError",
+]
+
+
+class SettingsValidationError(ValueError):
+    """Settings failed validation. Lists each bad field; never contains a rejected value.
+
+    Pydantic's own error repeats the input (``input_value='hunter2'``) in its message,
+    its ``errors()`` and any chained traceback; this error keeps only the location, the
+    message and the error type, and is raised without a chained cause.
+    """
+
+    def __init__(self, title: str, errors: list[dict[str, Any]]) -> None:
+        self.title = title
+        self._errors = errors
+        lines = [f"{len(errors)} validation error(s) for {title}"]
+        for error in errors:
+            location = ".".join(str(part) for part in error["loc"]) or "(settings)"
+            lines.append(f"  {location}: {error['msg']} [type={error['type']}]")
+        super().__init__("\n".join(lines))
+
+    def errors(self) -> list[dict[str, Any]]:
+        """Return the errors as dicts with ``loc``, ``msg`` and ``type`` (no input)."""
+        return [dict(error) for error in self._errors]
+
+    @classmethod
+    def from_pydantic(cls, title: str, exc: ValidationError) -> SettingsValidationError:
+        """Build the sanitized error from pydantic's ``ValidationError``."""
+        errors = [
+            {"loc": tuple(error["loc"]), "msg": error["msg"], "type": error["type"]}
+            for error in exc.errors(include_url=False, include_input=False, include_context=False)
+        ]
+        return cls(title, errors)
+
+
+class EnterpriseSettings(BaseSettings):
+    """Settings for an app built with fastapi-enterprise; subclass it to add your own.
+
+    Example:
+        ```python
+        from fastapi import FastAPI
+        from fastapi_enterprise import EnterpriseSettings, install
+
+        settings = EnterpriseSettings()  # FE_* environment variables, .env, secrets
+        app = FastAPI(**settings.fastapi_kwargs())
+        install(app, settings)
+        ```
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="FE_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        secrets_dir=None,
+        secrets_dir_missing="ok",
+        case_sensitive=False,
+        # A .env file usually holds other tools' variables too; the root ignores them.
+        # Keyword-argument typos are still refused in __init__, and every section
+        # forbids unknown keys, so FE_SECURITY__SECRET_KY fails loudly.
+        extra="ignore",
+        use_attribute_docstrings=True,
+        validate_default=True,
+    )
+
+    environment: Environment = Environment.DEVELOPMENT
+    """``development``, ``test``, ``staging`` or ``production``."""
+
+    app: AppSettings = Field(default_factory=AppSettings)
+    """The application: name, version, debug, docs."""
+
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    """Secret key, CORS, trusted proxies, HSTS."""
+
+    request_id: RequestIDSettings = Field(default_factory=RequestIDSettings)
+    """Request ID header and validation."""
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    """SQL database URL and pool."""
+
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    """Redis URL, timeouts and pool."""
+
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    """Log format, level, outputs, access log, sampling and redaction."""
+
+    sentry: SentrySettings = Field(default_factory=SentrySettings)
+    """Error tracking with Sentry (extra ``sentry``); off without a DSN."""
+
+    _environment_defaults: ClassVar[dict[Environment, dict[str, Any]]] = {
+        Environment.DEVELOPMENT: {"app.docs": True, "logging.format": "console"},
+        Environment.TEST: {"app.docs": True, "logging.format": "json"},
+        Environment.STAGING: {"app.docs": False, "logging.format": "json"},
+        Environment.PRODUCTION: {"app.docs": False, "logging.format": "json"},
+    }
+
+    def __init__(self, **values: Any) -> None:
+        error: SettingsValidationError | None = None
+        unknown = sorted(
+            key for key in values if not key.startswith("_") and key not in type(self).model_fields
+        )
+        if unknown:
+            raise SettingsValidationError(
+                type(self).__name__,
+                [
+                    {
+                        "loc": (key,),
+                        "msg": "Extra inputs are not permitted",
+                        "type": "extra_forbidden",
+                    }
+                    for key in unknown
+                ],
+            )
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            error = SettingsValidationError.from_pydantic(type(self).__name__, exc)
+        except SettingsError as exc:
+            # Raised for unparsable JSON in a complex variable; its cause holds the raw
+            # document, which may contain a secret. Keep only pydantic-settings' message.
+            error = SettingsValidationError(
+                type(self).__name__,
+                [{"loc": (), "msg": str(exc).split(": ")[0], "type": "settings_error"}],
+            )
+        if error is not None:
+            # Raised outside the except blocks so the original (which holds the inputs)
+            # is neither the cause nor the context of this one.
+            raise error
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Read secret files with the same nested names as the environment variables."""
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            NestedSecretsSettingsSource(file_secret_settings),
+        )
+
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _normalise_environment(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _apply_environment_defaults(self) -> EnterpriseSettings:
+        for dotted, default in self._environment_defaults[self.environment].items():
+            section_name, name = dotted.split(".")
+            section = getattr(self, section_name)
+            if getattr(section, name) is None:
+                setattr(section, name, default)
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        """Whether ``environment`` is ``production``."""
+        return self.environment is Environment.PRODUCTION
+
+    def deploy_check(self) -> list[Finding]:
+        """Check these settings for a production deployment, like Django's ``check --deploy``.
+
+        Returns:
+            The findings, errors first. An empty list means nothing to fix. Messages
+            name fields and never contain a secret value.
+        """
+        from fastapi_enterprise.deploy_check import run_deploy_check
+
+        return run_deploy_check(self)
+
+    def safe_dump(self) -> dict[str, Any]:
+        """Return every setting as JSON-compatible data, safe to log or print.
+
+        Secrets become ``**********``; connection URLs keep scheme, user, host, port and
+        database but lose their password and secret query values.
+        """
+        return _safe_dump_model(self)
+
+    def fastapi_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``FastAPI(...)`` from the ``app`` section.
+
+        Title, version, debug, and the docs URLs (``None`` when docs are off).
+        """
+        docs = bool(self.app.docs)
+        return {
+            "title": self.app.name,
+            "version": self.app.version,
+            "debug": self.app.debug,
+            "docs_url": "/docs" if docs else None,
+            "redoc_url": "/redoc" if docs else None,
+            "openapi_url": "/openapi.json" if docs else None,
+        }
+
+
+def _safe_dump_model(model: BaseModel) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        if isinstance(value, SecretStr):
+            is_dsn = DSN_MARKER in field.metadata
+            result[name] = mask_dsn(value.get_secret_value()) if is_dsn else MASK
+        else:
+            result[name] = _safe_value(value)
+    return result
+
+
+def _safe_value(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return _safe_dump_model(value)
+    if isinstance(value, SecretStr):
+        return MASK
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, (list, tuple)):
+        return [_safe_value(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _safe_value(item) for key, item in value.items()}
+    return value

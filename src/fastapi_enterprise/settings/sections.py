@@ -1,0 +1,396 @@
+"""The nested settings models: one per feature, each documented field by field.
+
+Each model is usable alone (``SecuritySettings(cors_origins=[...])``) and as a section of
+:class:`~fastapi_enterprise.settings.EnterpriseSettings` (``FE_SECURITY__CORS_ORIGINS``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging.handlers
+import re
+from enum import Enum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
+
+from fastapi_enterprise._http import is_header_name
+
+__all__ = [
+    "DSN_MARKER",
+    "AppSettings",
+    "DatabaseSettings",
+    "Environment",
+    "LoggingSettings",
+    "RedisSettings",
+    "RequestIDSettings",
+    "SecuritySettings",
+    "SentrySettings",
+]
+
+DSN_MARKER = "fastapi_enterprise:dsn"
+"""Metadata marking a SecretStr field that holds a connection URL: ``safe_dump()`` shows
+it with the password masked instead of hiding it whole."""
+
+
+class Environment(str, Enum):
+    """Where the app runs; several defaults and the deploy check depend on it."""
+
+    DEVELOPMENT = "development"
+    TEST = "test"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+def _split_list(value: Any) -> Any:
+    """Accept ``a,b`` and JSON ``["a","b"]`` from the environment; lists pass through."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except ValueError:
+                raise ValueError("not a valid JSON list") from None
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
+
+
+_Section = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+
+
+class AppSettings(BaseModel):
+    """The application itself: name, version, debug, API docs."""
+
+    model_config = _Section
+
+    name: str = Field("FastAPI", min_length=1, max_length=200)
+    """Application name; the OpenAPI title."""
+
+    version: str = Field("0.1.0", min_length=1, max_length=64)
+    """Application version; the OpenAPI version."""
+
+    debug: bool = False
+    """Starlette debug mode. Never in production: the deploy check refuses it."""
+
+    docs: bool | None = None
+    """Serve ``/docs``, ``/redoc`` and ``/openapi.json``. ``None`` (the default) means
+    on in development and test, off in staging and production."""
+
+
+class SecuritySettings(BaseModel):
+    """Secrets and the policies the deploy check verifies before a production start."""
+
+    model_config = _Section
+
+    secret_key: SecretStr | None = None
+    """Key for signing sessions and tokens. Required in production: at least 32
+    characters with at least 10 distinct ones; placeholders such as ``changeme`` are
+    refused by the deploy check."""
+
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Origins allowed to make cross-origin requests, e.g. ``https://app.example.com``
+    (scheme, host and optional port; no path). ``*`` allows any origin. From the
+    environment: a comma-separated list or a JSON list."""
+
+    cors_origin_regex: str | None = None
+    """A regular expression for allowed origins. It must be anchored (``^...$``) and
+    escape the dots of host names (``^https://[a-z0-9-]+\\.example\\.com$``)."""
+
+    cors_allow_credentials: bool = False
+    """Allow cookies and ``Authorization`` on cross-origin requests. Never with ``*``."""
+
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Addresses or CIDR networks of reverse proxies whose ``X-Forwarded-*`` headers are
+    believed, e.g. ``10.0.0.0/8``. ``*`` trusts every peer and is refused in production."""
+
+    hsts_max_age: int = Field(31_536_000, ge=0, le=2 * 31_536_000)
+    """``Strict-Transport-Security`` max-age in seconds (one year by default). The deploy
+    check requires at least 180 days."""
+
+    hsts_include_subdomains: bool = True
+    """Add ``includeSubDomains`` to HSTS."""
+
+    hsts_preload: bool = False
+    """Add ``preload`` to HSTS. Opt-in: it needs a one-year max-age, includeSubDomains and
+    a submission to the browsers' preload list that is hard to undo."""
+
+    _split = field_validator("cors_origins", "trusted_proxies", mode="before")(_split_list)
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if origin == "*":
+                continue
+            if origin.lower() == "null":
+                raise ValueError("the 'null' origin must never be allowed")
+            match = re.fullmatch(r"([a-z][a-z0-9+.-]*)://([^/?#@\s]+)", origin, re.IGNORECASE)
+            if match is None:
+                raise ValueError(
+                    f"origin {_quote(origin)} is not scheme://host[:port] "
+                    "(no path, no trailing slash)"
+                )
+        return origins
+
+    @field_validator("cors_origin_regex")
+    @classmethod
+    def _check_regex(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc.msg}") from None
+        return pattern
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, proxies: list[str]) -> list[str]:
+        for proxy in proxies:
+            if proxy == "*":
+                continue
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"{_quote(proxy)} is not an IP address or CIDR network") from None
+        return proxies
+
+
+class RequestIDSettings(BaseModel):
+    """How each request gets its ID."""
+
+    model_config = _Section
+
+    header_name: str = "X-Request-ID"
+    """Request and response header that carries the ID."""
+
+    trust_incoming: bool = True
+    """Reuse an ID sent by the client or a proxy when it passes validation. When off,
+    every request gets a fresh ID."""
+
+    max_length: int = Field(128, ge=8, le=1024)
+    """Longest incoming ID that is reused; longer ones are replaced."""
+
+    pattern: str = r"[A-Za-z0-9][A-Za-z0-9._:\-]{7,127}"
+    """Regular expression an incoming ID must match in full to be reused."""
+
+    use_traceparent: bool = False
+    """Take the trace-id of a valid W3C ``traceparent`` header as the request ID when no
+    valid ID header came in, so logs join up with distributed traces."""
+
+    @field_validator("header_name")
+    @classmethod
+    def _check_header(cls, name: str) -> str:
+        if not is_header_name(name):
+            raise ValueError("must be an HTTP header name (RFC 9110 token, 1-64 characters)")
+        return name
+
+    @field_validator("pattern")
+    @classmethod
+    def _check_pattern(cls, pattern: str) -> str:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc.msg}") from None
+        return pattern
+
+
+class DatabaseSettings(BaseModel):
+    """The SQL database: URL and SQLAlchemy pool options."""
+
+    model_config = _Section
+
+    url: Annotated[SecretStr, DSN_MARKER] = SecretStr("sqlite:///./app.db")
+    """SQLAlchemy URL, e.g. ``postgresql+psycopg://app:pw@db/app``. Shown only with the
+    password masked."""
+
+    pool_size: int = Field(5, ge=1, le=1000)
+    """Connections kept open in the pool."""
+
+    max_overflow: int = Field(10, ge=0, le=1000)
+    """Connections opened beyond ``pool_size`` under load."""
+
+    pool_timeout: float = Field(30.0, gt=0, le=3600)
+    """Seconds to wait for a free connection before failing."""
+
+    pool_recycle: int = Field(1800, ge=-1)
+    """Seconds after which a connection is replaced (-1: never); keeps it under the
+    server's idle timeout."""
+
+    echo: bool = False
+    """Log every SQL statement (development only)."""
+
+    def engine_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``sqlalchemy.create_engine(url, **kwargs)``.
+
+        SQLite uses SQLAlchemy's own pool choice (an in-memory database must keep its
+        single connection), so only ``echo`` applies to it.
+        """
+        kwargs: dict[str, Any] = {"echo": self.echo}
+        if not self.url.get_secret_value().startswith("sqlite"):
+            kwargs.update(
+                pool_size=self.pool_size,
+                max_overflow=self.max_overflow,
+                pool_timeout=self.pool_timeout,
+                pool_recycle=self.pool_recycle,
+                pool_pre_ping=True,
+            )
+        return kwargs
+
+
+class RedisSettings(BaseModel):
+    """The Redis server: URL, timeouts and connection cap."""
+
+    model_config = _Section
+
+    url: Annotated[SecretStr, DSN_MARKER] = SecretStr("redis://127.0.0.1:6379/0")
+    """``redis://``, ``rediss://`` or ``unix://`` URL; shown only with the password masked."""
+
+    socket_timeout: float = Field(0.5, gt=0, le=60)
+    """Seconds a command may take before it fails: a hung server costs at most this."""
+
+    socket_connect_timeout: float = Field(0.5, gt=0, le=60)
+    """Seconds to establish a connection."""
+
+    max_connections: int = Field(50, ge=1, le=10_000)
+    """Most connections the client's pool opens."""
+
+    health_check_interval: int = Field(30, ge=0)
+    """Seconds after which an idle connection is pinged before reuse (0: never)."""
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: SecretStr) -> SecretStr:
+        if not url.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return url
+
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class LoggingSettings(BaseModel):
+    """Structured logging: format, outputs, the access log, sampling and redaction."""
+
+    model_config = _Section
+
+    level: LogLevel = "INFO"
+    """Lowest level written, for the app and every library logging through the stdlib."""
+
+    format: Literal["json", "console"] | None = None
+    """``json`` (one object per line) or ``console`` (readable, coloured). ``None`` (the
+    default) means console in development, JSON everywhere else."""
+
+    max_field_length: int = Field(2048, ge=64, le=1_048_576)
+    """Longest string value written in a log field; longer values are cut and marked."""
+
+    access_log: bool = True
+    """Write one line per request (``fastapi_enterprise.access``)."""
+
+    access_exclude_paths: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["/health/live", "/health/ready", "/metrics"]
+    )
+    """Paths that never get an access line (probes and scrapes)."""
+
+    slow_request_ms: float = Field(1000.0, ge=0)
+    """Requests slower than this get ``slow=true`` and at least warning level (0: off)."""
+
+    access_sample_rate: float = Field(1.0, ge=0.0, le=1.0)
+    """Fraction of successful, fast access lines kept. Errors, 4xx/5xx and slow
+    requests are always kept."""
+
+    access_sample_routes: dict[str, float] = Field(default_factory=dict)
+    """Per-route-template sample rates, e.g. ``{"/items/{item_id}": 0.01}``; JSON in the
+    environment."""
+
+    event_sample_rates: dict[str, float] = Field(default_factory=dict)
+    """Per-event sample rates for high-volume debug and info events, e.g.
+    ``{"cache.hit": 0.1}``. Warnings and errors are always kept."""
+
+    user_agent_max_length: int = Field(256, ge=16, le=8192)
+    """Longest User-Agent written on the access line."""
+
+    file_path: str | None = None
+    """Also write JSON lines to this file, rotated by size."""
+
+    file_max_bytes: int = Field(50 * 1024 * 1024, ge=1024)
+    """Size at which the log file is rotated."""
+
+    file_backup_count: int = Field(5, ge=0, le=1000)
+    """Rotated files kept."""
+
+    syslog_address: str | None = None
+    """Also send to syslog: a socket path (``/dev/log``) or ``host:port`` (UDP)."""
+
+    syslog_facility: str = "user"
+    """Syslog facility name, e.g. ``user``, ``local0``."""
+
+    queue_size: int = Field(10_000, ge=1, le=10_000_000)
+    """Records waiting for the writer thread; when full, new records are dropped and
+    counted instead of blocking a request."""
+
+    redact_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Extra substrings that make a field, key or query parameter secret."""
+
+    redact_headers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Extra header names whose values are always masked."""
+
+    uvicorn_access_log: bool = False
+    """Keep uvicorn's own access lines (the library's access log replaces them)."""
+
+    _split = field_validator(
+        "access_exclude_paths", "redact_keys", "redact_headers", mode="before"
+    )(_split_list)
+
+    @field_validator("access_sample_routes", "event_sample_rates")
+    @classmethod
+    def _check_rates(cls, rates: dict[str, float]) -> dict[str, float]:
+        for name, rate in rates.items():
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"the rate of {_quote(name)} must be between 0 and 1")
+        return rates
+
+    @field_validator("syslog_facility")
+    @classmethod
+    def _check_facility(cls, facility: str) -> str:
+        if facility.lower() not in logging.handlers.SysLogHandler.facility_names:
+            raise ValueError(f"unknown syslog facility {_quote(facility)}")
+        return facility.lower()
+
+
+class SentrySettings(BaseModel):
+    """Error tracking with Sentry; needs the ``sentry`` extra and a DSN."""
+
+    model_config = _Section
+
+    dsn: Annotated[SecretStr | None, DSN_MARKER] = None
+    """Project DSN. Without it, ``init_sentry()`` does nothing."""
+
+    environment: str | None = None
+    """Sentry environment; defaults to the settings' ``environment``."""
+
+    release: str | None = None
+    """Release name; defaults to ``<app.name>@<app.version>``."""
+
+    traces_sample_rate: float = Field(0.0, ge=0.0, le=1.0)
+    """Fraction of requests traced for performance monitoring."""
+
+    profiles_sample_rate: float = Field(0.0, ge=0.0, le=1.0)
+    """Fraction of traced requests profiled."""
+
+    include_local_variables: bool = False
+    """Send stack-frame local variables. Off by default: locals hold passwords and
+    tokens under names no scrubber can guess."""
+
+    event_level: LogLevel = "ERROR"
+    """Log records at or above this level become Sentry events."""
+
+    breadcrumb_level: LogLevel = "INFO"
+    """Log records at or above this level become breadcrumbs."""
+
+
+def _quote(value: str, limit: int = 80) -> str:
+    """Quote a (non-secret) configuration value for an error message, bounded."""
+    shown = value if len(value) <= limit else value[:limit] + "..."
+    return repr(shown)
