@@ -153,3 +153,53 @@ def redis_namespace(redis_server: str) -> Iterator[tuple[str, str]]:
             client.delete(*keys)
     finally:
         client.close()
+
+
+class LogCapture:
+    """configure_logging() writing into memory; ``lines()`` parses what was written."""
+
+    def __init__(self, settings: Any) -> None:
+        import io
+
+        from fastapi_enterprise import configure_logging
+
+        self.stream = io.StringIO()
+        self.handle = configure_logging(settings, stream=self.stream, chance=lambda: 0.5)
+
+    def text(self) -> str:
+        assert self.handle.flush(timeout=10), "log queue did not drain"
+        return self.stream.getvalue()
+
+    def lines(self) -> list[dict[str, Any]]:
+        import json
+
+        return [json.loads(line) for line in self.text().splitlines()]
+
+    def events(self, event: str) -> list[dict[str, Any]]:
+        return [line for line in self.lines() if line.get("event") == event]
+
+
+@pytest.fixture
+def capture_logs() -> Iterator[Any]:
+    """Return a starter that configures logging into memory for one test."""
+    import logging
+
+    import structlog
+
+    captures: list[LogCapture] = []
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+
+    def start(settings: Any) -> LogCapture:
+        capture = LogCapture(settings)
+        captures.append(capture)
+        return capture
+
+    yield start
+    for capture in captures:
+        capture.handle.stop()
+    structlog.reset_defaults()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).setLevel(logging.NOTSET)

@@ -123,19 +123,19 @@ def test_install_refuses_production_with_every_error_named_and_no_secret() -> No
 
 def test_production_warnings_are_logged_not_fatal(caplog: pytest.LogCaptureFixture) -> None:
     app = FastAPI()
-    with caplog.at_level(logging.WARNING, logger="fastapi_enterprise.deploy"):
+    with caplog.at_level(logging.WARNING, logger="fastapi_enterprise.security"):
         install(app, safe(app={"docs": True}))
     assert [r.finding_id for r in caplog.records] == ["app.docs_public"]  # type: ignore[attr-defined]
     assert TestClient(app).get("/docs").status_code == 200
 
 
 def test_staging_logs_errors_as_warnings(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="fastapi_enterprise.deploy"):
+    with caplog.at_level(logging.WARNING, logger="fastapi_enterprise.security"):
         install(FastAPI(), EnterpriseSettings(environment="staging"))
     assert "security.secret_key_missing" in [r.finding_id for r in caplog.records]  # type: ignore[attr-defined]
 
 
 def test_development_runs_no_check(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.DEBUG, logger="fastapi_enterprise.deploy"):
+    with caplog.at_level(logging.DEBUG, logger="fastapi_enterprise.security"):
         install(FastAPI(), EnterpriseSettings())
     assert caplog.records == []

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from fastapi_enterprise import (
+    AccessLogMiddleware,
     EnterpriseSettings,
     RequestIDMiddleware,
     get_request_id,
@@ -25,7 +26,8 @@ def test_install_wires_request_ids_and_problem_errors() -> None:
     install(app, settings)
     assert installed_settings(app) is settings
     assert [getattr(m.cls, "__name__", None) for m in app.user_middleware] == [
-        RequestIDMiddleware.__name__
+        RequestIDMiddleware.__name__,
+        AccessLogMiddleware.__name__,
     ]
     response = TestClient(app).get("/nowhere")
     assert response.headers["content-type"] == "application/problem+json"

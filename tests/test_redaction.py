@@ -55,3 +55,58 @@ def test_extra_secret_names() -> None:
 def test_mask_dsn(dsn: str, masked: str) -> None:
     assert mask_dsn(dsn) == masked
     assert "hunter2" not in mask_dsn(dsn)
+
+
+def test_text_masks_secret_query_parameters_and_credentials() -> None:
+    from fastapi_enterprise.redaction import Redactor
+
+    redactor = Redactor(keys=["pin"])
+    text = (
+        'HTTP Request: GET http://api/items?api_key=s3cr3t&page=2&user_pin=1234 "HTTP/1.1 200"'
+        " retry with Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.abc and basic usage"
+    )
+    assert redactor.text(text) == (
+        "HTTP Request: GET http://api/items?api_key=**********&page=2&user_pin=********** "
+        '"HTTP/1.1 200" retry with Authorization: Bearer ********** and basic usage'
+    )
+
+
+def test_nested_values_and_depth_limit() -> None:
+    from fastapi_enterprise.redaction import Redactor
+
+    redactor = Redactor(max_depth=4)
+    data = {
+        "user": {"Password": "x", "tags": ["a", {"token": "y"}]},
+        "deep": {"a": {"b": {"c": {"d": 1}}}},
+    }
+    assert redactor.value(data) == {
+        "user": {"Password": MASK, "tags": ["a", {"token": MASK}]},
+        "deep": {"a": {"b": {"c": "[depth limit]"}}},
+    }
+    assert redactor.value(("postgresql://u:pw@h/db",)) == [f"postgresql://u:{MASK}@h/db"]
+
+
+def test_headers_and_query_strings() -> None:
+    from fastapi_enterprise.redaction import Redactor
+
+    redactor = Redactor(headers=["X-Tenant-Secret-Header"])
+    assert redactor.headers(
+        [
+            ("Authorization", "Basic dXNlcjpwYXNz"),
+            ("Accept", "*/*"),
+            ("x-tenant-secret-header", "v"),
+            ("X-Session-Id", "s"),
+        ]
+    ) == [
+        ("Authorization", MASK),
+        ("Accept", "*/*"),
+        ("x-tenant-secret-header", MASK),
+        ("X-Session-Id", MASK),
+    ]
+    assert (
+        redactor.query_string("a=1&access%5Ftoken=x&flag&b=")
+        == "a=1&access%5Ftoken=**********&flag&b="
+    )
+    many = "&".join(f"p{n}=1" for n in range(150))
+    assert redactor.query_string(many).endswith("&[50 more parameters]")
+    assert redactor.query_string("") == ""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from importlib.metadata import PackageNotFoundError, version
 
-from fastapi_enterprise.context import get_request_id
+from fastapi_enterprise.context import bind_request, get_request_fields, get_request_id
 from fastapi_enterprise.deploy_check import DeployCheckError, Finding
 from fastapi_enterprise.errors import (
     PROBLEM_CONTENT_TYPE,
@@ -24,17 +24,23 @@ from fastapi_enterprise.errors import (
     register_exception_handlers,
 )
 from fastapi_enterprise.install import install, installed_settings
+from fastapi_enterprise.log_config import LoggingHandle, configure_logging
+from fastapi_enterprise.middleware.access_log import AccessLogMiddleware
 from fastapi_enterprise.middleware.request_id import RequestIDMiddleware, generate_request_id
+from fastapi_enterprise.redaction import Redactor
 from fastapi_enterprise.responses import ErrorResponse, ValidationErrorItem, problem_responses
 from fastapi_enterprise.routing import UNMATCHED_ROUTE, route_template
+from fastapi_enterprise.security_events import SecurityEvent, security_event
 from fastapi_enterprise.settings import (
     AppSettings,
     DatabaseSettings,
     EnterpriseSettings,
     Environment,
+    LoggingSettings,
     RedisSettings,
     RequestIDSettings,
     SecuritySettings,
+    SentrySettings,
     SettingsValidationError,
 )
 
@@ -50,6 +56,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
     "UNMATCHED_ROUTE",
+    "AccessLogMiddleware",
     "AppSettings",
     "DatabaseSettings",
     "DeployCheckError",
@@ -57,15 +64,23 @@ __all__ = [
     "Environment",
     "ErrorResponse",
     "Finding",
+    "LoggingHandle",
+    "LoggingSettings",
     "ProblemResponse",
+    "Redactor",
     "RedisSettings",
     "RequestIDMiddleware",
     "RequestIDSettings",
+    "SecurityEvent",
     "SecuritySettings",
+    "SentrySettings",
     "SettingsValidationError",
     "ValidationErrorItem",
     "__version__",
+    "bind_request",
+    "configure_logging",
     "generate_request_id",
+    "get_request_fields",
     "get_request_id",
     "install",
     "installed_settings",
@@ -73,4 +88,5 @@ __all__ = [
     "problem_responses",
     "register_exception_handlers",
     "route_template",
+    "security_event",
 ]

@@ -9,10 +9,19 @@ ContextVars directly.
 from __future__ import annotations
 
 from contextvars import ContextVar, Token
+from typing import Any
 
-__all__ = ["get_request_id"]
+import structlog
+from starlette.types import Scope
+
+__all__ = ["bind_request", "get_request_fields", "get_request_id"]
 
 _request_id: ContextVar[str | None] = ContextVar("fastapi_enterprise.request_id", default=None)
+_scope: ContextVar[Scope | None] = ContextVar("fastapi_enterprise.scope", default=None)
+# A dict shared by reference: a sync endpoint or dependency runs in a thread with a
+# *copy* of the request's context, so a ContextVar.set() there would never reach the
+# access log; mutating the one dict does.
+_fields: ContextVar[dict[str, Any] | None] = ContextVar("fastapi_enterprise.fields", default=None)
 
 
 def get_request_id() -> str | None:
@@ -24,9 +33,39 @@ def get_request_id() -> str | None:
     return _request_id.get()
 
 
-def _set_request_id(value: str) -> Token[str | None]:
-    return _request_id.set(value)
+def bind_request(**fields: Any) -> None:
+    """Attach fields to the current request: they appear on its access-log line.
+
+    Call it from an endpoint or dependency, async or sync (``bind_request(user_id=42)``).
+    The fields are also bound into ``structlog.contextvars``, so log events emitted later
+    in the same context carry them. Outside a request, only the structlog binding happens.
+    """
+    request_fields = _fields.get()
+    if request_fields is not None:
+        request_fields.update(fields)
+    structlog.contextvars.bind_contextvars(**fields)
 
 
-def _reset_request_id(token: Token[str | None]) -> None:
-    _request_id.reset(token)
+def get_request_fields() -> dict[str, Any]:
+    """Return a copy of the fields bound with :func:`bind_request` to this request."""
+    request_fields = _fields.get()
+    return dict(request_fields) if request_fields is not None else {}
+
+
+def _current_scope() -> Scope | None:
+    return _scope.get()
+
+
+def _enter_request(request_id: str, scope: Scope) -> tuple[Token[Any], ...]:
+    return (_request_id.set(request_id), _scope.set(scope), _fields.set({}))
+
+
+def _exit_request(tokens: tuple[Token[Any], ...]) -> None:
+    request_id_token, scope_token, fields_token = tokens
+    bound = _fields.get()
+    if bound:
+        # Fields bound in this context must not outlive the request in it.
+        structlog.contextvars.unbind_contextvars(*bound)
+    _fields.reset(fields_token)
+    _scope.reset(scope_token)
+    _request_id.reset(request_id_token)

@@ -36,6 +36,7 @@ from starlette.types import Scope
 
 from fastapi_enterprise.context import get_request_id
 from fastapi_enterprise.routing import route_template
+from fastapi_enterprise.security_events import SecurityEvent, security_event
 
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
@@ -135,6 +136,13 @@ async def http_exception_handler(request: Request, exc: Exception) -> Response:
 
 
 def _http_exception_response(scope: Scope, exc: StarletteHTTPException) -> Response:
+    if exc.status_code in (401, 403):
+        security_event(
+            SecurityEvent.AUTH_FAILURE,
+            status=exc.status_code,
+            method=scope.get("method"),
+            route=route_template(scope),
+        )
     members: dict[str, Any] = {}
     detail: Any = exc.detail
     if isinstance(detail, Mapping):

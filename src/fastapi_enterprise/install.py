@@ -4,6 +4,7 @@ The middleware are added innermost first, so the stack reads, outermost first, a
 ``docs/how-to/middleware-order.md`` explains::
 
     RequestID / error shield   every response gets the ID; unhandled errors become 500 problems
+    AccessLog                  one line per request, after the response; sees inner statuses
     app                        problem+json handlers for HTTP and validation errors
 
 Later layers (security headers, access log, metrics, CORS, body limit, rate limit, gzip)
@@ -12,30 +13,32 @@ slot in between, each at its documented position.
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.routing import Route
 
 from fastapi_enterprise.deploy_check import DeployCheckError
 from fastapi_enterprise.errors import register_exception_handlers
+from fastapi_enterprise.middleware.access_log import AccessLogMiddleware
 from fastapi_enterprise.middleware.request_id import RequestIDMiddleware
 from fastapi_enterprise.openapi import apply_customizers, document_problem_errors
+from fastapi_enterprise.redaction import Redactor
+from fastapi_enterprise.security_events import SecurityEvent, security_event
 from fastapi_enterprise.settings import EnterpriseSettings, Environment
 
 __all__ = ["install", "installed_settings"]
 
 _STATE_KEY = "fastapi_enterprise_settings"
-logger = logging.getLogger("fastapi_enterprise.deploy")
 
 
 def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
     """Make ``app`` production-ready from ``settings``.
 
-    Adds the request-ID middleware (with its error shield) and problem+json exception
-    handlers; documents errors as problem+json in the OpenAPI schema, or removes the API
-    docs routes when ``settings.app.docs`` is off.
+    Adds the request-ID middleware (with its error shield), the access log and the
+    problem+json exception handlers; initialises Sentry when a DSN is configured;
+    documents errors as problem+json in the OpenAPI schema, or removes the API docs
+    routes when ``settings.app.docs`` is off. Logging itself is configured only by an
+    explicit :func:`~fastapi_enterprise.configure_logging` call.
 
     In production, the deploy check runs first and any error-level finding stops the
     start with :class:`~fastapi_enterprise.deploy_check.DeployCheckError`; warnings are
@@ -62,6 +65,20 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
         _remove_docs(app)
     elif isinstance(app, FastAPI):
         apply_customizers(app, document_problem_errors)
+    # Innermost first: each add_middleware() call wraps the previous ones.
+    logging_options = settings.logging
+    if logging_options.access_log:
+        app.add_middleware(
+            AccessLogMiddleware,
+            exclude_paths=logging_options.access_exclude_paths,
+            slow_request_ms=logging_options.slow_request_ms,
+            sample_rate=logging_options.access_sample_rate,
+            sample_routes=logging_options.access_sample_routes,
+            user_agent_max_length=logging_options.user_agent_max_length,
+            redactor=Redactor(
+                keys=logging_options.redact_keys, headers=logging_options.redact_headers
+            ),
+        )
     request_id = settings.request_id
     app.add_middleware(
         RequestIDMiddleware,
@@ -71,6 +88,10 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
         pattern=request_id.pattern,
         use_traceparent=request_id.use_traceparent,
     )
+    if settings.sentry.dsn is not None:
+        from fastapi_enterprise.sentry import init_sentry  # needs the sentry extra
+
+        init_sentry(settings)
     setattr(app.state, _STATE_KEY, settings)
 
 
@@ -88,7 +109,13 @@ def _run_deploy_check(settings: EnterpriseSettings) -> None:
     if settings.is_production and errors:
         raise DeployCheckError(errors)
     for finding in findings:
-        logger.warning("deploy check: %s", finding, extra={"finding_id": finding.id})
+        security_event(
+            SecurityEvent.DEPLOY_CHECK_WARNING,
+            finding_id=finding.id,
+            finding_level=finding.level,
+            detail=finding.message,
+            fix=finding.fix,
+        )
 
 
 def _remove_docs(app: Starlette) -> None:

@@ -68,6 +68,9 @@ SECRET_HEADERS: frozenset[str] = frozenset(
 )
 """Header names whose values are always masked (lower case)."""
 
+# A query parameter inside free text ("GET /x?token=abc HTTP/1.1"): the name is tested
+# against the secret words, the value masked.
+_TEXT_QUERY_PARAM = re.compile(r"([?&;])([^=&\s#\"'?]{1,64})=([^&\s#\"']*)")
 _URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s:/@]*:)([^\s@/]+)(@)")
 # Credentials of the Bearer and Basic schemes quoted in text (an error message that
 # repeats an Authorization header); short words after "basic" are left alone.
@@ -196,13 +199,21 @@ class Redactor:
         return "&".join(kept)
 
     def text(self, text: str) -> str:
-        """Mask URL passwords and ``Bearer``/``Basic`` credentials inside free text."""
+        """Mask URL passwords, secret query parameters and Bearer/Basic credentials in text."""
         if "://" in text:
             text = _URL_PASSWORD.sub(rf"\g<1>{MASK}\g<3>", text)
+        if "=" in text and ("?" in text or "&" in text):
+            text = _TEXT_QUERY_PARAM.sub(self._mask_param, text)
         lowered = text.lower()
         if "bearer" in lowered or "basic" in lowered:
             text = _BEARER.sub(rf"\g<1>\g<2>{MASK}", text)
         return text
+
+    def _mask_param(self, match: re.Match[str]) -> str:
+        separator, name, value = match.groups()
+        if value and value != MASK and self.is_secret(unquote_plus(name)):
+            return f"{separator}{name}={MASK}"
+        return match.group()
 
     def value(self, value: Any, depth: int = 0) -> Any:
         """Redact nested data: secret keys masked, strings scanned, depth bounded."""

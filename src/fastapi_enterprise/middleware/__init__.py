@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fastapi_enterprise.middleware.access_log import AccessLogMiddleware
 from fastapi_enterprise.middleware.request_id import RequestIDMiddleware
 
-__all__ = ["RequestIDMiddleware"]
+__all__ = ["AccessLogMiddleware", "RequestIDMiddleware"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import os
 import re
 import time
@@ -31,12 +32,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from fastapi_enterprise._http import is_header_name
-from fastapi_enterprise.context import _reset_request_id, _set_request_id
+from fastapi_enterprise.context import _enter_request, _exit_request
 from fastapi_enterprise.errors import (
     internal_error_response,
     log_unhandled_exception,
     unhandled_exception_response,
 )
+from fastapi_enterprise.security_events import SecurityEvent, security_event
 
 __all__ = [
     "DEFAULT_REQUEST_ID_PATTERN",
@@ -158,7 +160,7 @@ class RequestIDMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
-        token = _set_request_id(request_id)
+        tokens = _enter_request(request_id, scope)
         log_tokens = bind_contextvars(request_id=request_id)
         try:
             await self.app(scope, receive, send_with_request_id)
@@ -172,7 +174,7 @@ class RequestIDMiddleware:
             await response(scope, receive, send_with_request_id)
         finally:
             reset_contextvars(**log_tokens)
-            _reset_request_id(token)
+            _exit_request(tokens)
 
     def _incoming_id(self, scope: Scope) -> str | None:
         if not self.trust_incoming:
@@ -183,17 +185,33 @@ class RequestIDMiddleware:
             lowered = name.lower()
             if lowered == self.header:
                 if found is not None:
-                    return None  # duplicated header: ambiguous, replace it
+                    _rejected(scope, "duplicated", len(found) + len(value))
+                    return None  # ambiguous: there is no safe way to choose one
                 found = value
             elif lowered == b"traceparent" and traceparent is None:
                 traceparent = value
-        if found is not None and len(found) <= self.max_length:
-            candidate = found.decode("latin-1")
-            if self.validator(candidate):
+        if found is not None:
+            if len(found) > self.max_length:
+                _rejected(scope, "too_long", len(found))
+            elif self.validator(candidate := found.decode("latin-1")):
                 return candidate
+            else:
+                _rejected(scope, "invalid", len(found))
         if self.use_traceparent and traceparent is not None:
             return parse_traceparent(traceparent.decode("latin-1"))
         return None
+
+
+def _rejected(scope: Scope, reason: str, length: int) -> None:
+    # The value itself is never logged: it is attacker-controlled by definition.
+    security_event(
+        SecurityEvent.INVALID_REQUEST_ID,
+        level=logging.INFO,
+        reason=reason,
+        length=length,
+        method=scope.get("method"),
+        path=scope.get("path", "")[:256],
+    )
 
 
 async def _error_response(scope: Scope, exc: Exception) -> Response:

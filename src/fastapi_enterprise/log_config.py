@@ -1,0 +1,425 @@
+"""``configure_logging(settings)``: structlog and the stdlib, one format, one call.
+
+The library never configures logging by itself: the package logger has a
+``NullHandler`` until the application calls :func:`configure_logging`. After the call,
+structlog loggers and every stdlib logger (uvicorn, gunicorn, SQLAlchemy, the app's own)
+write the same format:
+
+- production: one JSON object per line with an ISO-8601 UTC ``timestamp``, ``level``,
+  ``logger``, ``event``, the ``request_id`` (and ``route`` once routed) of the request in
+  flight, and structured exceptions without local variables;
+- development: readable, coloured console lines.
+
+Every value goes through the shared :class:`~fastapi_enterprise.redaction.Redactor`,
+long strings are cut to ``max_field_length``, and control characters (CR, LF, NUL, ANSI
+escapes, U+2028) are escaped, so no value can split a line or forge a record.
+
+Records are formatted in the calling thread and written by a background thread from a
+bounded queue (``QueueHandler``/``QueueListener``): a request never waits on a slow disk
+or pipe, and when the queue is full the record is dropped and counted rather than
+blocking.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import logging.handlers
+import queue
+import random
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import IO, Any
+
+import structlog
+from pydantic_core import to_json
+from structlog.processors import ExceptionRenderer
+from structlog.stdlib import ProcessorFormatter
+from structlog.tracebacks import ExceptionDictTransformer
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from fastapi_enterprise.context import _current_scope
+from fastapi_enterprise.redaction import Redactor
+from fastapi_enterprise.routing import UNMATCHED_ROUTE, route_template
+from fastapi_enterprise.settings import EnterpriseSettings
+
+__all__ = ["LoggingHandle", "configure_logging", "escape_control_characters"]
+
+# Loggers of servers and libraries that install their own handlers: after
+# configure_logging() they propagate to the root logger and share its format.
+_ADOPTED_LOGGERS = (
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "gunicorn",
+    "gunicorn.error",
+    "gunicorn.access",
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_KEEP_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_JSON_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+# uvicorn's ANSI-coloured copy of the message, and attributes another handler's
+# formatter may have set on the shared record before ours runs.
+_DROPPED_EXTRAS = ("color_message", "message", "asctime")
+_ERROR_REPORT_INTERVAL = 60.0
+
+
+def escape_control_characters(text: str, *, keep_newlines: bool = False) -> str:
+    r"""Replace control characters with visible escapes (``\x1b``, ``\n``, ``\u2028``).
+
+    Args:
+        text: Any string headed for a log line.
+        keep_newlines: Keep ``\n`` (for multi-line tracebacks, which the console
+            renderer indents so they cannot pass for records).
+    """
+    pattern = _CONTROL_KEEP_NEWLINE if keep_newlines else _CONTROL
+    return pattern.sub(_escape_one, text)
+
+
+def _escape_one(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+class LoggingHandle:
+    """The running log pipeline: counters, flush and shutdown.
+
+    Returned by :func:`configure_logging`; stopped automatically at interpreter exit.
+    """
+
+    def __init__(self) -> None:
+        self._dropped = 0
+        self._write_errors = 0
+        self._lock = threading.Lock()
+        self._last_error_report = 0.0
+        self._queue: queue.Queue[logging.LogRecord] | None = None
+        self._listener: logging.handlers.QueueListener | None = None
+        self._handler: logging.Handler | None = None
+        self._stopped = False
+
+    @property
+    def dropped(self) -> int:
+        """Records dropped because the queue was full."""
+        return self._dropped
+
+    @property
+    def write_errors(self) -> int:
+        """Records an output failed to write (full or read-only disk, dead syslog)."""
+        return self._write_errors
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every queued record is written; return whether that happened in time."""
+        deadline = time.monotonic() + timeout
+        while self._queue is not None and self._queue.unfinished_tasks:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.001)
+        return True
+
+    def stop(self) -> None:
+        """Write what is queued, then detach and close the outputs. Safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
+        root = logging.getLogger()
+        if self._handler is not None and self._handler in root.handlers:
+            root.removeHandler(self._handler)
+        if self._listener is not None:
+            self._listener.stop()
+            for handler in self._listener.handlers:
+                try:
+                    handler.close()  # flushes: fails on a full disk
+                except OSError:  # noqa: PERF203 - runs once, at shutdown
+                    self._count_write_error(handler)
+        atexit.unregister(self.stop)
+
+    def _count_drop(self) -> None:
+        with self._lock:
+            self._dropped += 1
+
+    def _count_write_error(self, handler: logging.Handler) -> None:
+        with self._lock:
+            self._write_errors += 1
+            now = time.monotonic()
+            report = now - self._last_error_report >= _ERROR_REPORT_INTERVAL
+            if report:
+                self._last_error_report = now
+        if report:
+            error = sys.exc_info()[1]
+            try:
+                sys.stderr.write(
+                    f"fastapi-enterprise: {type(handler).__name__} failed to write a log record "
+                    f"({self._write_errors} so far): {type(error).__name__}: {error}\n"
+                )
+            except Exception:  # noqa: BLE001 - stderr itself is gone; nothing left to tell
+                return
+
+
+class _DroppingQueueHandler(logging.handlers.QueueHandler):
+    """Formats in the caller's thread; never blocks: a full queue drops and counts."""
+
+    def __init__(self, records: queue.Queue[logging.LogRecord], handle: LoggingHandle) -> None:
+        super().__init__(records)
+        self.owner = handle
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            self.queue.put_nowait(record)
+        except queue.Full:
+            self.owner._count_drop()
+
+
+class _CountErrors(logging.Handler):
+    handle_ref: LoggingHandle
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - stdlib name
+        self.handle_ref._count_write_error(self)
+
+
+class _StreamOutput(_CountErrors, logging.StreamHandler):  # type: ignore[type-arg]
+    pass
+
+
+class _FileOutput(_CountErrors, logging.handlers.RotatingFileHandler):
+    pass
+
+
+class _SyslogOutput(_CountErrors, logging.handlers.SysLogHandler):
+    pass
+
+
+class _EventSampler(logging.Filter):
+    """Keeps a configured fraction of chosen debug/info events; never drops warnings."""
+
+    def __init__(self, rates: Mapping[str, float], chance: Callable[[], float]) -> None:
+        super().__init__()
+        self.rates = dict(rates)
+        self.chance = chance
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.rates or record.levelno >= logging.WARNING:
+            return True
+        message = record.msg
+        event = message.get("event") if isinstance(message, dict) else message
+        rate = self.rates.get(event) if isinstance(event, str) else None
+        return rate is None or self.chance() < rate
+
+
+def configure_logging(
+    settings: EnterpriseSettings,
+    *,
+    stream: IO[str] | None = None,
+    chance: Callable[[], float] = random.random,
+    replace_handlers: bool = False,
+) -> LoggingHandle:
+    """Configure structlog and the stdlib root logger from ``settings.logging``.
+
+    Call it once, early (at import of the app module, before the app serves). Calling it
+    again replaces the previous configuration cleanly.
+
+    Args:
+        settings: The settings; ``settings.logging`` decides level, format and outputs.
+        stream: Where console/JSON lines go; standard output by default.
+        chance: Source of randomness for sampling (a test can make it deterministic).
+        replace_handlers: Also remove handlers that others put on the root logger (for
+            example by ``logging.basicConfig``); by default only a previous
+            configuration of this function is replaced.
+
+    Returns:
+        A :class:`LoggingHandle` with drop and error counters, ``flush()`` and ``stop()``.
+    """
+    options = settings.logging
+    json_output = options.format != "console"
+    redactor = Redactor(keys=options.redact_keys, headers=options.redact_headers)
+    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp")
+
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            timestamper,
+            ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    final: list[Processor] = [
+        ProcessorFormatter.remove_processors_meta,
+        _add_route,
+        ExceptionRenderer(ExceptionDictTransformer(show_locals=False, use_rich=False))
+        if json_output
+        else structlog.processors.format_exc_info,
+        _Redact(redactor),
+        _Truncate(options.max_field_length),
+    ]
+    if json_output:
+        final.append(structlog.processors.JSONRenderer(serializer=_dumps))
+    else:
+        final += [_escape_for_console, structlog.dev.ConsoleRenderer(colors=_is_tty(stream))]
+    formatter = ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.stdlib.ExtraAdder(),
+            _drop_extras,
+            timestamper,
+        ],
+        processors=final,
+    )
+    return _install_pipeline(settings, formatter, stream, chance, replace_handlers)
+
+
+def _install_pipeline(
+    settings: EnterpriseSettings,
+    formatter: logging.Formatter,
+    stream: IO[str] | None,
+    chance: Callable[[], float],
+    replace_handlers: bool,
+) -> LoggingHandle:
+    options = settings.logging
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        if isinstance(existing, _DroppingQueueHandler):
+            existing.owner.stop()
+        elif replace_handlers:
+            root.removeHandler(existing)
+
+    handle = LoggingHandle()
+    records: queue.Queue[logging.LogRecord] = queue.Queue(maxsize=options.queue_size)
+    outputs: list[logging.Handler] = [_StreamOutput(stream or sys.stdout)]
+    if options.file_path is not None:
+        outputs.append(
+            _FileOutput(
+                options.file_path,
+                maxBytes=options.file_max_bytes,
+                backupCount=options.file_backup_count,
+                encoding="utf-8",
+                delay=True,
+            )
+        )
+    if options.syslog_address is not None:
+        outputs.append(
+            _SyslogOutput(
+                address=_syslog_address(options.syslog_address), facility=options.syslog_facility
+            )
+        )
+    for output in outputs:
+        output.handle_ref = handle  # type: ignore[attr-defined]
+        output.setFormatter(logging.Formatter("%(message)s"))
+
+    handler = _DroppingQueueHandler(records, handle)
+    handler.setFormatter(formatter)
+    handler.addFilter(_EventSampler(options.event_sample_rates, chance))
+    listener = logging.handlers.QueueListener(records, *outputs, respect_handler_level=False)
+    handle._queue, handle._listener, handle._handler = records, listener, handler
+
+    root.addHandler(handler)
+    root.setLevel(options.level)
+    for name in _ADOPTED_LOGGERS:
+        adopted = logging.getLogger(name)
+        adopted.handlers.clear()
+        adopted.propagate = True
+    access = logging.getLogger("uvicorn.access")
+    access.setLevel(logging.NOTSET if options.uvicorn_access_log else logging.WARNING)
+    listener.start()
+    atexit.register(handle.stop)
+    return handle
+
+
+def _syslog_address(address: str) -> str | tuple[str, int]:
+    host, colon, port = address.rpartition(":")
+    if colon and port.isdigit() and not address.startswith("/"):
+        return (host, int(port))
+    return address
+
+
+def _is_tty(stream: IO[str] | None) -> bool:
+    target = stream or sys.stdout
+    return bool(getattr(target, "isatty", lambda: False)())
+
+
+def _dumps(value: Any, **_: Any) -> str:
+    # pydantic-core's Rust serializer: fast, and it escapes every C0 control character.
+    # It leaves NEL and the Unicode line separators raw; escape them so that no
+    # line-splitting reader (str.splitlines, some log shippers) can break a record.
+    return to_json(value, fallback=str).decode().translate(_JSON_LINE_BREAKS)
+
+
+def _add_route(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
+    scope = _current_scope()
+    if scope is not None and "route" not in event:
+        route = route_template(scope)
+        if route != UNMATCHED_ROUTE:
+            event["route"] = route
+    return event
+
+
+def _drop_extras(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
+    for key in _DROPPED_EXTRAS:
+        event.pop(key, None)
+    return event
+
+
+class _Redact:
+    """Mask secret fields and secrets inside values, using the shared redactor."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+
+    def __call__(self, logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
+        redactor = self.redactor
+        for key, value in event.items():
+            if key in ("event", "timestamp", "level", "logger", "request_id"):
+                if isinstance(value, str) and key == "event":
+                    event[key] = redactor.text(value)
+                continue
+            event[key] = redactor.value(value) if not redactor.is_secret(key) else "**********"
+        return event
+
+
+class _Truncate:
+    """Cut every string value (nested included) to ``limit`` characters, marked."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def __call__(self, logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
+        for key, value in event.items():
+            event[key] = self._cut(value, 0)
+        return event
+
+    def _cut(self, value: Any, depth: int) -> Any:
+        if isinstance(value, str):
+            if len(value) > self.limit:
+                return f"{value[: self.limit]}...[{len(value) - self.limit} more characters]"
+            return value
+        if depth > 8:
+            return value
+        if isinstance(value, dict):
+            return {key: self._cut(item, depth + 1) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self._cut(item, depth + 1) for item in value]
+        return value
+
+
+def _escape_for_console(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
+    escaped: EventDict = {}
+    for key, value in event.items():
+        safe_key = escape_control_characters(str(key))
+        if key == "exception" and isinstance(value, str):
+            lines = escape_control_characters(value, keep_newlines=True).split("\n")
+            escaped[safe_key] = "\n".join(f"    | {line}" for line in lines)
+        elif isinstance(value, str):
+            escaped[safe_key] = escape_control_characters(value)
+        elif isinstance(value, (dict, list, tuple)):
+            escaped[safe_key] = escape_control_characters(repr(value))
+        else:
+            escaped[safe_key] = value
+    return escaped

@@ -1,0 +1,188 @@
+"""``AccessLogMiddleware``: exactly one structured line per HTTP request.
+
+The line is written when the last body chunk has been sent (so a streamed response is
+timed to its end, and background tasks are not counted) or, if the app raised, with
+status 500 before the exception continues to the error shield. Fields:
+
+``method``, ``route`` (template), ``path`` (with secret query values masked), ``status``,
+``duration_ms``, ``request_bytes``, ``response_bytes``, ``client_ip``, ``user_agent``
+(truncated), ``http_version``, ``request_id`` (from the request context), any fields the
+app bound with :func:`~fastapi_enterprise.bind_request`, plus ``slow`` and ``error`` when
+they apply. Level: info, warning for 4xx and slow requests, error for 5xx.
+
+Lines go to the stdlib logger ``fastapi_enterprise.access`` with the fields as record
+attributes; :func:`~fastapi_enterprise.configure_logging` renders them as JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fastapi_enterprise._logging import safe_extra
+from fastapi_enterprise.context import get_request_fields
+from fastapi_enterprise.redaction import DEFAULT_REDACTOR, Redactor
+from fastapi_enterprise.routing import route_template
+
+__all__ = ["ACCESS_LOGGER", "AccessLogMiddleware"]
+
+ACCESS_LOGGER = "fastapi_enterprise.access"
+"""Name of the stdlib logger the access lines are written to."""
+
+_EVENT = "http.request"
+
+
+class AccessLogMiddleware:
+    """Write one access-log line per HTTP request.
+
+    Args:
+        app: The ASGI app to wrap.
+        logger: Where lines go; ``logging.getLogger("fastapi_enterprise.access")`` by
+            default.
+        exclude_paths: Exact paths that are never logged (health probes, scrapes).
+        slow_request_ms: Requests slower than this are marked ``slow=true`` and logged
+            at warning level or above; 0 disables.
+        sample_rate: Fraction of successful, fast requests logged (1.0: all).
+        sample_routes: Per-route-template sample rates, overriding ``sample_rate``.
+        user_agent_max_length: Longest User-Agent written.
+        redactor: Masks secret query parameters; the shared default if omitted.
+        chance: Source of randomness for sampling.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        logger: logging.Logger | None = None,
+        exclude_paths: Iterable[str] = (),
+        slow_request_ms: float = 1000.0,
+        sample_rate: float = 1.0,
+        sample_routes: Mapping[str, float] | None = None,
+        user_agent_max_length: int = 256,
+        redactor: Redactor | None = None,
+        chance: Callable[[], float] = random.random,
+    ) -> None:
+        rates = [sample_rate, *(sample_routes or {}).values()]
+        if any(not 0.0 <= rate <= 1.0 for rate in rates):
+            raise ValueError("sample rates must be between 0 and 1")
+        if slow_request_ms < 0 or user_agent_max_length < 1:
+            raise ValueError("slow_request_ms must be >= 0 and user_agent_max_length >= 1")
+        self.app = app
+        self.logger = logger or logging.getLogger(ACCESS_LOGGER)
+        self.exclude_paths = frozenset(exclude_paths)
+        self.slow_seconds = slow_request_ms / 1000 if slow_request_ms else None
+        self.sample_rate = sample_rate
+        self.sample_routes = dict(sample_routes or {})
+        self.user_agent_max_length = user_agent_max_length
+        self.redactor = redactor or DEFAULT_REDACTOR
+        self.chance = chance
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI connection; non-HTTP scopes pass through untouched."""
+        if scope["type"] != "http" or scope["path"] in self.exclude_paths:
+            await self.app(scope, receive, send)
+            return
+
+        start = time.perf_counter()
+        status: int | None = None
+        request_bytes = 0
+        response_bytes = 0
+        logged = False
+
+        async def receive_counting_bytes() -> Message:
+            nonlocal request_bytes
+            message = await receive()
+            if message["type"] == "http.request":
+                request_bytes += len(message.get("body", b""))
+            return message
+
+        async def send_then_log(message: Message) -> None:
+            nonlocal status, response_bytes, logged
+            await send(message)
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                response_bytes += len(message.get("body", b""))
+                if not message.get("more_body", False) and not logged:
+                    logged = True
+                    self._log(scope, status or 500, start, request_bytes, response_bytes, None)
+
+        try:
+            await self.app(scope, receive_counting_bytes, send_then_log)
+        except BaseException as exc:
+            if not logged:
+                logged = True
+                failed_status = 500 if status is None else status
+                error = type(exc).__name__
+                self._log(scope, failed_status, start, request_bytes, response_bytes, error)
+            raise
+        if not logged:
+            # The app returned without finishing a response (or sent none at all).
+            self._log(scope, status or 500, start, request_bytes, response_bytes, "incomplete")
+
+    def _log(
+        self,
+        scope: Scope,
+        status: int,
+        start: float,
+        request_bytes: int,
+        response_bytes: int,
+        error: str | None,
+    ) -> None:
+        duration = time.perf_counter() - start
+        slow = self.slow_seconds is not None and duration > self.slow_seconds
+        level = (
+            logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO
+        )
+        if slow:
+            level = max(level, logging.WARNING)
+        route = route_template(scope)
+        if level == logging.INFO:
+            rate = self.sample_routes.get(route, self.sample_rate)
+            if rate < 1.0 and self.chance() >= rate:
+                return
+        if not self.logger.isEnabledFor(level):
+            return
+        fields: dict[str, Any] = {
+            "method": scope["method"],
+            "route": route,
+            "path": self._path(scope),
+            "status": status,
+            "duration_ms": round(duration * 1000, 3),
+            "request_bytes": request_bytes,
+            "response_bytes": response_bytes,
+            "client_ip": _client_ip(scope),
+            "user_agent": self._user_agent(scope),
+            "http_version": scope.get("http_version", "1.1"),
+        }
+        if slow:
+            fields["slow"] = True
+        if error is not None:
+            fields["error"] = error
+        # A bound field named like a LogRecord attribute (``name``) becomes ``name_``.
+        fields.update(safe_extra(get_request_fields()))
+        self.logger.log(level, _EVENT, extra=fields)
+
+    def _path(self, scope: Scope) -> str:
+        path: str = scope.get("path", "")
+        query: bytes = scope.get("query_string", b"")
+        if query:
+            path = f"{path}?{self.redactor.query_string(query.decode('latin-1'))}"
+        return path
+
+    def _user_agent(self, scope: Scope) -> str | None:
+        for name, value in scope["headers"]:
+            if name == b"user-agent":
+                text: str = value[: self.user_agent_max_length].decode("latin-1")
+                return text
+        return None
+
+
+def _client_ip(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return client[0] if client else None

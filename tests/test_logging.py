@@ -1,0 +1,302 @@
+"""configure_logging(): one JSON line per record, request context, no secrets, no forgery."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import threading
+from datetime import datetime, timezone
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from fastapi_enterprise import EnterpriseSettings, configure_logging, install
+from fastapi_enterprise.log_config import escape_control_characters
+from tests.conftest import LogCapture
+
+SECRET = "hunter2-Zq8-secret"
+
+
+def settings(**logging_options: Any) -> EnterpriseSettings:
+    return EnterpriseSettings(environment="test", logging=logging_options)
+
+
+def test_structlog_and_stdlib_share_one_json_format(capture_logs: Any) -> None:
+    logs: LogCapture = capture_logs(settings())
+    structlog.get_logger("app.orders").info("order.created", order_id=7)
+    logging.getLogger("sqlalchemy.engine").warning("pool %s exhausted", "main")
+    native, foreign = logs.lines()
+    assert native["event"] == "order.created"
+    assert native["order_id"] == 7
+    assert native["level"] == "info"
+    assert native["logger"] == "app.orders"
+    assert foreign == {
+        "event": "pool main exhausted",
+        "level": "warning",
+        "logger": "sqlalchemy.engine",
+        "timestamp": foreign["timestamp"],
+    }
+    stamp = datetime.fromisoformat(native["timestamp"].replace("Z", "+00:00"))
+    assert stamp.utcoffset() == timezone.utc.utcoffset(None)
+
+
+def test_lines_during_a_request_carry_request_id_and_route(capture_logs: Any) -> None:
+    logs: LogCapture = capture_logs(settings(access_log=False))
+    app = FastAPI()
+
+    @app.get("/orders/{order_id}")
+    def order(order_id: int) -> dict[str, int]:
+        structlog.get_logger("app").info("looking up")
+        logging.getLogger("app.stdlib").info("stdlib too")
+        return {"id": order_id}
+
+    install(app, settings(access_log=False))
+    response = TestClient(app).get("/orders/5", headers={"X-Request-ID": "req-0000-0001"})
+    assert response.status_code == 200
+    lines = [line for line in logs.lines() if line["event"] in {"looking up", "stdlib too"}]
+    assert len(lines) == 2
+    for line in lines:
+        assert line["request_id"] == "req-0000-0001"
+        assert line["route"] == "/orders/{order_id}"
+    structlog.get_logger("app").info("after the request")
+    assert "request_id" not in logs.lines()[-1]
+
+
+def test_secrets_are_redacted_in_app_events(capture_logs: Any) -> None:
+    logs: LogCapture = capture_logs(settings())
+    log = structlog.get_logger("app")
+    log.info(
+        "login",
+        user={"name": "ann", "Password": SECRET, "profile": {"api_key": SECRET}},
+        headers={"Authorization": f"Bearer {SECRET}", "Accept": "json"},
+        note=f"connecting to postgresql://app:{SECRET}@db/prod",
+        session_id=SECRET,
+    )
+    logging.getLogger("lib").error("cannot reach redis://:%s@cache:6379/0", SECRET)
+    text = logs.text()
+    assert SECRET not in text
+    first = logs.lines()[0]
+    assert first["user"]["name"] == "ann"
+    assert first["user"]["Password"] == "**********"
+    assert first["headers"]["Accept"] == "json"
+    assert "postgresql://app:**********@db/prod" in first["note"]
+    assert first["session_id"] == "**********"
+
+
+def test_exception_traceback_is_structured_without_locals(capture_logs: Any) -> None:
+    logs: LogCapture = capture_logs(settings())
+
+    def login() -> None:
+        password = SECRET  # a local the traceback must not show
+        raise ValueError(f"bad DSN postgresql://u:{password}@h/db")
+
+    try:
+        login()
+    except ValueError:
+        structlog.get_logger("app").exception("login failed")
+    line = logs.lines()[0]
+    assert SECRET not in logs.text()
+    (exception,) = line["exception"]
+    assert exception["exc_type"] == "ValueError"
+    assert "postgresql://u:**********@h/db" in exception["exc_value"]
+    assert all("locals" not in frame for frame in exception["frames"])
+    assert exception["frames"][-1]["name"] == "login"
+
+
+def test_oversized_values_are_cut(capture_logs: Any) -> None:
+    logs: LogCapture = capture_logs(settings(max_field_length=100))
+    structlog.get_logger("app").info("big", blob="x" * 100_000, nested={"inner": "y" * 5000})
+    line = logs.lines()[0]
+    assert len(logs.text()) < 1000
+    assert line["blob"].startswith("x" * 100)
+    assert line["blob"].endswith("...[99900 more characters]")
+    assert line["nested"]["inner"].endswith("...[4900 more characters]")
+
+
+FORGERIES = [
+    "line\nbreak",
+    "cr\rreturn",
+    "nul\x00byte",
+    "ansi\x1b[31mred\x1b[0m",
+    'fake"}\n{"level":"critical","event":"forged',
+    "unicode\u2028separator\u2029and\x85nel",
+]
+
+
+def test_control_characters_never_split_a_json_line(capture_logs: Any) -> None:
+    logs: LogCapture = capture_logs(settings())
+    log = structlog.get_logger("app")
+    for value in FORGERIES:
+        log.info(value, field=value, **{f"key{value}": 1})
+        logging.getLogger("lib").warning("stdlib %s", value)
+    text = logs.text()
+    assert len(text.splitlines()) == 2 * len(FORGERIES)
+    assert len(text.split("\n")) == 2 * len(FORGERIES) + 1
+    for line in logs.lines():
+        assert line["level"] in {"info", "warning"}
+        assert "forged" not in line.get("event", "") or line["event"].startswith(("fake", "stdlib"))
+
+
+def test_console_format_escapes_control_characters_and_indents_tracebacks() -> None:
+    stream = io.StringIO()
+    handle = configure_logging(EnterpriseSettings(), stream=stream)  # development: console
+    try:
+        log = structlog.get_logger("app")
+        for value in FORGERIES:
+            log.info("event", field=value)
+        try:
+            raise RuntimeError("boom\n2026-01-01 [critical ] forged record")
+        except RuntimeError:
+            log.exception("failed")
+        assert handle.flush()
+    finally:
+        handle.stop()
+        structlog.reset_defaults()
+    lines = stream.getvalue().splitlines()
+    record_lines = [line for line in lines if not line.startswith("    | ")]
+    assert len(record_lines) == len(FORGERIES) + 1
+    assert "\x1b[31mred" not in stream.getvalue().replace("\x1b[", "ESC[")  # no raw ANSI
+    assert any("forged record" in line and line.startswith("    | ") for line in lines)
+
+
+def test_escape_control_characters() -> None:
+    assert escape_control_characters("a\r\nb\x1b\u2028") == "a\\x0d\\x0ab\\x1b\\u2028"
+    assert escape_control_characters("a\nb\tc", keep_newlines=True) == "a\nb\\x09c"
+
+
+def test_level_and_uvicorn_loggers(capture_logs: Any) -> None:
+    logs: LogCapture = capture_logs(settings(level="WARNING"))
+    logging.getLogger("uvicorn.error").warning("server says")
+    logging.getLogger("uvicorn.access").info('127.0.0.1 - "GET / HTTP/1.1" 200')
+    logging.getLogger("app").info("too quiet")
+    assert [line["event"] for line in logs.lines()] == ["server says"]
+    assert logging.getLogger("uvicorn").handlers == []
+
+
+def test_uvicorn_access_lines_can_be_kept(capture_logs: Any) -> None:
+    logs: LogCapture = capture_logs(settings(uvicorn_access_log=True))
+    logging.getLogger("uvicorn.access").info("GET / 200")
+    assert [line["event"] for line in logs.lines()] == ["GET / 200"]
+
+
+def test_event_sampling_keeps_warnings(capture_logs: Any) -> None:
+    logs: LogCapture = capture_logs(settings(event_sample_rates={"cache.hit": 0.1}))
+    log = structlog.get_logger("cache")
+    for _ in range(5):
+        log.info("cache.hit")  # chance() is 0.5 >= 0.1: dropped
+        log.warning("cache.hit")
+        log.info("cache.miss")
+    events = [(line["event"], line["level"]) for line in logs.lines()]
+    assert events == [("cache.hit", "warning"), ("cache.miss", "info")] * 5
+
+
+def test_reconfiguring_replaces_the_previous_pipeline(capture_logs: Any) -> None:
+    first: LogCapture = capture_logs(settings())
+    second: LogCapture = capture_logs(settings())
+    structlog.get_logger("app").info("only once")
+    assert first.text() == ""
+    assert len(second.lines()) == 1
+    second.handle.stop()
+    second.handle.stop()  # idempotent
+
+
+def test_other_root_handlers_are_kept_unless_replaced(capture_logs: Any) -> None:
+    other = logging.StreamHandler(io.StringIO())
+    logging.getLogger().addHandler(other)
+    capture_logs(settings())
+    assert other in logging.getLogger().handlers
+    handle = configure_logging(settings(), stream=io.StringIO(), replace_handlers=True)
+    try:
+        assert other not in logging.getLogger().handlers
+    finally:
+        handle.stop()
+
+
+def test_full_disk_does_not_stop_the_app(capture_logs: Any, capsys: Any) -> None:
+    logs: LogCapture = capture_logs(settings(file_path="/dev/full"))
+    app = FastAPI()
+
+    @app.get("/")
+    async def index() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    install(app, settings(file_path="/dev/full"))
+    client = TestClient(app)
+    for _ in range(20):
+        assert client.get("/").status_code == 200
+    assert len(logs.events("http.request")) == 20  # stdout still gets every line
+    assert logs.handle.write_errors >= 1
+    assert capsys.readouterr().err.count("failed to write a log record") == 1
+
+
+class BlockingStream(io.StringIO):
+    """A stream whose writes block until released: a stuck disk or pipe."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.release.wait(timeout=10)
+        return super().write(text)
+
+
+def test_full_queue_drops_and_counts_instead_of_blocking() -> None:
+    stream = BlockingStream()
+    handle = configure_logging(settings(queue_size=5), stream=stream)
+    try:
+        log = structlog.get_logger("app")
+        for n in range(100):
+            log.info("burst", n=n)  # returns at once although the writer is stuck
+        assert handle.dropped >= 90
+        stream.release.set()
+        assert handle.flush()
+    finally:
+        stream.release.set()
+        handle.stop()
+        structlog.reset_defaults()
+    written = stream.getvalue().splitlines()
+    assert 1 <= len(written) <= 10
+    assert all(json.loads(line)["event"] == "burst" for line in written)
+
+
+def test_syslog_output(capture_logs: Any) -> None:
+    import socket
+
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(5)
+    port = receiver.getsockname()[1]
+    try:
+        logs: LogCapture = capture_logs(
+            settings(syslog_address=f"127.0.0.1:{port}", syslog_facility="local0")
+        )
+        structlog.get_logger("app").warning("to syslog", n=1)
+        assert logs.handle.flush()
+        datagram = receiver.recv(65536).decode()
+    finally:
+        receiver.close()
+    priority = re.match(r"<(\d+)>", datagram)
+    assert priority is not None
+    assert int(priority.group(1)) == 16 * 8 + 4  # local0.warning
+    assert json.loads(datagram[priority.end() :].rstrip("\x00"))["event"] == "to syslog"
+
+
+def test_rotating_file_output(capture_logs: Any, tmp_path: Any) -> None:
+    path = tmp_path / "app.log"
+    logs: LogCapture = capture_logs(
+        settings(file_path=str(path), file_max_bytes=2048, file_backup_count=2)
+    )
+    for n in range(100):
+        structlog.get_logger("app").info("filler", n=n, pad="p" * 50)
+    assert logs.handle.flush()
+    logs.handle.stop()
+    files = sorted(tmp_path.glob("app.log*"))
+    assert [file.name for file in files] == ["app.log", "app.log.1", "app.log.2"]
+    for file in files:
+        assert file.stat().st_size <= 2048 + 200
+        assert all(json.loads(line)["event"] == "filler" for line in file.read_text().splitlines())
