@@ -10,7 +10,10 @@ import pytest
 from fastapi_enterprise._extras import MissingExtraError
 
 # module -> (extra, the distribution it needs)
-EXTRA_MODULES = {"fastapi_enterprise.redis": ("redis", "redis")}
+EXTRA_MODULES = {
+    "fastapi_enterprise.redis": ("redis", "redis"),
+    "fastapi_enterprise.sentry": ("sentry", "sentry_sdk"),
+}
 
 
 @pytest.mark.parametrize("module", sorted(EXTRA_MODULES))

@@ -76,6 +76,7 @@ _URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s:/@]*:)([^\s@/]+)(@
 # repeats an Authorization header); short words after "basic" are left alone.
 _BEARER = re.compile(r"(?i)\b(bearer|basic)(\s+)([A-Za-z0-9._~+/\-]{8,}=*)")
 _MAX_QUERY_PARAMS = 100
+_MAX_CACHED_NAMES = 4096
 _DEPTH_MARKER = "[depth limit]"
 
 
@@ -157,17 +158,38 @@ class Redactor:
         max_depth: int = 8,
     ) -> None:
         self.key_parts = tuple(_normalise(part) for part in (*SECRET_KEY_PARTS, *keys))
-        self._squashed_parts = tuple(part.replace("_", "") for part in self.key_parts)
+        squashed = {part.replace("_", "") for part in self.key_parts}
+        # One alternation over both spellings: "api_key" and "apikey" (for "apiKey").
+        self._secret_name = re.compile(
+            "|".join(
+                sorted({re.escape(p) for p in (*self.key_parts, *squashed)}, key=len, reverse=True)
+            )
+        )
+        # Names repeat (log fields, header names); the answer is cached, boundedly, since
+        # nested data can bring names from clients.
+        self._verdicts: dict[str, bool] = {}
         self.secret_headers = SECRET_HEADERS | {name.lower() for name in headers}
+        # "password=hunter2" or "api_key: abc" inside free text (exception messages).
+        words = "|".join(
+            sorted({re.escape(part) for part in self.key_parts}, key=len, reverse=True)
+        )
+        self._assignment = re.compile(
+            rf"(?i)\b([A-Za-z0-9_.\-]*(?:{words})[A-Za-z0-9_.\-]*)(\s*[=:]\s*)([^\s&,;\"']+)"
+        )
         self.max_depth = max_depth
 
     def is_secret(self, name: str) -> bool:
         """Whether a key, field or parameter called ``name`` holds a secret."""
-        normalised = _normalise(name)
-        if any(part in normalised for part in self.key_parts):
-            return True
-        squashed = normalised.replace("_", "")
-        return any(part in squashed for part in self._squashed_parts)
+        verdict = self._verdicts.get(name)
+        if verdict is None:
+            normalised = _normalise(name)
+            verdict = bool(
+                self._secret_name.search(normalised)
+                or self._secret_name.search(normalised.replace("_", ""))
+            )
+            if len(self._verdicts) < _MAX_CACHED_NAMES:
+                self._verdicts[name] = verdict
+        return verdict
 
     def header(self, name: str, value: str) -> str:
         """Return the value of header ``name``, masked if the header carries secrets."""
@@ -207,7 +229,17 @@ class Redactor:
         lowered = text.lower()
         if "bearer" in lowered or "basic" in lowered:
             text = _BEARER.sub(rf"\g<1>\g<2>{MASK}", text)
+        if "=" in text or ":" in text:
+            text = self._assignment.sub(self._mask_assignment, text)
         return text
+
+    def _mask_assignment(self, match: re.Match[str]) -> str:
+        name, separator, value = match.groups()
+        # Already masked, a URL scheme ("token://"), or an auth scheme whose credential
+        # the Bearer/Basic rule has masked.
+        if value == MASK or value.startswith("//") or value.lower() in ("bearer", "basic"):
+            return match.group()
+        return f"{name}{separator}{MASK}"
 
     def _mask_param(self, match: re.Match[str]) -> str:
         separator, name, value = match.groups()

@@ -4,8 +4,9 @@ Needs the ``sentry`` extra: ``pip install 'fastapi-enterprise[sentry]'``.
 
 What it sets up:
 
-- ``send_default_pii=False`` and no local variables in stack frames (locals hold secrets
-  under names no scrubber can guess; opt in with ``include_local_variables``);
+- no user identity, cookies or request bodies collected, and no local variables in
+  stack frames (locals hold secrets under names no scrubber can guess; opt in with
+  ``include_local_variables``);
 - ``before_send`` and ``before_breadcrumb`` pass headers, cookies, query strings, request
   bodies, extra data, contexts, exception messages, log messages and breadcrumbs through
   the same :class:`~fastapi_enterprise.redaction.Redactor` as the logs;
@@ -23,12 +24,13 @@ from typing import Any
 
 from fastapi_enterprise._extras import MissingExtraError
 from fastapi_enterprise.context import get_request_id
+from fastapi_enterprise.middleware.access_log import ACCESS_LOGGER
 from fastapi_enterprise.redaction import MASK, Redactor
 from fastapi_enterprise.settings import EnterpriseSettings
 
 try:
     import sentry_sdk
-    from sentry_sdk.integrations.logging import LoggingIntegration
+    from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
 except ImportError as exc:  # pragma: no cover - exercised by the tests_minimal session
     raise MissingExtraError("sentry", module=__name__, missing="sentry-sdk") from exc
 
@@ -72,7 +74,14 @@ def init_sentry(
         "release": sentry.release or f"{settings.app.name}@{settings.app.version}",
         "traces_sample_rate": sentry.traces_sample_rate,
         "profiles_sample_rate": sentry.profiles_sample_rate,
-        "send_default_pii": False,
+        # What send_default_pii=False meant, spelled out in the SDK's newer option: no user
+        # identity, no cookies, no request bodies; frame locals only when opted in.
+        "data_collection": {
+            "user_info": False,
+            "cookies": {"mode": "off"},
+            "http_bodies": [],
+            "stack_frame_variables": sentry.include_local_variables,
+        },
         "include_local_variables": sentry.include_local_variables,
         "before_send": before_send,
         "before_breadcrumb": before_breadcrumb,
@@ -85,6 +94,8 @@ def init_sentry(
     }
     init_options.update(options)
     sentry_sdk.init(**init_options)
+    # An access line at error level repeats what the error shield already reported.
+    ignore_logger(ACCESS_LOGGER)
     return True
 
 

@@ -166,7 +166,12 @@ class AccessLogMiddleware:
             fields["error"] = error
         # A bound field named like a LogRecord attribute (``name``) becomes ``name_``.
         fields.update(safe_extra(get_request_fields()))
-        self.logger.log(level, _EVENT, extra=fields)
+        # makeRecord + handle: Logger.log() would walk the stack to find the caller,
+        # which costs more than the rest of this line and says nothing useful here.
+        logger = self.logger
+        logger.handle(
+            logger.makeRecord(logger.name, level, __file__, 0, _EVENT, (), None, extra=fields)
+        )
 
     def _path(self, scope: Scope) -> str:
         path: str = scope.get("path", "")
