@@ -10,6 +10,7 @@ import threading
 from datetime import datetime, timezone
 from typing import Any
 
+import pytest
 import structlog
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -216,15 +217,22 @@ def test_other_root_handlers_are_kept_unless_replaced(capture_logs: Any) -> None
         handle.stop()
 
 
-def test_full_disk_does_not_stop_the_app(capture_logs: Any, capsys: Any) -> None:
-    logs: LogCapture = capture_logs(settings(file_path="/dev/full"))
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param("/dev/full", id="full-disk"),
+        pytest.param("/proc/version", id="unwritable-file"),
+    ],
+)
+def test_failing_log_file_does_not_stop_the_app(capture_logs: Any, capsys: Any, path: str) -> None:
+    logs: LogCapture = capture_logs(settings(file_path=path))
     app = FastAPI()
 
     @app.get("/")
     async def index() -> dict[str, str]:
         return {"ok": "yes"}
 
-    install(app, settings(file_path="/dev/full"))
+    install(app, settings(file_path=path))
     client = TestClient(app)
     for _ in range(20):
         assert client.get("/").status_code == 200

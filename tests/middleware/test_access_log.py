@@ -15,6 +15,7 @@ import pytest
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import StreamingResponse
 from fastapi.testclient import TestClient
+from starlette.middleware import Middleware
 
 from fastapi_enterprise import (
     AccessLogMiddleware,
@@ -168,6 +169,29 @@ def test_streaming_response_is_timed_to_its_last_chunk(capture_logs: Any) -> Non
     (line,) = logs.events("http.request")
     assert line["response_bytes"] == 5000
     assert line["duration_ms"] >= 40
+
+
+class TooLarge:
+    """An inner layer that answers 413 by itself, as the body limit will."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/upload":
+            await send({"type": "http.response.start", "status": 413, "headers": []})
+            await send({"type": "http.response.body", "body": b"too large"})
+            return
+        await self.app(scope, receive, send)
+
+
+def test_statuses_from_inner_layers_are_logged(capture_logs: Any) -> None:
+    logs: LogCapture = capture_logs(settings())
+    app = make_app()
+    app.user_middleware.append(Middleware(TooLarge))  # innermost
+    assert TestClient(app).post("/upload", content=b"x").status_code == 413
+    (line,) = logs.events("http.request")
+    assert (line["status"], line["level"], line["route"]) == (413, "warning", "<unmatched>")
 
 
 def test_excluded_paths_are_not_logged(capture_logs: Any) -> None:
