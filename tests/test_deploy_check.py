@@ -16,7 +16,7 @@ STRONG_KEY = "Xk3#9vLq2!mZ8wP4rT6yB1nC5hJ7dF0gS-aQ"
 def safe(**overrides: object) -> EnterpriseSettings:
     values: dict[str, object] = {
         "environment": "production",
-        "security": {"secret_key": STRONG_KEY},
+        "security": {"secret_key": STRONG_KEY, "allowed_hosts": ["api.example.com"]},
     }
     values.update(overrides)
     return EnterpriseSettings(**values)
@@ -72,7 +72,7 @@ def test_safe_production_settings_have_no_findings() -> None:
     ],
 )
 def test_each_error_is_found(security: dict[str, object], finding: str) -> None:
-    settings = safe(security=security)
+    settings = safe(security={"allowed_hosts": ["api.example.com"], **security})
     findings = settings.deploy_check()
     assert finding in [f.id for f in findings]
     found = next(f for f in findings if f.id == finding)
@@ -88,9 +88,25 @@ def test_well_formed_regex_and_origins_pass() -> None:
             "cors_origin_regex": r"^https://[a-z0-9-]+\.example\.com$",
             "trusted_proxies": ["10.0.0.0/8", "192.168.1.1", "::1"],
             "hsts_preload": True,
+            "allowed_hosts": ["api.example.com", "*.example.com"],
         }
     )
     assert settings.deploy_check() == []
+
+
+def test_acknowledged_proxy_trust_and_any_host_are_warnings() -> None:
+    settings = safe(
+        security={
+            "secret_key": STRONG_KEY,
+            "trusted_proxies": ["*"],
+            "trust_all_proxies_acknowledged": True,
+            "allowed_hosts": ["*"],
+        }
+    )
+    assert [(f.id, f.level) for f in settings.deploy_check()] == [
+        ("security.proxy_trust_all", "warning"),
+        ("security.allowed_hosts_any", "warning"),
+    ]
 
 
 def test_debug_is_an_error_and_public_docs_a_warning() -> None:
@@ -124,7 +140,13 @@ def test_install_refuses_production_with_every_error_named_and_no_secret() -> No
 def test_production_warnings_are_logged_not_fatal(caplog: pytest.LogCaptureFixture) -> None:
     app = FastAPI()
     with caplog.at_level(logging.WARNING, logger="fastapi_enterprise.security"):
-        install(app, safe(app={"docs": True}))
+        install(
+            app,
+            safe(
+                app={"docs": True},
+                security={"secret_key": STRONG_KEY, "allowed_hosts": ["testserver"]},
+            ),
+        )
     assert [r.finding_id for r in caplog.records] == ["app.docs_public"]  # type: ignore[attr-defined]
     assert TestClient(app).get("/docs").status_code == 200
 

@@ -26,8 +26,12 @@ def test_install_wires_request_ids_and_problem_errors() -> None:
     install(app, settings)
     assert installed_settings(app) is settings
     assert [getattr(m.cls, "__name__", None) for m in app.user_middleware] == [
+        "ProxyHeadersMiddleware",
         RequestIDMiddleware.__name__,
+        "SecurityHeadersMiddleware",
         AccessLogMiddleware.__name__,
+        "BodyLimitMiddleware",
+        "CompressionMiddleware",
     ]
     response = TestClient(app).get("/nowhere")
     assert response.headers["content-type"] == "application/problem+json"

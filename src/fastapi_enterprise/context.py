@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 from starlette.types import Scope
 
-__all__ = ["bind_request", "get_request_fields", "get_request_id"]
+__all__ = ["bind_request", "get_csp_nonce", "get_request_fields", "get_request_id"]
 
 _request_id: ContextVar[str | None] = ContextVar("fastapi_enterprise.request_id", default=None)
 _scope: ContextVar[Scope | None] = ContextVar("fastapi_enterprise.scope", default=None)
@@ -22,6 +22,26 @@ _scope: ContextVar[Scope | None] = ContextVar("fastapi_enterprise.scope", defaul
 # *copy* of the request's context, so a ContextVar.set() there would never reach the
 # access log; mutating the one dict does.
 _fields: ContextVar[dict[str, Any] | None] = ContextVar("fastapi_enterprise.fields", default=None)
+
+
+_csp_nonce: ContextVar[str | None] = ContextVar("fastapi_enterprise.csp_nonce", default=None)
+
+
+def get_csp_nonce() -> str | None:
+    """Return the CSP nonce of the current request, for ``<script nonce="...">``.
+
+    ``None`` outside a request, or when the policy that applies uses no nonce. Each
+    request gets its own; concurrent requests never see each other's.
+    """
+    return _csp_nonce.get()
+
+
+def _set_csp_nonce(nonce: str | None) -> Token[str | None]:
+    return _csp_nonce.set(nonce)
+
+
+def _reset_csp_nonce(token: Token[str | None]) -> None:
+    _csp_nonce.reset(token)
 
 
 def get_request_id() -> str | None:

@@ -7,10 +7,11 @@ production app with any error-level finding. Messages name settings, never their
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
+
+from fastapi_enterprise.middleware.cors import origin_regex_problems
 
 if TYPE_CHECKING:
     from fastapi_enterprise.settings import EnterpriseSettings
@@ -96,10 +97,27 @@ def _rules(settings: EnterpriseSettings) -> Iterator[Finding]:
     if "*" in security.trusted_proxies:
         yield Finding(
             "security.proxy_trust_all",
-            "error",
+            "warning" if security.trust_all_proxies_acknowledged else "error",
             "security.trusted_proxies contains '*': any client can forge X-Forwarded-For "
             "and X-Forwarded-Proto.",
-            "List the addresses or CIDR networks of your proxies, e.g. 10.0.0.0/8.",
+            "List the addresses or CIDR networks of your proxies, e.g. 10.0.0.0/8, or set "
+            "FE_SECURITY__TRUST_ALL_PROXIES_ACKNOWLEDGED=true if the server is reachable only "
+            "through them.",
+        )
+    if "*" in security.allowed_hosts and settings.is_production:
+        yield Finding(
+            "security.allowed_hosts_any",
+            "warning",
+            "security.allowed_hosts accepts any Host header: links built from it (password "
+            "resets, redirects) can point at an attacker's domain.",
+            "List your host names in FE_SECURITY__ALLOWED_HOSTS.",
+        )
+    if security.hsts_enabled is False:
+        yield Finding(
+            "security.hsts_disabled",
+            "error",
+            "security.hsts_enabled is off: browsers will accept a downgrade to plain HTTP.",
+            "Remove FE_SECURITY__HSTS_ENABLED=false for production.",
         )
     if security.hsts_max_age < _MIN_HSTS_SECONDS:
         yield Finding(
@@ -159,50 +177,9 @@ def _secret_key_rules(settings: EnterpriseSettings) -> Iterator[Finding]:
 
 
 def _regex_rules(pattern: str) -> Iterator[Finding]:
-    anchored_start = pattern.startswith(("^", r"\A"))
-    anchored_end = (pattern.endswith("$") and not pattern.endswith(r"\$")) or pattern.endswith(
-        r"\Z"
+    fix = (
+        "Anchor the expression and escape the dots of host names, e.g. "
+        "^https://[a-z0-9-]+\\.example\\.com$."
     )
-    if not (anchored_start and anchored_end):
-        yield Finding(
-            "security.cors_regex_unanchored",
-            "error",
-            "security.cors_origin_regex is not anchored with ^ and $: it can match inside a "
-            "longer, attacker-controlled origin.",
-            "Wrap the expression as ^...$, e.g. ^https://[a-z0-9-]+\\.example\\.com$.",
-        )
-    if _has_unescaped_host_dot(pattern):
-        yield Finding(
-            "security.cors_regex_unescaped_dot",
-            "error",
-            "security.cors_origin_regex has an unescaped '.' or a wildcard directly before a "
-            "host name: it also matches look-alike domains such as 'evilexample.com'.",
-            "Escape literal dots as \\. and separate wildcards from the domain with \\., "
-            "e.g. ^https://[a-z0-9-]+\\.example\\.com$.",
-        )
-
-
-_WILDCARD_BEFORE_NAME = re.compile(r"\.[*+?]\??[A-Za-z0-9]|\.\{\d*,?\d*\}[A-Za-z0-9]")
-
-
-def _has_unescaped_host_dot(pattern: str) -> bool:
-    """Find a '.' meant literally (``.example``) or a wildcard glued to a name (``.*example``)."""
-    escaped = False
-    in_class = False
-    for index, char in enumerate(pattern):
-        if escaped:
-            escaped = False
-            continue
-        if char == "\\":
-            escaped = True
-        elif char == "[":
-            in_class = True
-        elif char == "]":
-            in_class = False
-        elif char == "." and not in_class:
-            following = pattern[index + 1 : index + 2]
-            if following.isalnum():
-                return True
-            if _WILDCARD_BEFORE_NAME.match(pattern, index):
-                return True
-    return False
+    for finding_id, message in origin_regex_problems(pattern):
+        yield Finding(finding_id, "error", f"security.cors_origin_regex: {message}", fix)

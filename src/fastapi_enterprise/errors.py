@@ -21,6 +21,8 @@ logged there exactly once.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -29,6 +31,7 @@ from urllib.parse import quote
 
 from fastapi.exceptions import RequestValidationError
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -41,6 +44,7 @@ from fastapi_enterprise.security_events import SecurityEvent, security_event
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
     "ProblemResponse",
+    "error_response",
     "http_exception_handler",
     "internal_error_response",
     "log_unhandled_exception",
@@ -236,3 +240,39 @@ def register_exception_handlers(app: Starlette) -> None:
     """
     app.add_exception_handler(StarletteHTTPException, http_exception_handler)
     app.add_exception_handler(RequestValidationError, request_validation_exception_handler)
+
+
+async def error_response(scope: Scope, exc: Exception) -> Response:
+    """Answer an exception that escaped the app: the one place the error shields ask.
+
+    An ``HTTPException`` keeps its status. For anything else the traceback is logged
+    once, and the app's own handler for ``500``/``Exception`` answers if one is
+    registered (a broken handler still yields the generic problem 500); otherwise the
+    generic problem 500.
+    """
+    app = scope.get("app")
+    handlers = getattr(app, "exception_handlers", {})
+    handler = handlers.get(500) or handlers.get(Exception)
+    if handler is None or isinstance(exc, StarletteHTTPException):
+        return unhandled_exception_response(scope, exc)
+    log_unhandled_exception(scope, exc)
+    request = Request(scope)
+    try:
+        if _is_async_callable(handler):
+            response = await handler(request, exc)
+        else:
+            response = await run_in_threadpool(handler, request, exc)
+    except Exception as handler_exc:  # noqa: BLE001 - a broken 500 handler still gets a 500
+        log_unhandled_exception(scope, handler_exc)
+        return internal_error_response(scope)
+    if not isinstance(response, Response):
+        return internal_error_response(scope)
+    return response
+
+
+def _is_async_callable(obj: object) -> bool:
+    while isinstance(obj, functools.partial):
+        obj = obj.func
+    return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(
+        getattr(obj, "__call__", None)  # noqa: B004 - an object with an async __call__
+    )

@@ -3,8 +3,14 @@
 The middleware are added innermost first, so the stack reads, outermost first, as
 ``docs/how-to/middleware-order.md`` explains::
 
+    ProxyHeaders               client IP and scheme from trusted proxies, resolved once
     RequestID / error shield   every response gets the ID; unhandled errors become 500 problems
+    SecurityHeaders            every response gets the headers, exactly once (500s included)
     AccessLog                  one line per request, after the response; sees inner statuses
+    TrustedHost, HTTPS redirect
+    CORS                       outside the limits, so a 413/429 still carries CORS headers
+    BodyLimit                  400/408/413 before the app reads too much or too long
+    Compression                next to the app: only application bodies are compressed
     app                        problem+json handlers for HTTP and validation errors
 
 Later layers (security headers, access log, metrics, CORS, body limit, rate limit, gzip)
@@ -15,13 +21,22 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from starlette.applications import Starlette
+from starlette.middleware.httpsredirect import HTTPSRedirectMiddleware
 from starlette.routing import Route
 
+from fastapi_enterprise.csp import ContentSecurityPolicy
 from fastapi_enterprise.deploy_check import DeployCheckError
 from fastapi_enterprise.errors import register_exception_handlers
 from fastapi_enterprise.middleware.access_log import AccessLogMiddleware
+from fastapi_enterprise.middleware.body_limit import BodyLimitMiddleware
+from fastapi_enterprise.middleware.compression import CompressionMiddleware
+from fastapi_enterprise.middleware.cors import CORSPolicyMiddleware
+from fastapi_enterprise.middleware.proxy_headers import ProxyHeadersMiddleware
 from fastapi_enterprise.middleware.request_id import RequestIDMiddleware
+from fastapi_enterprise.middleware.security_headers import SecurityHeadersMiddleware
+from fastapi_enterprise.middleware.trusted_host import TrustedHostMiddleware
 from fastapi_enterprise.openapi import apply_customizers, document_problem_errors
+from fastapi_enterprise.openapi.docs_policy import docs_policies
 from fastapi_enterprise.redaction import Redactor
 from fastapi_enterprise.security_events import SecurityEvent, security_event
 from fastapi_enterprise.settings import EnterpriseSettings, Environment
@@ -61,11 +76,56 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
     _run_deploy_check(settings)
 
     register_exception_handlers(app)
+    docs_csp: dict[str, ContentSecurityPolicy] = {}
     if not settings.app.docs:
         _remove_docs(app)
     elif isinstance(app, FastAPI):
         apply_customizers(app, document_problem_errors)
-    # Innermost first: each add_middleware() call wraps the previous ones.
+        docs_csp = dict(docs_policies(app))
+    _add_middleware(app, settings, docs_csp)
+    if settings.sentry.dsn is not None:
+        from fastapi_enterprise.sentry import init_sentry  # needs the sentry extra
+
+        init_sentry(settings)
+    setattr(app.state, _STATE_KEY, settings)
+
+
+def _add_middleware(
+    app: Starlette, settings: EnterpriseSettings, docs_csp: dict[str, ContentSecurityPolicy]
+) -> None:
+    """Build the stack of DESIGN.md, innermost first: each call wraps the previous ones."""
+    security = settings.security
+    compression = settings.compression
+    if compression.enabled:
+        app.add_middleware(
+            CompressionMiddleware,
+            minimum_size=compression.minimum_size,
+            compresslevel=compression.level,
+            exclude_paths=compression.exclude_paths,
+            exclude_content_types=compression.exclude_content_types,
+        )
+    body = settings.body_limit
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=body.max_bytes,
+        route_limits=body.routes,
+        read_timeout=body.read_timeout,
+    )
+    if security.cors_origins or security.cors_origin_regex:
+        app.add_middleware(
+            CORSPolicyMiddleware,
+            allow_origins=security.cors_origins,
+            allow_origin_regex=security.cors_origin_regex,
+            allow_credentials=security.cors_allow_credentials,
+            allow_methods=security.cors_methods,
+            allow_headers=security.cors_headers,
+            expose_headers=security.cors_expose_headers,
+            max_age=security.cors_max_age,
+        )
+    if security.https_redirect:
+        app.add_middleware(HTTPSRedirectMiddleware)
+    if security.allowed_hosts != ["*"]:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=security.allowed_hosts)
     logging_options = settings.logging
     if logging_options.access_log:
         app.add_middleware(
@@ -79,6 +139,25 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
                 keys=logging_options.redact_keys, headers=logging_options.redact_headers
             ),
         )
+    csp = (
+        ContentSecurityPolicy.parse(
+            security.csp,
+            report_only=security.csp_report_only,
+            report_uri=security.csp_report_uri,
+        )
+        if security.csp.strip()
+        else None
+    )
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        csp=csp,
+        path_policies=docs_csp,
+        hsts_max_age=security.hsts_max_age if security.hsts_enabled else None,
+        hsts_include_subdomains=security.hsts_include_subdomains,
+        hsts_preload=security.hsts_preload,
+        frame_options=security.frame_options,
+        referrer_policy=security.referrer_policy,
+    )
     request_id = settings.request_id
     app.add_middleware(
         RequestIDMiddleware,
@@ -88,11 +167,7 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
         pattern=request_id.pattern,
         use_traceparent=request_id.use_traceparent,
     )
-    if settings.sentry.dsn is not None:
-        from fastapi_enterprise.sentry import init_sentry  # needs the sentry extra
-
-        init_sentry(settings)
-    setattr(app.state, _STATE_KEY, settings)
+    app.add_middleware(ProxyHeadersMiddleware, trusted_proxies=security.trusted_proxies)
 
 
 def installed_settings(app: Starlette) -> EnterpriseSettings | None:

@@ -17,27 +17,18 @@ server does not log the same traceback a second time.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import logging
 import os
 import re
 import time
 from collections.abc import Callable
 
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from fastapi_enterprise._http import is_header_name
 from fastapi_enterprise.context import _enter_request, _exit_request
-from fastapi_enterprise.errors import (
-    internal_error_response,
-    log_unhandled_exception,
-    unhandled_exception_response,
-)
+from fastapi_enterprise.errors import error_response, log_unhandled_exception
 from fastapi_enterprise.security_events import SecurityEvent, security_event
 
 __all__ = [
@@ -170,7 +161,7 @@ class RequestIDMiddleware:
                 # response; the server closes the connection on an incomplete body.
                 log_unhandled_exception(scope, exc)
                 return
-            response = await _error_response(scope, exc)
+            response = await error_response(scope, exc)
             await response(scope, receive, send_with_request_id)
         finally:
             reset_contextvars(**log_tokens)
@@ -211,34 +202,4 @@ def _rejected(scope: Scope, reason: str, length: int) -> None:
         length=length,
         method=scope.get("method"),
         path=scope.get("path", "")[:256],
-    )
-
-
-async def _error_response(scope: Scope, exc: Exception) -> Response:
-    """Use the app's own 500 handler when it registered one, else the problem response."""
-    app = scope.get("app")
-    handlers = getattr(app, "exception_handlers", {})
-    handler = handlers.get(500) or handlers.get(Exception)
-    if handler is None:
-        return unhandled_exception_response(scope, exc)
-    log_unhandled_exception(scope, exc)
-    request = Request(scope)
-    try:
-        if _is_async_callable(handler):
-            response = await handler(request, exc)
-        else:
-            response = await run_in_threadpool(handler, request, exc)
-    except Exception as handler_exc:  # noqa: BLE001 - a broken 500 handler still gets a 500
-        log_unhandled_exception(scope, handler_exc)
-        return internal_error_response(scope)
-    if not isinstance(response, Response):
-        return internal_error_response(scope)
-    return response
-
-
-def _is_async_callable(obj: object) -> bool:
-    while isinstance(obj, functools.partial):
-        obj = obj.func
-    return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(
-        getattr(obj, "__call__", None)  # noqa: B004 - an object with an async __call__
     )

@@ -27,6 +27,8 @@ from fastapi_enterprise.redaction import MASK, mask_dsn
 from fastapi_enterprise.settings.sections import (
     DSN_MARKER,
     AppSettings,
+    BodyLimitSettings,
+    CompressionSettings,
     DatabaseSettings,
     Environment,
     LoggingSettings,
@@ -41,6 +43,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AppSettings",
+    "BodyLimitSettings",
+    "CompressionSettings",
     "DatabaseSettings",
     "EnterpriseSettings",
     "Environment",
@@ -132,6 +136,12 @@ class EnterpriseSettings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     """Redis URL, timeouts and pool."""
 
+    body_limit: BodyLimitSettings = Field(default_factory=BodyLimitSettings)
+    """Request body size, arrival time and multipart limits."""
+
+    compression: CompressionSettings = Field(default_factory=CompressionSettings)
+    """Gzip compression of responses."""
+
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     """Log format, level, outputs, access log, sampling and redaction."""
 
@@ -139,10 +149,26 @@ class EnterpriseSettings(BaseSettings):
     """Error tracking with Sentry (extra ``sentry``); off without a DSN."""
 
     _environment_defaults: ClassVar[dict[Environment, dict[str, Any]]] = {
-        Environment.DEVELOPMENT: {"app.docs": True, "logging.format": "console"},
-        Environment.TEST: {"app.docs": True, "logging.format": "json"},
-        Environment.STAGING: {"app.docs": False, "logging.format": "json"},
-        Environment.PRODUCTION: {"app.docs": False, "logging.format": "json"},
+        Environment.DEVELOPMENT: {
+            "app.docs": True,
+            "logging.format": "console",
+            "security.hsts_enabled": False,
+        },
+        Environment.TEST: {
+            "app.docs": True,
+            "logging.format": "json",
+            "security.hsts_enabled": False,
+        },
+        Environment.STAGING: {
+            "app.docs": False,
+            "logging.format": "json",
+            "security.hsts_enabled": True,
+        },
+        Environment.PRODUCTION: {
+            "app.docs": False,
+            "logging.format": "json",
+            "security.hsts_enabled": True,
+        },
     }
 
     def __init__(self, **values: Any) -> None:
@@ -234,9 +260,10 @@ class EnterpriseSettings(BaseSettings):
         return _safe_dump_model(self)
 
     def fastapi_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``FastAPI(...)`` from the ``app`` section.
+        """Keyword arguments for ``FastAPI(...)``.
 
-        Title, version, debug, and the docs URLs (``None`` when docs are off).
+        Title, version and debug from ``app``, the docs URLs (``None`` when docs are
+        off), and the multipart ``form_limits`` from ``body_limit``.
         """
         docs = bool(self.app.docs)
         return {
@@ -246,6 +273,7 @@ class EnterpriseSettings(BaseSettings):
             "docs_url": "/docs" if docs else None,
             "redoc_url": "/redoc" if docs else None,
             "openapi_url": "/openapi.json" if docs else None,
+            "form_limits": self.body_limit.form_limits(),
         }
 
 

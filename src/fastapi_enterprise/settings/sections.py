@@ -15,12 +15,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 
 from fastapi_enterprise._http import is_header_name
 
 __all__ = [
     "DSN_MARKER",
     "AppSettings",
+    "BodyLimitSettings",
+    "CompressionSettings",
     "DatabaseSettings",
     "Environment",
     "LoggingSettings",
@@ -116,7 +119,87 @@ class SecuritySettings(BaseModel):
     """Add ``preload`` to HSTS. Opt-in: it needs a one-year max-age, includeSubDomains and
     a submission to the browsers' preload list that is hard to undo."""
 
-    _split = field_validator("cors_origins", "trusted_proxies", mode="before")(_split_list)
+    trust_all_proxies_acknowledged: bool = False
+    """Acknowledge ``trusted_proxies=["*"]`` (the server is reachable only through a
+    proxy). Without it, the deploy check refuses ``*`` in production."""
+
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
+    """Host names the app answers (``api.example.com``, ``*.example.com``); others get
+    400. ``*`` accepts any host (the deploy check warns in production)."""
+
+    https_redirect: bool = False
+    """Redirect plain-HTTP requests to HTTPS (307), using the scheme resolved from
+    trusted proxies."""
+
+    cors_methods: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    )
+    """Methods allowed in cross-origin requests."""
+
+    cors_headers: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["Authorization", "Content-Type", "X-Request-ID"]
+    )
+    """Request headers allowed in cross-origin requests."""
+
+    cors_expose_headers: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["X-Request-ID", "RateLimit", "RateLimit-Policy", "Retry-After"]
+    )
+    """Response headers browsers may read."""
+
+    cors_max_age: int = Field(600, ge=0, le=86_400)
+    """Seconds browsers may cache a preflight answer."""
+
+    csp: str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    """Content-Security-Policy for every response (header syntax; ``'nonce'`` inserts a
+    per-request nonce). Validated at startup. Empty: no CSP."""
+
+    csp_report_only: bool = False
+    """Send the CSP as ``Content-Security-Policy-Report-Only``: report, do not block."""
+
+    csp_report_uri: str | None = None
+    """Where browsers send CSP violation reports."""
+
+    frame_options: str = "DENY"
+    """``X-Frame-Options`` value."""
+
+    referrer_policy: str = "no-referrer"
+    """``Referrer-Policy`` value."""
+
+    hsts_enabled: bool | None = None
+    """Send HSTS (over HTTPS only). ``None`` (the default): on in staging and production,
+    off in development and test, so a developer's localhost is never pinned to HTTPS."""
+
+    _split = field_validator(
+        "cors_origins",
+        "trusted_proxies",
+        "allowed_hosts",
+        "cors_methods",
+        "cors_headers",
+        "cors_expose_headers",
+        mode="before",
+    )(_split_list)
+
+    @field_validator("csp")
+    @classmethod
+    def _check_csp(cls, csp: str) -> str:
+        from fastapi_enterprise.csp import ContentSecurityPolicy, CSPError
+
+        if csp.strip():
+            try:
+                ContentSecurityPolicy.parse(csp)
+            except CSPError as exc:
+                raise ValueError(str(exc)) from None
+        return csp
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _check_hosts(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            if host != "*" and (
+                "*" in host[1:] or (host.startswith("*") and not host.startswith("*."))
+            ):
+                raise ValueError(f"host pattern {_quote(host)} must be a name or '*.domain'")
+        return hosts
 
     @field_validator("cors_origins")
     @classmethod
@@ -265,6 +348,63 @@ class RedisSettings(BaseModel):
         if not url.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return url
+
+
+class BodyLimitSettings(BaseModel):
+    """Request body limits: size, arrival time, multipart parts."""
+
+    model_config = _Section
+
+    max_bytes: int = Field(1_048_576, ge=0)
+    """Largest request body accepted by default (1 MiB); larger gets 413."""
+
+    routes: dict[str, int] = Field(default_factory=dict)
+    """Per-route-template limits, e.g. ``{"/videos": 524288000}``; JSON in the environment."""
+
+    read_timeout: float | None = Field(30.0, gt=0)
+    """Seconds a whole body may take to arrive before 408 (slow-body attacks)."""
+
+    multipart_max_files: int = Field(10, ge=0)
+    """Most files in one multipart form."""
+
+    multipart_max_fields: int = Field(100, ge=0)
+    """Most non-file fields in one form."""
+
+    multipart_max_part_bytes: int = Field(1_048_576, ge=0)
+    """Largest non-file form field."""
+
+    def form_limits(self) -> dict[str, int]:
+        """Keyword arguments for ``request.form(**limits)`` and ``FastAPI(form_limits=)``."""
+        return {
+            "max_files": self.multipart_max_files,
+            "max_fields": self.multipart_max_fields,
+            "max_part_size": self.multipart_max_part_bytes,
+        }
+
+
+class CompressionSettings(BaseModel):
+    """Response compression (gzip)."""
+
+    model_config = _Section
+
+    enabled: bool = True
+    """Compress responses for clients that accept gzip."""
+
+    minimum_size: int = Field(500, ge=0)
+    """Smaller bodies are sent uncompressed."""
+
+    level: int = Field(6, ge=1, le=9)
+    """zlib level: 6 is nearly as small as 9 for a third of the CPU."""
+
+    exclude_paths: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["/metrics"])
+    """Path prefixes never compressed."""
+
+    exclude_content_types: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_EXCLUDED_CONTENT_TYPES)
+    )
+    """Media types never compressed (already compressed formats, event streams)."""
+
+    _split = field_validator("exclude_paths", "exclude_content_types", mode="before")(_split_list)
 
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
