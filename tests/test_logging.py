@@ -63,6 +63,7 @@ def test_lines_during_a_request_carry_request_id_and_route(capture_logs: Any) ->
     for line in lines:
         assert line["request_id"] == "req-0000-0001"
         assert line["route"] == "/orders/{order_id}"
+        assert line["client_ip"] == "testclient"
     structlog.get_logger("app").info("after the request")
     assert "request_id" not in logs.lines()[-1]
 
@@ -269,9 +270,12 @@ def test_full_queue_drops_and_counts_instead_of_blocking() -> None:
         stream.release.set()
         handle.stop()
         structlog.reset_defaults()
-    written = stream.getvalue().splitlines()
-    assert len(written) + handle.dropped == 100  # every record written or counted
-    assert all(json.loads(line)["event"] == "burst" for line in written)
+    written = [json.loads(line) for line in stream.getvalue().splitlines()]
+    bursts = [line for line in written if line["event"] == "burst"]
+    # Every burst record was either written or counted as dropped (a stray record from
+    # another thread of the test process may add to either side, never take away).
+    assert len(bursts) + handle.dropped >= 100
+    assert len(bursts) <= 2 * 5 + 1
 
 
 def test_syslog_output(capture_logs: Any) -> None:

@@ -15,7 +15,14 @@ from __future__ import annotations
 import logging
 from importlib.metadata import PackageNotFoundError, version
 
-from fastapi_enterprise.context import bind_request, get_request_fields, get_request_id
+from fastapi_enterprise.client_ip import ClientInfo, ClientIPResolver, client_key, get_client_info
+from fastapi_enterprise.context import (
+    bind_request,
+    get_csp_nonce,
+    get_request_fields,
+    get_request_id,
+)
+from fastapi_enterprise.csp import ContentSecurityPolicy, CSPError
 from fastapi_enterprise.deploy_check import DeployCheckError, Finding
 from fastapi_enterprise.errors import (
     PROBLEM_CONTENT_TYPE,
@@ -25,14 +32,27 @@ from fastapi_enterprise.errors import (
 )
 from fastapi_enterprise.install import install, installed_settings
 from fastapi_enterprise.log_config import LoggingHandle, configure_logging
-from fastapi_enterprise.middleware.access_log import AccessLogMiddleware
-from fastapi_enterprise.middleware.request_id import RequestIDMiddleware, generate_request_id
+from fastapi_enterprise.middleware import (
+    AccessLogMiddleware,
+    BodyLimitMiddleware,
+    CompressionMiddleware,
+    CORSPolicyMiddleware,
+    ProxyHeadersMiddleware,
+    RequestIDMiddleware,
+    SecurityHeadersMiddleware,
+    TrustedHostMiddleware,
+    body_limit,
+    no_compression,
+)
+from fastapi_enterprise.middleware.request_id import generate_request_id
 from fastapi_enterprise.redaction import Redactor
 from fastapi_enterprise.responses import ErrorResponse, ValidationErrorItem, problem_responses
 from fastapi_enterprise.routing import UNMATCHED_ROUTE, route_template
 from fastapi_enterprise.security_events import SecurityEvent, security_event
 from fastapi_enterprise.settings import (
     AppSettings,
+    BodyLimitSettings,
+    CompressionSettings,
     DatabaseSettings,
     EnterpriseSettings,
     Environment,
@@ -58,6 +78,15 @@ __all__ = [
     "UNMATCHED_ROUTE",
     "AccessLogMiddleware",
     "AppSettings",
+    "BodyLimitMiddleware",
+    "BodyLimitSettings",
+    "CORSPolicyMiddleware",
+    "CSPError",
+    "ClientIPResolver",
+    "ClientInfo",
+    "CompressionMiddleware",
+    "CompressionSettings",
+    "ContentSecurityPolicy",
     "DatabaseSettings",
     "DeployCheckError",
     "EnterpriseSettings",
@@ -67,23 +96,31 @@ __all__ = [
     "LoggingHandle",
     "LoggingSettings",
     "ProblemResponse",
+    "ProxyHeadersMiddleware",
     "Redactor",
     "RedisSettings",
     "RequestIDMiddleware",
     "RequestIDSettings",
     "SecurityEvent",
+    "SecurityHeadersMiddleware",
     "SecuritySettings",
     "SentrySettings",
     "SettingsValidationError",
+    "TrustedHostMiddleware",
     "ValidationErrorItem",
     "__version__",
     "bind_request",
+    "body_limit",
+    "client_key",
     "configure_logging",
     "generate_request_id",
+    "get_client_info",
+    "get_csp_nonce",
     "get_request_fields",
     "get_request_id",
     "install",
     "installed_settings",
+    "no_compression",
     "problem_response",
     "problem_responses",
     "register_exception_handlers",

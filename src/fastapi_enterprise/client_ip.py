@@ -115,7 +115,11 @@ class ClientIPResolver:
         if forwarded_for is None and forwarded is not None:
             forwarded_for, forwarded_proto = _from_rfc7239(forwarded, self.max_hops)
         if forwarded_for is None:
-            return ClientInfo(peer_ip, scheme, peer_ip, via_proxy=False)
+            if forwarded_proto is None:
+                return ClientInfo(peer_ip, scheme, peer_ip, via_proxy=False)
+            # A TLS terminator may set only the scheme: the peer stays the client.
+            scheme = _pick_scheme(forwarded_proto, -1, 0, scheme)
+            return ClientInfo(peer_ip, scheme, peer_ip, via_proxy=True)
         hops = forwarded_for.split(",")
         if len(hops) > self.max_hops:
             return ClientInfo(peer_ip, scheme, peer_ip, via_proxy=False)

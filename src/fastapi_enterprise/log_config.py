@@ -336,7 +336,7 @@ def configure_logging(
         cache_logger_on_first_use=False,
     )
     final: list[Processor] = [
-        _add_route,
+        _add_request_context,
         ExceptionRenderer(ExceptionDictTransformer(show_locals=False, use_rich=False))
         if json_output
         else structlog.processors.format_exc_info,
@@ -475,12 +475,18 @@ def _dumps(value: Any, **_: Any) -> str:
     return line
 
 
-def _add_route(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
+def _add_request_context(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
+    """Add the route template (once routed) and the client IP of the request in flight."""
     scope = _current_scope()
-    if scope is not None and "route" not in event:
-        route = route_template(scope)
-        if route != UNMATCHED_ROUTE:
-            event["route"] = route
+    if scope is not None:
+        if "route" not in event:
+            route = route_template(scope)
+            if route != UNMATCHED_ROUTE:
+                event["route"] = route
+        if "client_ip" not in event:
+            client = scope.get("client")
+            if client:
+                event["client_ip"] = client[0]
     return event
 
 
@@ -502,6 +508,7 @@ class _Sanitize:
             "route",
             "method",
             "status",
+            "client_ip",
             "duration_ms",
             "request_bytes",
             "response_bytes",

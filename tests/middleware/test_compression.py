@@ -1,0 +1,112 @@
+"""CompressionMiddleware: Starlette's gzip, honouring q=0, exclusions and opt-outs."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from fastapi.testclient import TestClient
+
+from fastapi_enterprise import CompressionMiddleware, EnterpriseSettings, install, no_compression
+from fastapi_enterprise.middleware.compression import accepts_gzip
+
+BODY = "lorem ipsum dolor sit amet " * 200
+
+
+def make_app(**compression: Any) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/text")
+    async def text() -> PlainTextResponse:
+        return PlainTextResponse(BODY)
+
+    @app.get("/secret")
+    @no_compression
+    async def secret() -> PlainTextResponse:
+        return PlainTextResponse(BODY)
+
+    @app.get("/metrics")
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(BODY)
+
+    @app.get("/events")
+    async def events() -> StreamingResponse:
+        async def stream() -> AsyncIterator[str]:
+            yield "data: " + BODY + "\n\n"
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    @app.get("/encoded")
+    async def encoded() -> Response:
+        return Response(
+            gzip.compress(BODY.encode()),
+            headers={"Content-Encoding": "gzip"},
+            media_type="text/plain",
+        )
+
+    install(app, EnterpriseSettings(environment="test", compression=compression))
+    return app
+
+
+def get(path: str, accept: str, app: FastAPI | None = None) -> Any:
+    client = TestClient(app or make_app())
+    return client.get(path, headers={"Accept-Encoding": accept})
+
+
+def test_gzip_when_accepted() -> None:
+    response = get("/text", "gzip, deflate")
+    assert response.headers["content-encoding"] == "gzip"
+    assert "Accept-Encoding" in response.headers["vary"]
+    assert response.text == BODY
+
+
+@pytest.mark.parametrize("accept", ["gzip;q=0", "identity", "br", "gzip;q=0, *;q=1", "*;q=0", ""])
+def test_not_compressed_when_refused(accept: str) -> None:
+    response = get("/text", accept)
+    assert "content-encoding" not in response.headers
+    assert response.text == BODY
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("gzip", True),
+        ("GZIP;Q=0.5", True),
+        ("x-gzip", True),
+        ("*", True),
+        ("gzip;q=0", False),
+        ("gzip; q=0.0", False),
+        ("gzip;q=abc", False),
+        ("br, *;q=0", False),
+        ("deflate, gzip;q=0, *", False),
+        ("identity", False),
+    ],
+)
+def test_accept_encoding_parsing(value: str, expected: bool) -> None:
+    assert accepts_gzip(value) is expected
+
+
+@pytest.mark.parametrize("path", ["/secret", "/metrics", "/events"])
+def test_opt_outs_exclusions_and_event_streams(path: str) -> None:
+    response = get(path, "gzip")
+    assert "content-encoding" not in response.headers
+    assert BODY in response.text
+
+
+def test_already_encoded_bodies_are_left_alone() -> None:
+    response = TestClient(make_app()).get("/encoded", headers={"Accept-Encoding": "gzip"})
+    assert response.headers["content-encoding"] == "gzip"
+    assert response.text == BODY  # decoded once by the client: not double-compressed
+
+
+def test_can_be_disabled_and_validates_options() -> None:
+    response = get("/text", "gzip", make_app(enabled=False))
+    assert "content-encoding" not in response.headers
+    with pytest.raises(ValueError, match="compresslevel"):
+        CompressionMiddleware(FastAPI(), compresslevel=10)
+    with pytest.raises(ValueError, match="minimum_size"):
+        CompressionMiddleware(FastAPI(), minimum_size=-1)
