@@ -1,9 +1,10 @@
-"""In-process CPU cost per request: bare FastAPI vs the same app after install().
+"""In-process CPU cost per request: bare FastAPI, each layer alone, and the full install().
 
-Calls the ASGI app directly (no server, no sockets), so it measures only the Python
-work each layer adds. Run: python -m benchmarks.inprocess [--requests N]
+Calls the ASGI app directly (no server, no sockets), so it measures only the Python work
+each layer adds. Run: python -m benchmarks.inprocess [--requests N] [--rounds N]
 Reports microseconds per request (best of several rounds) and the ratio to bare FastAPI.
-Not a test: nothing here asserts on timing.
+Not a test: nothing here asserts on timing. The server-level benchmark (wrk against
+uvicorn, interleaved rounds) is a separate command.
 """
 
 from __future__ import annotations
@@ -18,21 +19,36 @@ from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 
-from fastapi_enterprise import EnterpriseSettings, configure_logging, generate_request_id, install
+from fastapi_enterprise import (
+    AccessLogMiddleware,
+    BodyLimitMiddleware,
+    CompressionMiddleware,
+    CORSPolicyMiddleware,
+    EnterpriseSettings,
+    ProxyHeadersMiddleware,
+    RequestIDMiddleware,
+    SecurityHeadersMiddleware,
+    configure_logging,
+    generate_request_id,
+    install,
+)
 
 PAYLOAD = {"id": 1, "title": "FastAPI in production", "tags": ["asgi", "json"] * 8}
 
 
-def make_app(installed: bool, access_log: bool = True) -> FastAPI:
-    app = FastAPI()
+def make_app(
+    middleware: list[Middleware] | None = None, settings: EnterpriseSettings | None = None
+) -> FastAPI:
+    app = FastAPI(middleware=middleware or [])
 
     @app.get("/small")
     async def small() -> dict[str, Any]:
         return PAYLOAD
 
-    if installed:
-        install(app, EnterpriseSettings(environment="test", logging={"access_log": access_log}))
+    if settings is not None:
+        install(app, settings)
     return app
 
 
@@ -77,24 +93,56 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    host = [(b"host", b"bench")]
+    host = [(b"host", b"bench"), (b"accept-encoding", b"gzip")]
     with_id = [*host, (b"x-request-id", b"client-supplied-id-0001")]
     # Access lines are rendered to JSON for real and written by the writer thread to
     # /dev/null: the cost measured is the request path's, as in production.
     devnull = open(os.devnull, "w")  # noqa: SIM115 - closed below
     handle = configure_logging(EnterpriseSettings(environment="production"), stream=devnull)
-    bare = make_app(False)
-    no_access_log = make_app(True, access_log=False)
-    full = make_app(True)
 
-    def measure(app: FastAPI, headers: list[tuple[bytes, bytes]]) -> float:
+    def measure(app: FastAPI, headers: list[tuple[bytes, bytes]] = host) -> float:
         return best(lambda: asyncio.run(drive(app, args.requests, headers)), args.rounds)
 
+    test = "test"
     rows = [
-        ("bare FastAPI", measure(bare, host)),
-        ("install(), access log off, ID generated", measure(no_access_log, host)),
-        ("install(), JSON access log, ID generated", measure(full, host)),
-        ("install(), JSON access log, ID reused", measure(full, with_id)),
+        ("bare FastAPI", measure(make_app())),
+        (
+            "+ ProxyHeadersMiddleware (one trusted CIDR)",
+            measure(make_app([Middleware(ProxyHeadersMiddleware, trusted_proxies=["10.0.0.0/8"])])),
+        ),
+        (
+            "+ RequestIDMiddleware (ID generated)",
+            measure(make_app([Middleware(RequestIDMiddleware)])),
+        ),
+        ("+ SecurityHeadersMiddleware", measure(make_app([Middleware(SecurityHeadersMiddleware)]))),
+        ("+ AccessLogMiddleware (JSON line)", measure(make_app([Middleware(AccessLogMiddleware)]))),
+        (
+            "+ CORSPolicyMiddleware (no Origin)",
+            measure(
+                make_app([Middleware(CORSPolicyMiddleware, allow_origins=["https://a.example"])])
+            ),
+        ),
+        ("+ BodyLimitMiddleware", measure(make_app([Middleware(BodyLimitMiddleware)]))),
+        (
+            "+ CompressionMiddleware (body under 500 B)",
+            measure(make_app([Middleware(CompressionMiddleware)])),
+        ),
+        (
+            "install(), access log off",
+            measure(
+                make_app(
+                    settings=EnterpriseSettings(environment=test, logging={"access_log": False})
+                )
+            ),
+        ),
+        (
+            "install(), full default stack, ID generated",
+            measure(make_app(settings=EnterpriseSettings(environment=test))),
+        ),
+        (
+            "install(), full default stack, ID reused",
+            measure(make_app(settings=EnterpriseSettings(environment=test)), with_id),
+        ),
     ]
     handle.stop()
     devnull.close()

@@ -106,11 +106,11 @@ def test_hostile_headers_fall_back_to_the_peer_with_bounded_work(
         info = RESOLVER.resolve(scope(PROXY, ("X-Forwarded-For", header)))
         assert info.ip == PROXY
         assert not info.via_proxy
-        assert parsed == [PROXY]  # only the peer was parsed: no hop was even looked at
+        assert parsed in ([], [PROXY])  # at most the (cached) peer: no hop was looked at
     parsed.clear()
     twenty = ", ".join(f"10.0.0.{n}" for n in range(20))
     RESOLVER.resolve(scope(PROXY, ("X-Forwarded-For", twenty)))
-    assert len(parsed) == 21  # the peer plus at most max_hops entries
+    assert len([text for text in parsed if text != PROXY]) == 20  # at most max_hops
 
 
 def test_trust_all_and_websocket_schemes() -> None:
@@ -161,7 +161,7 @@ def test_spoofed_headers_from_an_untrusted_peer_are_ignored_over_http() -> None:
     body = client.get(
         "/who", headers={"X-Forwarded-For": "1.2.3.4", "X-Forwarded-Proto": "https"}
     ).json()
-    assert body == {"client": "testclient", "scheme": "http", "peer": "testclient"}
+    assert body == {"client": "testclient", "scheme": "http", "peer": None}  # no proxy configured
 
 
 def test_trusted_proxy_through_the_stack() -> None:

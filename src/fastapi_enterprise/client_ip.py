@@ -31,6 +31,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _SCOPE_KEY = "fastapi_enterprise.client"
 _SCHEMES = frozenset({"http", "https"})
+_MAX_CACHED_PEERS = 4096
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,10 @@ def client_key(ip: str | None) -> str:
 
 
 def get_client_info(scope: Scope) -> ClientInfo | None:
-    """Return the :class:`ClientInfo` that ``ProxyHeadersMiddleware`` resolved, if any."""
+    """Return the :class:`ClientInfo` that ``ProxyHeadersMiddleware`` resolved, if any.
+
+    ``None`` when no trusted proxy is configured: then ``scope["client"]`` is the client.
+    """
     info = scope.get(_SCOPE_KEY)
     return info if isinstance(info, ClientInfo) else None
 
@@ -94,6 +98,8 @@ class ClientIPResolver:
         )
         self.max_hops = max_hops
         self.max_header_length = max_header_length
+        self.trusts_anyone = self.trust_all or bool(self.networks)
+        self._peers: dict[str, tuple[str | None, bool]] = {}
 
     def is_trusted(self, address: IPAddress) -> bool:
         """Whether ``address`` is one of the trusted proxies."""
@@ -106,9 +112,8 @@ class ClientIPResolver:
         client = scope.get("client")
         peer_text = client[0] if client else None
         scheme: str = scope.get("scheme", "http")
-        peer = _parse(peer_text) if peer_text else None
-        peer_ip = str(peer) if peer is not None else peer_text
-        if peer is None or not (self.trust_all or self.networks) or not self.is_trusted(peer):
+        peer_ip, trusted = self._peer(peer_text)
+        if not trusted:
             return ClientInfo(peer_ip, scheme, peer_ip, via_proxy=False)
 
         forwarded_for, forwarded_proto, forwarded = self._headers(scope)
@@ -129,6 +134,19 @@ class ClientIPResolver:
         if forwarded_proto is not None:
             scheme = _pick_scheme(forwarded_proto, index, len(hops), scheme)
         return ClientInfo(client_ip, scheme, peer_ip, via_proxy=True)
+
+    def _peer(self, peer_text: str | None) -> tuple[str | None, bool]:
+        """Normalised peer address and whether it is trusted; cached, peers repeat."""
+        if peer_text is None:
+            return None, False
+        cached = self._peers.get(peer_text)
+        if cached is None:
+            peer = _parse(peer_text)
+            trusted = peer is not None and self.trusts_anyone and self.is_trusted(peer)
+            cached = (str(peer) if peer is not None else peer_text, trusted)
+            if len(self._peers) < _MAX_CACHED_PEERS:
+                self._peers[peer_text] = cached
+        return cached
 
     def _headers(self, scope: Scope) -> tuple[str | None, str | None, str | None]:
         found: dict[bytes, list[bytes]] = {}

@@ -43,7 +43,8 @@ class ProxyHeadersMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Resolve the client of HTTP and WebSocket requests; pass lifespan through."""
-        if scope["type"] not in ("http", "websocket"):
+        if scope["type"] not in ("http", "websocket") or not self.resolver.trusts_anyone:
+            # Without trusted proxies the socket peer is the client: nothing to resolve.
             await self.app(scope, receive, send)
             return
         info = self.resolver.resolve(scope)
