@@ -108,7 +108,7 @@ def test_hostile_headers_fall_back_to_the_peer_with_bounded_work(
         assert not info.via_proxy
         assert parsed in ([], [PROXY])  # at most the (cached) peer: no hop was looked at
     parsed.clear()
-    twenty = ", ".join(f"10.0.0.{n}" for n in range(20))
+    twenty = ", ".join(f"10.0.1.{n}" for n in range(20))
     RESOLVER.resolve(scope(PROXY, ("X-Forwarded-For", twenty)))
     assert len([text for text in parsed if text != PROXY]) == 20  # at most max_hops
 
