@@ -31,6 +31,7 @@ def test_install_wires_request_ids_and_problem_errors() -> None:
         "SecurityHeadersMiddleware",
         AccessLogMiddleware.__name__,
         "BodyLimitMiddleware",
+        "RateLimitMiddleware",
         "CompressionMiddleware",
     ]
     response = TestClient(app).get("/nowhere")

@@ -10,6 +10,7 @@ The middleware are added innermost first, so the stack reads, outermost first, a
     TrustedHost, HTTPS redirect
     CORS                       outside the limits, so a 413/429 still carries CORS headers
     BodyLimit                  400/408/413 before the app reads too much or too long
+    RateLimit                  429 keyed on the route template; fail-open behind a breaker
     Compression                next to the app: only application bodies are compressed
     app                        problem+json handlers for HTTP and validation errors
 
@@ -18,6 +19,8 @@ slot in between, each at its documented position.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.applications import Starlette
@@ -32,18 +35,28 @@ from fastapi_enterprise.middleware.body_limit import BodyLimitMiddleware
 from fastapi_enterprise.middleware.compression import CompressionMiddleware
 from fastapi_enterprise.middleware.cors import CORSPolicyMiddleware
 from fastapi_enterprise.middleware.proxy_headers import ProxyHeadersMiddleware
+from fastapi_enterprise.middleware.rate_limit import RateLimitMiddleware
 from fastapi_enterprise.middleware.request_id import RequestIDMiddleware
 from fastapi_enterprise.middleware.security_headers import SecurityHeadersMiddleware
 from fastapi_enterprise.middleware.trusted_host import TrustedHostMiddleware
-from fastapi_enterprise.openapi import apply_customizers, document_problem_errors
+from fastapi_enterprise.openapi import (
+    OpenAPICustomizer,
+    apply_customizers,
+    document_problem_errors,
+)
 from fastapi_enterprise.openapi.docs_policy import docs_policies
+from fastapi_enterprise.openapi.rate_limits import document_rate_limits
+from fastapi_enterprise.ratelimit.keys import api_key_header, client_ip, composite_or_ip
+from fastapi_enterprise.ratelimit.limiter import RateLimiter
+from fastapi_enterprise.ratelimit.policy import KeyFunction
 from fastapi_enterprise.redaction import Redactor
 from fastapi_enterprise.security_events import SecurityEvent, security_event
 from fastapi_enterprise.settings import EnterpriseSettings, Environment
 
-__all__ = ["install", "installed_settings"]
+__all__ = ["install", "installed_rate_limiter", "installed_settings"]
 
 _STATE_KEY = "fastapi_enterprise_settings"
+_LIMITER_KEY = "fastapi_enterprise_rate_limiter"
 
 
 def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
@@ -76,13 +89,19 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
     _run_deploy_check(settings)
 
     register_exception_handlers(app)
+    limiter = _rate_limiter(settings)
     docs_csp: dict[str, ContentSecurityPolicy] = {}
     if not settings.app.docs:
         _remove_docs(app)
     elif isinstance(app, FastAPI):
-        apply_customizers(app, document_problem_errors)
+        customizers: list[OpenAPICustomizer] = [document_problem_errors]
+        if limiter is not None:
+            # A twin of the stack's instance, same rules and engine, to read policies.
+            rules = RateLimitMiddleware(app, **limiter)
+            customizers.append(document_rate_limits(app, rules))
+        apply_customizers(app, *customizers)
         docs_csp = dict(docs_policies(app))
-    _add_middleware(app, settings, docs_csp)
+    _add_middleware(app, settings, docs_csp, limiter)
     if settings.sentry.dsn is not None:
         from fastapi_enterprise.sentry import init_sentry  # needs the sentry extra
 
@@ -90,8 +109,47 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
     setattr(app.state, _STATE_KEY, settings)
 
 
+def _rate_limiter(settings: EnterpriseSettings) -> dict[str, Any] | None:
+    """Keyword arguments of ``RateLimitMiddleware`` from settings (one shared engine)."""
+    options = settings.rate_limit
+    if not options.enabled:
+        return None
+    engine = RateLimiter(
+        options.storage_url.get_secret_value(),
+        strategy=options.strategy,
+        key_prefix=options.storage_prefix,
+        timeout=options.timeout,
+        breaker_cooldown=options.breaker_cooldown,
+        fallback_memory=options.fallback_memory,
+        memory_max_keys=options.memory_max_keys,
+    )
+    key: KeyFunction = client_ip
+    if options.key == "api_key":
+        key = composite_or_ip(api_key_header(options.identity_header))
+    return {
+        "limiter": engine,
+        "default": options.default,
+        "routes": options.routes,
+        "exempt_paths": options.exempt_paths,
+        "key": key,
+        "fail_mode": options.fail_mode,
+        "shadow": options.shadow,
+        "headers": options.headers,
+        "legacy_headers": options.legacy_headers,
+    }
+
+
+def installed_rate_limiter(app: Starlette) -> RateLimiter | None:
+    """The rate-limit engine ``install()`` built for ``app`` (its ``stats``, ``reset()``)."""
+    limiter = getattr(app.state, _LIMITER_KEY, None)
+    return limiter if isinstance(limiter, RateLimiter) else None
+
+
 def _add_middleware(
-    app: Starlette, settings: EnterpriseSettings, docs_csp: dict[str, ContentSecurityPolicy]
+    app: Starlette,
+    settings: EnterpriseSettings,
+    docs_csp: dict[str, ContentSecurityPolicy],
+    limiter: dict[str, Any] | None,
 ) -> None:
     """Build the stack of DESIGN.md, innermost first: each call wraps the previous ones."""
     security = settings.security
@@ -104,6 +162,9 @@ def _add_middleware(
             exclude_paths=compression.exclude_paths,
             exclude_content_types=compression.exclude_content_types,
         )
+    if limiter is not None:
+        app.add_middleware(RateLimitMiddleware, **limiter)
+        setattr(app.state, _LIMITER_KEY, limiter["limiter"])
     body = settings.body_limit
     app.add_middleware(
         BodyLimitMiddleware,

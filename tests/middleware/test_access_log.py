@@ -30,7 +30,9 @@ SECRET = "hunter2-Zq8-secret"
 
 
 def settings(**logging_options: Any) -> EnterpriseSettings:
-    return EnterpriseSettings(environment="test", logging=logging_options)
+    return EnterpriseSettings(
+        environment="test", logging=logging_options, rate_limit={"enabled": False}
+    )
 
 
 def current_user(user: str = "anonymous") -> str:

@@ -375,7 +375,7 @@ def test_hundreds_of_concurrent_requests_never_mix_ids(live_server: type[LiveSer
     def sync_endpoint(n: int) -> dict[str, object]:
         return {"n": n, "before": get_request_id(), "after": get_request_id()}
 
-    install(app, EnterpriseSettings(environment="test"))
+    install(app, EnterpriseSettings(environment="test", rate_limit={"enabled": False}))
 
     async def fire(base_url: str) -> list[httpx2.Response]:
         limits = httpx2.Limits(max_connections=100)

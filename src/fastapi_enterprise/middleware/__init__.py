@@ -7,6 +7,7 @@ from fastapi_enterprise.middleware.body_limit import BodyLimitMiddleware, body_l
 from fastapi_enterprise.middleware.compression import CompressionMiddleware, no_compression
 from fastapi_enterprise.middleware.cors import CORSPolicyMiddleware
 from fastapi_enterprise.middleware.proxy_headers import ProxyHeadersMiddleware
+from fastapi_enterprise.middleware.rate_limit import RateLimitMiddleware
 from fastapi_enterprise.middleware.request_id import RequestIDMiddleware
 from fastapi_enterprise.middleware.security_headers import SecurityHeadersMiddleware
 from fastapi_enterprise.middleware.trusted_host import TrustedHostMiddleware
@@ -17,6 +18,7 @@ __all__ = [
     "CORSPolicyMiddleware",
     "CompressionMiddleware",
     "ProxyHeadersMiddleware",
+    "RateLimitMiddleware",
     "RequestIDMiddleware",
     "SecurityHeadersMiddleware",
     "TrustedHostMiddleware",

@@ -32,6 +32,7 @@ from fastapi_enterprise.settings.sections import (
     DatabaseSettings,
     Environment,
     LoggingSettings,
+    RateLimitSettings,
     RedisSettings,
     RequestIDSettings,
     SecuritySettings,
@@ -49,6 +50,7 @@ __all__ = [
     "EnterpriseSettings",
     "Environment",
     "LoggingSettings",
+    "RateLimitSettings",
     "RedisSettings",
     "RequestIDSettings",
     "SecuritySettings",
@@ -138,6 +140,9 @@ class EnterpriseSettings(BaseSettings):
 
     body_limit: BodyLimitSettings = Field(default_factory=BodyLimitSettings)
     """Request body size, arrival time and multipart limits."""
+
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    """Rate-limit budgets, storage and failure behaviour."""
 
     compression: CompressionSettings = Field(default_factory=CompressionSettings)
     """Gzip compression of responses."""

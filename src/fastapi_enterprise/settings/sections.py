@@ -27,6 +27,7 @@ __all__ = [
     "DatabaseSettings",
     "Environment",
     "LoggingSettings",
+    "RateLimitSettings",
     "RedisSettings",
     "RequestIDSettings",
     "SecuritySettings",
@@ -405,6 +406,104 @@ class CompressionSettings(BaseModel):
     """Media types never compressed (already compressed formats, event streams)."""
 
     _split = field_validator("exclude_paths", "exclude_content_types", mode="before")(_split_list)
+
+
+class RateLimitSettings(BaseModel):
+    """Rate limiting: budgets, storage, strategy and what happens when storage fails."""
+
+    model_config = _Section
+
+    enabled: bool = True
+    """Enforce rate limits."""
+
+    default: str | None = "100/minute"
+    """App-wide budget per client for routes without their own, and for unmatched
+    requests (404 scans). Several limits: ``10/second;1000/hour``. Empty: none."""
+
+    routes: dict[str, str] = Field(default_factory=dict)
+    """Per-route-template budgets, e.g. ``{"/login": "5/minute;20/hour"}``; JSON in the
+    environment. A ``@rate_limit`` on the endpoint wins."""
+
+    exempt_paths: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["/health/live", "/health/ready", "/metrics"]
+    )
+    """Path prefixes never limited."""
+
+    storage_url: Annotated[SecretStr, DSN_MARKER] = SecretStr("memory://")
+    """``memory://`` (one process) or ``redis://``, ``rediss://``, ``redis+cluster://``,
+    ``redis+sentinel://`` (shared by every worker and host)."""
+
+    strategy: Literal["sliding-window-counter", "moving-window", "fixed-window"] = (
+        "sliding-window-counter"
+    )
+    """Windowing. The sliding-window counter keeps a flat cost per check; a burst across
+    a window boundary can reach at most twice the limit in the worst case."""
+
+    key: Literal["ip", "api_key"] = "ip"
+    """Whose budget: the client IP (IPv6 by /64) or the API key header (hashed), with
+    the IP for requests without a key."""
+
+    identity_header: str = "X-Api-Key"
+    """Header carrying the client's API key when ``key`` is ``api_key`` (hashed before
+    use; never stored)."""
+
+    timeout: float = Field(0.1, gt=0, le=10)
+    """Seconds a storage check may take."""
+
+    breaker_cooldown: float = Field(5.0, ge=0, le=600)
+    """Seconds the storage is left alone after a failure (one probe then retries it)."""
+
+    fail_mode: Literal["open", "closed"] = "open"
+    """With the storage down: ``open`` serves requests unlimited, ``closed`` answers 503."""
+
+    fallback_memory: bool = False
+    """With the storage down, enforce the same limits per process instead of failing
+    open."""
+
+    shadow: bool = False
+    """Report would-be rejections (security events, counters) without rejecting."""
+
+    headers: bool = False
+    """Send ``RateLimit-Policy``/``RateLimit`` on successful responses too (rejections
+    always carry them). Costs one more storage read per request."""
+
+    legacy_headers: bool = False
+    """Also send ``X-RateLimit-Limit``/``-Remaining``/``-Reset``."""
+
+    storage_prefix: str = Field("fe-rl", min_length=1, max_length=64)
+    """Prefix of every storage key (share one Redis between apps safely)."""
+
+    memory_max_keys: int = Field(100_000, ge=100)
+    """Most keys the in-memory storage tracks (about 300 bytes each)."""
+
+    _split = field_validator("exempt_paths", mode="before")(_split_list)
+
+    @field_validator("default")
+    @classmethod
+    def _check_default(cls, value: str | None) -> str | None:
+        from fastapi_enterprise.ratelimit.policy import parse_limits
+
+        if value is None or not value.strip():
+            return None
+        parse_limits(value)
+        return value
+
+    @field_validator("routes")
+    @classmethod
+    def _check_routes(cls, routes: dict[str, str]) -> dict[str, str]:
+        from fastapi_enterprise.ratelimit.policy import parse_limits
+
+        for value in routes.values():
+            parse_limits(value)
+        return routes
+
+    @field_validator("storage_url")
+    @classmethod
+    def _check_storage(cls, url: SecretStr) -> SecretStr:
+        scheme = url.get_secret_value().split("://", 1)[0].lower().removeprefix("async+")
+        if scheme != "memory" and not scheme.startswith(("redis", "rediss")):
+            raise ValueError("must be memory:// or a redis:// URL")
+        return url
 
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]

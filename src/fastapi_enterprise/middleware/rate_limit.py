@@ -1,0 +1,249 @@
+"""``RateLimitMiddleware``: budgets keyed on the route template, 429 as problem+json.
+
+Before calling the app, the middleware asks FastAPI's own route matching (the public
+``iter_route_contexts()`` of FastAPI >= 0.137, each context's ``matches()``) which route
+will handle the request, so the key is the route's template: ``/login``, ``/login/``,
+``//login``, ``/log%69n``, ``HEAD /login``, ``/items/1`` and ``/items/2`` cannot open a
+fresh budget. Requests that match nothing (404 scans, slash redirects) are charged to the
+app-wide default. Matches are cached per method and path (bounded).
+
+A rejection is a 429 with the IETF ``quota-exceeded`` problem type, ``Retry-After`` and
+the ``RateLimit-Policy``/``RateLimit`` fields; it is recorded as a ``rate_limit.rejected``
+security event. When the storage is down, the policy's fail mode applies: ``open`` lets
+the request through (counted), ``closed`` answers 503 with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fastapi_enterprise.errors import problem_response
+from fastapi_enterprise.ratelimit.headers import legacy_headers, ratelimit_headers
+from fastapi_enterprise.ratelimit.keys import client_ip
+from fastapi_enterprise.ratelimit.limiter import Decision, RateLimiter
+from fastapi_enterprise.ratelimit.policy import (
+    KeyFunction,
+    RateLimitPolicy,
+    describe,
+    policy_of,
+)
+from fastapi_enterprise.routing import UNMATCHED_ROUTE
+from fastapi_enterprise.security_events import SecurityEvent, security_event
+
+__all__ = ["QUOTA_EXCEEDED_TYPE", "RateLimitMiddleware"]
+
+QUOTA_EXCEEDED_TYPE = "https://iana.org/assignments/http-problem-types#quota-exceeded"
+"""The problem type draft-ietf-httpapi-ratelimit-headers registers for a 429."""
+
+_CACHE_SIZE = 4096
+
+
+class RateLimitMiddleware:
+    """Enforce rate limits per route template and client.
+
+    Args:
+        app: The ASGI app to wrap.
+        limiter: The engine (storage, strategy, breaker); in-memory by default.
+        default: App-wide budget per client for routes without their own policy and for
+            unmatched requests; ``None`` for none.
+        routes: Route template to policy (``"10/second;200/hour"`` or a
+            :class:`RateLimitPolicy`); a ``@rate_limit`` on the endpoint wins.
+        exempt_paths: Path prefixes never limited (probes, scrapes).
+        key: Identity function; the client IP (IPv6 by /64) by default.
+        fail_mode: ``open`` or ``closed`` when storage is down, unless the policy says.
+        shadow: Report would-be rejections without rejecting, unless the policy says.
+        headers: Send ``RateLimit-Policy``/``RateLimit`` on successful responses too (one
+            more storage read per request).
+        legacy_headers: Also send ``X-RateLimit-Limit``/``-Remaining``/``-Reset``.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limiter: RateLimiter | None = None,
+        default: str | RateLimitPolicy | None = "100/minute",
+        routes: Mapping[str, str | RateLimitPolicy] | None = None,
+        exempt_paths: Iterable[str] = (),
+        key: KeyFunction = client_ip,
+        fail_mode: Literal["open", "closed"] = "open",
+        shadow: bool = False,
+        headers: bool = False,
+        legacy_headers: bool = False,
+    ) -> None:
+        self.app = app
+        self.limiter = limiter or RateLimiter()
+        self.default = _policy(default) if default is not None else None
+        self.routes = {template: _policy(value) for template, value in (routes or {}).items()}
+        self.exempt_paths = tuple(exempt_paths)
+        self.key = key
+        self.fail_mode = fail_mode
+        self.shadow = shadow
+        self.headers = headers
+        self.legacy = legacy_headers
+        self._contexts: list[Any] | None = None
+        self._matches: OrderedDict[tuple[str, str], tuple[str, object]] = OrderedDict()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check HTTP requests against their budget; other scopes pass through."""
+        if scope["type"] != "http" or self.is_exempt(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        template, endpoint = self._route(scope)
+        declared = policy_of(endpoint)
+        if declared == "exempt":
+            await self.app(scope, receive, send)
+            return
+        policy, budget, name = self.policy_for(declared, template)
+        if policy is None:
+            await self.app(scope, receive, send)
+            return
+        identity = (policy.key or self.key)(scope) or client_ip(scope)
+        decision = await self.limiter.check(policy, budget, identity, with_stats=self.headers)
+        stats = self.limiter.stats
+        if not decision.available:
+            if (policy.fail or self.fail_mode) == "closed":
+                stats.fail_closed += 1
+                await self._unavailable(scope, receive, send, decision)
+                return
+            stats.fail_open += 1
+            await self.app(scope, receive, send)
+            return
+        if not decision.allowed:
+            shadow = self.shadow if policy.shadow is None else policy.shadow
+            security_event(
+                SecurityEvent.RATE_LIMITED,
+                route=template,
+                budget=budget,
+                limits=describe(policy.limits),
+                shadow=shadow,
+            )
+            if not shadow:
+                stats.rejected += 1
+                await self._reject(scope, receive, send, decision, name, policy)
+                return
+            stats.shadow_rejected += 1
+        else:
+            stats.allowed += 1
+        extra = self._fields(name, decision) if self.headers else []
+        if not extra:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_ratelimit(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_ratelimit)
+
+    def policy_for(
+        self, declared: RateLimitPolicy | None, template: str
+    ) -> tuple[RateLimitPolicy | None, str, str]:
+        """The policy for a route, its storage budget name and its header name.
+
+        The endpoint's own policy wins, then the settings' per-template one, then the
+        app-wide default.
+        """
+        policy = declared or self.routes.get(template)
+        if policy is None:
+            return self.default, "default", "default"
+        if policy.scope is not None:
+            return policy, f"scope:{policy.scope}", policy.scope
+        return policy, f"route:{template}", "route"
+
+    def _fields(self, name: str, decision: Decision) -> list[tuple[bytes, bytes]]:
+        fields = ratelimit_headers(name, decision.windows)
+        if self.legacy:
+            fields += legacy_headers(decision.windows)
+        return fields
+
+    async def _reject(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        decision: Decision,
+        name: str,
+        policy: RateLimitPolicy,
+    ) -> None:
+        headers = {"Retry-After": str(decision.retry_after)}
+        headers.update(
+            (key.decode(), value.decode()) for key, value in self._fields(name, decision)
+        )
+        response = problem_response(
+            429,
+            type=QUOTA_EXCEEDED_TYPE,
+            title="Request cannot be satisfied as assigned quota has been exceeded",
+            detail=f"Rate limit exceeded ({describe(policy.limits)}). "
+            f"Retry in {decision.retry_after} s.",
+            instance=scope.get("path"),
+            headers=headers,
+        )
+        await response(scope, receive, send)
+
+    async def _unavailable(
+        self, scope: Scope, receive: Receive, send: Send, decision: Decision
+    ) -> None:
+        response = problem_response(
+            503,
+            detail="The rate-limit service is unavailable; this route does not run without it.",
+            headers={"Retry-After": str(decision.retry_after)},
+        )
+        await response(scope, receive, send)
+
+    def is_exempt(self, path: str) -> bool:
+        """Whether ``path`` is under an exempt prefix."""
+        return any(
+            path == prefix or path.startswith(prefix.rstrip("/") + "/")
+            for prefix in self.exempt_paths
+        )
+
+    def _route(self, scope: Scope) -> tuple[str, object]:
+        """Ask the app's router which route will handle ``scope``: (template, endpoint)."""
+        cache_key = (scope.get("method", ""), scope["path"])
+        cached = self._matches.get(cache_key)
+        if cached is not None:
+            self._matches.move_to_end(cache_key)
+            return cached
+        resolved = self._match(scope)
+        self._matches[cache_key] = resolved
+        if len(self._matches) > _CACHE_SIZE:
+            self._matches.popitem(last=False)
+        return resolved
+
+    def _match(self, scope: Scope) -> tuple[str, object]:
+        if self._contexts is None:
+            self._contexts = _route_contexts(scope.get("app"))
+        probe = {**scope, "path_params": {}}
+        partial: tuple[str, object] | None = None
+        for context in self._contexts:
+            match, _child = context.matches(probe)
+            if match is Match.NONE:
+                continue
+            template = getattr(context, "path_format", None) or UNMATCHED_ROUTE
+            found = (template, getattr(context, "endpoint", None))
+            if match is Match.FULL:
+                return found
+            if partial is None:
+                partial = found
+        return partial or (UNMATCHED_ROUTE, None)
+
+
+def _policy(value: str | RateLimitPolicy) -> RateLimitPolicy:
+    return value if isinstance(value, RateLimitPolicy) else RateLimitPolicy.from_string(value)
+
+
+def _route_contexts(app: object) -> list[Any]:
+    router = getattr(app, "router", None)
+    routes = list(getattr(router, "routes", []))
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # pragma: no cover - FastAPI < 0.137 keeps a flat route list
+        return routes
+    return list(iter_route_contexts(routes))
