@@ -30,7 +30,7 @@ from fastapi_enterprise.errors import (
     problem_response,
     register_exception_handlers,
 )
-from fastapi_enterprise.install import install, installed_settings
+from fastapi_enterprise.install import install, installed_rate_limiter, installed_settings
 from fastapi_enterprise.log_config import LoggingHandle, configure_logging
 from fastapi_enterprise.middleware import (
     AccessLogMiddleware,
@@ -38,6 +38,7 @@ from fastapi_enterprise.middleware import (
     CompressionMiddleware,
     CORSPolicyMiddleware,
     ProxyHeadersMiddleware,
+    RateLimitMiddleware,
     RequestIDMiddleware,
     SecurityHeadersMiddleware,
     TrustedHostMiddleware,
@@ -45,6 +46,7 @@ from fastapi_enterprise.middleware import (
     no_compression,
 )
 from fastapi_enterprise.middleware.request_id import generate_request_id
+from fastapi_enterprise.ratelimit import RateLimiter, RateLimitPolicy, rate_limit, rate_limit_exempt
 from fastapi_enterprise.redaction import Redactor
 from fastapi_enterprise.responses import ErrorResponse, ValidationErrorItem, problem_responses
 from fastapi_enterprise.routing import UNMATCHED_ROUTE, route_template
@@ -57,6 +59,7 @@ from fastapi_enterprise.settings import (
     EnterpriseSettings,
     Environment,
     LoggingSettings,
+    RateLimitSettings,
     RedisSettings,
     RequestIDSettings,
     SecuritySettings,
@@ -97,6 +100,10 @@ __all__ = [
     "LoggingSettings",
     "ProblemResponse",
     "ProxyHeadersMiddleware",
+    "RateLimitMiddleware",
+    "RateLimitPolicy",
+    "RateLimitSettings",
+    "RateLimiter",
     "Redactor",
     "RedisSettings",
     "RequestIDMiddleware",
@@ -119,10 +126,13 @@ __all__ = [
     "get_request_fields",
     "get_request_id",
     "install",
+    "installed_rate_limiter",
     "installed_settings",
     "no_compression",
     "problem_response",
     "problem_responses",
+    "rate_limit",
+    "rate_limit_exempt",
     "register_exception_handlers",
     "route_template",
     "security_event",

@@ -90,7 +90,16 @@ class RateLimitMiddleware:
         self._matches: OrderedDict[tuple[str, str], tuple[str, object]] = OrderedDict()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Check HTTP requests against their budget; other scopes pass through."""
+        """Check HTTP requests against their budget; close the storage at shutdown."""
+        if scope["type"] == "lifespan":
+
+            async def send_closing_storage(message: Message) -> None:
+                if message["type"] == "lifespan.shutdown.complete":
+                    await self.limiter.aclose()
+                await send(message)
+
+            await self.app(scope, receive, send_closing_storage)
+            return
         if scope["type"] != "http" or self.is_exempt(scope["path"]):
             await self.app(scope, receive, send)
             return

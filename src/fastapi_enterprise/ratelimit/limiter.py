@@ -217,7 +217,7 @@ class RateLimiter:
         *,
         strategy: Strategy = "sliding-window-counter",
         key_prefix: str = "fe-rl",
-        timeout: float = 0.1,
+        timeout: float = 0.25,
         breaker_cooldown: float = 5.0,
         fallback_memory: bool = False,
         memory_max_keys: int = 100_000,
@@ -236,6 +236,7 @@ class RateLimiter:
             if fallback_memory
             else None
         )
+        self.local = isinstance(self.storage, MemoryStorage)
         self.timeout = timeout
         self.breaker = _Breaker(breaker_cooldown)
         self.stats = RateLimitStats()
@@ -254,6 +255,9 @@ class RateLimiter:
         Never raises for storage problems: an unavailable storage gives a decision with
         ``available=False`` (or the fallback's answer), counted in :attr:`stats`.
         """
+        if self.local:
+            # In-process storage: no network to time out, nothing for a breaker to guard.
+            return await _evaluate(self.strategy, policy, budget, identity, with_stats)
         if self.breaker.allows_call():
             try:
                 with anyio.fail_after(self.timeout):
@@ -284,6 +288,13 @@ class RateLimiter:
     async def reset(self) -> None:
         """Clear every counter of the storage (tests, incident response)."""
         await self.storage.reset()
+
+    async def aclose(self) -> None:
+        """Close the storage's connections (called at application shutdown)."""
+        client = getattr(getattr(self.storage, "bridge", None), "storage", None)
+        close = getattr(client, "aclose", None)
+        if close is not None:
+            await close()
 
 
 async def _evaluate(

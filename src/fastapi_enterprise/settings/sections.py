@@ -447,7 +447,7 @@ class RateLimitSettings(BaseModel):
     """Header carrying the client's API key when ``key`` is ``api_key`` (hashed before
     use; never stored)."""
 
-    timeout: float = Field(0.1, gt=0, le=10)
+    timeout: float = Field(0.25, gt=0, le=10)
     """Seconds a storage check may take."""
 
     breaker_cooldown: float = Field(5.0, ge=0, le=600)

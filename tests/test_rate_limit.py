@@ -1,0 +1,499 @@
+"""Rate limiting through HTTP: exact under concurrency, keyed on templates, alive without Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.testclient import TestClient
+
+from fastapi_enterprise import EnterpriseSettings, install
+from fastapi_enterprise.install import installed_rate_limiter
+from fastapi_enterprise.middleware.rate_limit import QUOTA_EXCEEDED_TYPE, RateLimitMiddleware
+from fastapi_enterprise.ratelimit import (
+    BoundedMemoryStorage,
+    RateLimiter,
+    RateLimitPolicy,
+    api_key_header,
+    composite,
+    rate_limit,
+    rate_limit_exempt,
+    user,
+)
+from tests.conftest import LogCapture, RedisProcess, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+STRATEGIES = ["sliding-window-counter", "moving-window", "fixed-window"]
+
+
+def make_app(**rate: Any) -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/login")
+    @rate_limit("3/minute")
+    async def login() -> dict[str, str]:
+        return {"ok": "login"}
+
+    @app.get("/login")
+    async def login_page() -> dict[str, str]:
+        return {"ok": "page"}
+
+    @app.get("/items/{item_id}")
+    @rate_limit("4/minute")
+    async def item(item_id: int) -> dict[str, int]:
+        return {"id": item_id}
+
+    @app.get("/search")
+    @rate_limit("5/minute", scope="expensive", cost=2)
+    async def search() -> dict[str, str]:
+        return {"ok": "search"}
+
+    @app.get("/export")
+    @rate_limit("5/minute", scope="expensive", cost=3)
+    async def export() -> dict[str, str]:
+        return {"ok": "export"}
+
+    @app.get("/webhook")
+    @rate_limit_exempt
+    async def webhook() -> dict[str, str]:
+        return {"ok": "hook"}
+
+    @app.get("/critical")
+    @rate_limit("100/minute", fail="closed")
+    async def critical() -> dict[str, str]:
+        return {"ok": "critical"}
+
+    @app.get("/free")
+    async def free() -> dict[str, str]:
+        return {"ok": "free"}
+
+    options = {"default": "6/minute", **rate}
+    install(
+        app,
+        EnterpriseSettings(
+            environment="test",
+            rate_limit=options,
+            security={"cors_origins": ["https://app.example.com"]},
+        ),
+    )
+    return app
+
+
+def statuses(client: TestClient, method: str, paths: list[str], **kwargs: Any) -> list[int]:
+    return [client.request(method, path, **kwargs).status_code for path in paths]
+
+
+def test_429_is_a_quota_problem_with_ietf_headers() -> None:
+    client = TestClient(make_app())
+    assert statuses(client, "POST", ["/login"] * 3) == [200] * 3
+    response = client.post("/login", headers={"Origin": "https://app.example.com"})
+    assert response.status_code == 429
+    body = response.json()
+    assert body["type"] == QUOTA_EXCEEDED_TYPE
+    assert body["status"] == 429
+    assert body["request_id"] == response.headers["x-request-id"]
+    assert int(response.headers["retry-after"]) >= 1
+    assert response.headers["ratelimit-policy"] == '"route-3-per-1-minute";q=3;w=60'
+    assert response.headers["ratelimit"].startswith('"route-3-per-1-minute";r=0;t=')
+    # A 429 is a response like any other: security headers, CORS, request ID.
+    assert response.headers["content-security-policy"].startswith("default-src 'none'")
+    assert response.headers["access-control-allow-origin"] == "https://app.example.com"
+
+
+def test_path_tricks_share_one_budget() -> None:
+    client = TestClient(make_app(), follow_redirects=False)
+    assert statuses(client, "GET", ["/items/1", "/items/2", "/items/3", "/items/999"]) == [200] * 4
+    assert statuses(client, "GET", ["/items/5", "/items/0007"]) == [429, 429]
+    # /login (POST) has 3; HEAD /login and GET /login/ variants cannot open a new budget.
+    tricks = client.post("/login").status_code, client.post("/log%69n").status_code
+    assert tricks == (200, 200)
+    assert client.post("/login").status_code == 200
+    assert client.post("/log%69n").status_code == 429
+    assert client.post("/login/").status_code in (307, 429)  # unmatched: the app-wide budget
+
+
+def test_unmatched_requests_count_against_the_default() -> None:
+    client = TestClient(make_app(), follow_redirects=False)
+    codes = statuses(client, "GET", [f"/scan/{n}" for n in range(8)])
+    assert codes == [404] * 6 + [429] * 2
+    # The app-wide budget is per client across routes without their own policy.
+    assert client.get("/free").status_code == 429
+
+
+def test_shared_scope_and_cost() -> None:
+    client = TestClient(make_app())
+    assert client.get("/search").status_code == 200  # 2 of 5
+    assert client.get("/export").status_code == 200  # 5 of 5
+    assert client.get("/search").status_code == 429
+    assert client.get("/export").status_code == 429
+
+
+def test_exemptions() -> None:
+    client = TestClient(make_app(exempt_paths=["/free"]))
+    assert statuses(client, "GET", ["/webhook"] * 20) == [200] * 20
+    assert statuses(client, "GET", ["/free"] * 20) == [200] * 20
+
+
+def test_spoofed_forwarded_for_does_not_escape() -> None:
+    client = TestClient(make_app())
+    codes = [
+        client.post("/login", headers={"X-Forwarded-For": f"203.0.113.{n}"}).status_code
+        for n in range(6)
+    ]
+    assert codes == [200, 200, 200, 429, 429, 429]
+
+
+def test_clients_behind_a_trusted_proxy_get_their_own_budgets() -> None:
+    app = FastAPI()
+
+    @app.get("/x")
+    async def x() -> dict[str, str]:
+        return {}
+
+    install(
+        app,
+        EnterpriseSettings(
+            environment="test",
+            rate_limit={"default": "2/minute"},
+            security={"trusted_proxies": ["127.0.0.1"]},
+        ),
+    )
+    client = TestClient(app, client=("127.0.0.1", 1))
+    a = [
+        client.get("/x", headers={"X-Forwarded-For": "198.51.100.1"}).status_code for _ in range(3)
+    ]
+    b = [
+        client.get("/x", headers={"X-Forwarded-For": "198.51.100.2"}).status_code for _ in range(3)
+    ]
+    v6 = [
+        client.get("/x", headers={"X-Forwarded-For": f"2001:db8:1:2::{n}"}).status_code
+        for n in range(3)
+    ]
+    assert a == b == v6 == [200, 200, 429]
+
+
+def test_success_headers_and_legacy_trio() -> None:
+    client = TestClient(make_app(headers=True, legacy_headers=True))
+    response = client.get("/items/1")
+    assert response.headers["ratelimit-policy"] == '"route-4-per-1-minute";q=4;w=60'
+    assert response.headers["ratelimit"].startswith('"route-4-per-1-minute";r=3;t=')
+    assert response.headers["x-ratelimit-limit"] == "4"
+    assert response.headers["x-ratelimit-remaining"] == "3"
+
+
+def test_shadow_mode_reports_but_serves(capture_logs: Any) -> None:
+    logs: LogCapture = capture_logs(EnterpriseSettings(environment="test"))
+    app = make_app(shadow=True)
+    client = TestClient(app)
+    assert statuses(client, "POST", ["/login"] * 5) == [200] * 5
+    limiter = installed_rate_limiter(app)
+    assert limiter is not None
+    assert (limiter.stats.allowed, limiter.stats.shadow_rejected, limiter.stats.rejected) == (
+        3,
+        2,
+        0,
+    )
+    events = [line for line in logs.lines() if line.get("security_event") == "rate_limit.rejected"]
+    assert [event["shadow"] for event in events] == [True, True]
+
+
+def test_openapi_documents_429_with_limits() -> None:
+    schema = TestClient(make_app()).get("/openapi.json").json()
+    login = schema["paths"]["/login"]["post"]["responses"]["429"]
+    assert "3 per 1 minute" in login["description"]
+    assert set(login["headers"]) == {"Retry-After", "RateLimit-Policy", "RateLimit"}
+    assert "application/problem+json" in login["content"]
+    assert "429" not in schema["paths"]["/webhook"]["get"]["responses"]
+    assert (
+        "shared budget 'expensive'"
+        in schema["paths"]["/search"]["get"]["responses"]["429"]["description"]
+    )
+
+
+async def burst(app: FastAPI, path: str, count: int) -> Counter[int]:
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://test") as client:
+        responses = await asyncio.gather(*(client.get(path) for _ in range(count)))
+    await close_limiter(app)
+    return Counter(response.status_code for response in responses)
+
+
+async def close_limiter(app: FastAPI) -> None:
+    """The ASGI transport runs no lifespan: close the storage in the loop that opened it."""
+    limiter = installed_rate_limiter(app)
+    if limiter is not None:
+        await limiter.aclose()
+
+
+def tiny_app(storage_url: str, strategy: str, limit: str = "5/minute", **rate: Any) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/hit")
+    async def hit() -> dict[str, str]:
+        await asyncio.sleep(0)
+        return {}
+
+    options = {"default": limit, "storage_url": storage_url, "strategy": strategy, **rate}
+    install(app, EnterpriseSettings(environment="test", rate_limit=options))
+    return app
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_exactly_five_of_a_hundred_concurrent_pass_in_memory(strategy: str) -> None:
+    assert asyncio.run(burst(tiny_app("memory://", strategy), "/hit", 100)) == {200: 5, 429: 95}
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_exactly_five_of_a_hundred_concurrent_pass_on_redis(
+    redis_namespace: tuple[str, str], strategy: str
+) -> None:
+    url, prefix = redis_namespace
+    app = tiny_app(url, strategy, storage_prefix=prefix.rstrip(":"), timeout=5)
+    assert asyncio.run(burst(app, "/hit", 100)) == {200: 5, 429: 95}
+
+
+@pytest.mark.redis
+def test_two_processes_sharing_redis_enforce_one_budget(
+    redis_namespace: tuple[str, str], tmp_path: Path
+) -> None:
+    url, prefix = redis_namespace
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "FE_ENVIRONMENT": "test",
+        "FE_RATE_LIMIT__DEFAULT": "5/minute",
+        "FE_RATE_LIMIT__STORAGE_URL": url,
+        "FE_RATE_LIMIT__STORAGE_PREFIX": prefix.rstrip(":"),
+        "FE_LOGGING__ACCESS_LOG": "false",
+    }
+    ports = [free_port(), free_port()]
+    processes = [
+        subprocess.Popen(  # noqa: S603 - fixed interpreter and arguments
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "tests.ratelimit_app:app",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]
+    try:
+        for port in ports:
+            _wait_until_serving(f"http://127.0.0.1:{port}/ping")
+        codes: Counter[int] = Counter()
+        for _ in range(6):
+            for port in ports:
+                codes[httpx2.get(f"http://127.0.0.1:{port}/ping").status_code] += 1
+        # The two readiness probes above already used 2 of the 5.
+        assert codes == {200: 3, 429: 9}
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def _wait_until_serving(url: str) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            httpx2.get(url, timeout=1)
+            return
+        except httpx2.TransportError:  # noqa: PERF203 - polling until the server is up
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def fault_app(url: str, **rate: Any) -> tuple[FastAPI, RateLimiter]:
+    app = tiny_app(url, "fixed-window", "3/minute", breaker_cooldown=0.3, timeout=0.2, **rate)
+
+    @app.get("/strict")
+    @rate_limit("100/minute", fail="closed")
+    async def strict() -> dict[str, str]:
+        return {}
+
+    limiter = installed_rate_limiter(app)
+    assert limiter is not None
+    return app, limiter
+
+
+@pytest.mark.redis
+def test_redis_stopped_mid_traffic_then_back(own_redis: RedisProcess) -> None:
+    app, limiter = fault_app(own_redis.url)
+    with TestClient(app) as client:
+        assert statuses(client, "GET", ["/hit"] * 4) == [200, 200, 200, 429]
+        own_redis.stop()
+        assert statuses(client, "GET", ["/hit"] * 5) == [200] * 5  # fail open
+        assert limiter.stats.storage_errors == 1  # the breaker skipped the other four
+        assert limiter.stats.fail_open == 5
+        strict = client.get("/strict")
+        assert strict.status_code == 503
+        assert int(strict.headers["retry-after"]) >= 1
+        assert strict.headers["content-type"] == "application/problem+json"
+        own_redis.start()  # an empty server: the budget starts over
+        time.sleep(0.35)  # let the breaker's cooldown pass (not a speed assertion)
+        assert statuses(client, "GET", ["/hit"] * 4) == [200, 200, 200, 429]
+
+
+@pytest.mark.redis
+def test_redis_down_at_startup(tmp_path: Path) -> None:
+    app, limiter = fault_app(f"redis://127.0.0.1:{free_port()}/0")
+    with TestClient(app) as client:
+        assert statuses(client, "GET", ["/hit"] * 10) == [200] * 10
+    assert limiter.stats.storage_errors >= 1
+    assert limiter.stats.fail_open == 10
+
+
+@pytest.mark.redis
+def test_fallback_to_memory_keeps_enforcing(tmp_path: Path) -> None:
+    app, limiter = fault_app(f"redis://127.0.0.1:{free_port()}/0", fallback_memory=True)
+    with TestClient(app) as client:
+        assert statuses(client, "GET", ["/hit"] * 5) == [200, 200, 200, 429, 429]
+    assert limiter.stats.fallback == 5
+
+
+@pytest.mark.redis
+def test_hung_redis_delays_one_request_and_never_blocks_the_loop(own_redis: RedisProcess) -> None:
+    import redis
+
+    app, limiter = fault_app(own_redis.url)
+    admin = redis.Redis.from_url(own_redis.url)
+
+    async def scenario() -> tuple[list[int], int]:
+        ticks = 0
+        stop = asyncio.Event()
+
+        async def heartbeat() -> None:
+            nonlocal ticks
+            while not stop.is_set():
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        beat = asyncio.create_task(heartbeat())
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
+            await client.get("/hit")  # connect while healthy
+            admin.client_pause(3000, all=True)
+            codes = [(await client.get("/hit")).status_code for _ in range(5)]
+        admin.client_unpause()
+        await close_limiter(app)
+        stop.set()
+        await beat
+        return codes, ticks
+
+    try:
+        codes, ticks = asyncio.run(scenario())
+    finally:
+        admin.client_unpause()
+        admin.close()
+    assert codes == [200] * 5
+    assert limiter.stats.storage_errors == 1  # one timeout, then the breaker
+    assert ticks > 0  # the event loop kept running while Redis hung
+
+
+@pytest.mark.redis
+def test_api_keys_are_stored_hashed(redis_namespace: tuple[str, str]) -> None:
+    import redis
+
+    url, prefix = redis_namespace
+    app = tiny_app(
+        url, "fixed-window", "5/minute", key="api_key", storage_prefix=prefix.rstrip(":")
+    )
+    with TestClient(app) as test_client:
+        test_client.get("/hit", headers={"X-Api-Key": "sk-live-supersecret"})
+    client = redis.Redis.from_url(url)
+    try:
+        keys = [key.decode() for key in client.scan_iter(match=prefix.rstrip(":") + "*")]
+    finally:
+        client.close()
+    assert keys
+    assert not any("supersecret" in key for key in keys)
+
+
+def test_key_functions() -> None:
+    api = api_key_header()
+    scope = {"headers": [(b"x-api-key", b"abc")], "client": ("198.51.100.1", 1)}
+    assert api(scope) is not None
+    assert "abc" not in str(api(scope))
+    assert api({"headers": []}) is None
+    by_user = user(lambda scope: scope.get("user_id"))
+    assert by_user({"user_id": 7}) == "user:7"
+    both = composite(by_user, api)
+    assert both({**scope, "user_id": 7}) == f"user:7+{api(scope)}"
+    assert both({"headers": [], "user_id": 7}) is None
+
+
+def test_bounded_memory_under_a_flood_of_distinct_keys() -> None:
+    storage = BoundedMemoryStorage(max_keys=1000)
+    limiter = RateLimiter(storage=storage, strategy="fixed-window")
+    policy = RateLimitPolicy.from_string("5/minute")
+
+    async def flood() -> None:
+        for n in range(5000):
+            await limiter.check(policy, "default", f"ip:{n}")
+
+    asyncio.run(flood())
+    assert len(storage.storage) <= 1000
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"strategy": "leaky-bucket"}, "unknown strategy"),
+        ({"timeout": 0}, "timeout"),
+        ({"storage_uri": "memcached://x"}, "unsupported"),
+    ],
+)
+def test_bad_limiter_configuration(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RateLimiter(**kwargs)
+
+
+@pytest.mark.parametrize("value", ["10/fortnight", "", "ten per minute"])
+def test_bad_limit_strings_fail_at_startup(value: str) -> None:
+    with pytest.raises(ValueError, match="rate limit"):
+        rate_limit(value)
+
+
+def test_bad_settings_fail_at_startup() -> None:
+    from fastapi_enterprise import SettingsValidationError
+
+    with pytest.raises(SettingsValidationError, match=r"rate_limit\.routes"):
+        EnterpriseSettings(rate_limit={"routes": {"/login": "5/eon"}})
+    with pytest.raises(SettingsValidationError, match="storage_url"):
+        EnterpriseSettings(rate_limit={"storage_url": "memcached://x"})
+    with pytest.raises(ValueError, match="cost"):
+        rate_limit("5/minute", cost=0)
+
+
+def test_standalone_middleware_with_a_custom_key(capture_logs: Any) -> None:
+    app = FastAPI()
+
+    @app.get("/x")
+    async def x(request: Request) -> dict[str, str]:
+        return {}
+
+    app.add_middleware(
+        RateLimitMiddleware, default="2/minute", key=lambda scope: "everyone", routes={}
+    )
+    client = TestClient(app)
+    assert statuses(client, "GET", ["/x"] * 3) == [200, 200, 429]
