@@ -18,6 +18,7 @@ can also forge. The rules:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -51,8 +52,13 @@ class ClientInfo:
     """Whether forwarded headers from a trusted proxy decided the result."""
 
 
+@functools.lru_cache(maxsize=4096)
 def client_key(ip: str | None) -> str:
-    """Return the rate-limit key of an address: IPv4 as is, IPv6 grouped by its /64."""
+    """Return the rate-limit key of an address: IPv4 as is, IPv6 grouped by its /64.
+
+    Cached: the same clients come back, and parsing an address costs more than the rest
+    of a memory-storage check.
+    """
     if ip is None:
         return "unknown"
     try:

@@ -227,8 +227,10 @@ class RateLimiter:
             raise ValueError(f"unknown strategy {strategy!r}; use one of {sorted(STRATEGIES)}")
         if timeout <= 0 or breaker_cooldown < 0:
             raise ValueError("timeout must be positive and breaker_cooldown >= 0")
+        # The strategy is part of the key: each strategy stores a different Redis type
+        # under it, and switching strategies on a live Redis must not hit WRONGTYPE.
         self.storage = storage or create_storage(
-            storage_uri, key_prefix=key_prefix, memory_max_keys=memory_max_keys
+            storage_uri, key_prefix=f"{key_prefix}:{strategy}", memory_max_keys=memory_max_keys
         )
         self.strategy = STRATEGIES[strategy](self.storage)
         self.fallback = (
