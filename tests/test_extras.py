@@ -42,3 +42,12 @@ def test_core_imports_without_any_extra() -> None:
     import fastapi_enterprise
 
     assert fastapi_enterprise.install is not None
+
+
+def test_redis_rate_limit_storage_without_the_extra_names_the_install_command() -> None:
+    if importlib.util.find_spec("redis") is not None:
+        pytest.skip("redis is installed; the tests_minimal session covers this")
+    from fastapi_enterprise.ratelimit import RateLimiter
+
+    with pytest.raises(MissingExtraError, match=r"pip install 'fastapi-enterprise\[redis\]'"):
+        RateLimiter("redis://127.0.0.1:6379/0")

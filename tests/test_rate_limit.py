@@ -356,6 +356,7 @@ def test_redis_stopped_mid_traffic_then_back(own_redis: RedisProcess) -> None:
 
 @pytest.mark.redis
 def test_redis_down_at_startup(tmp_path: Path) -> None:
+    pytest.importorskip("redis")
     app, limiter = fault_app(f"redis://127.0.0.1:{free_port()}/0")
     with TestClient(app) as client:
         assert statuses(client, "GET", ["/hit"] * 10) == [200] * 10
@@ -365,6 +366,7 @@ def test_redis_down_at_startup(tmp_path: Path) -> None:
 
 @pytest.mark.redis
 def test_fallback_to_memory_keeps_enforcing(tmp_path: Path) -> None:
+    pytest.importorskip("redis")
     app, limiter = fault_app(f"redis://127.0.0.1:{free_port()}/0", fallback_memory=True)
     with TestClient(app) as client:
         assert statuses(client, "GET", ["/hit"] * 5) == [200, 200, 200, 429, 429]

@@ -39,6 +39,7 @@ from limits.aio.strategies import (
 from limits.errors import ConfigurationError
 from limits.storage import storage_from_string
 
+from fastapi_enterprise._extras import MissingExtraError
 from fastapi_enterprise.ratelimit.policy import RateLimitPolicy
 
 __all__ = [
@@ -178,12 +179,19 @@ def create_storage(
 
     Raises:
         ValueError: The URI's scheme is not supported.
+        MissingExtraError: A Redis URI without the ``redis`` extra installed.
     """
     scheme = uri.split("://", 1)[0].lower()
     if scheme in ("memory", "async+memory"):
         return BoundedMemoryStorage(max_keys=memory_max_keys)
     if not scheme.removeprefix("async+").startswith(("redis", "rediss")):
         raise ValueError(f"unsupported rate-limit storage scheme {scheme!r}")
+    try:
+        import redis.asyncio  # noqa: F401 - only to fail early with the right advice
+    except ImportError as exc:  # pragma: no cover - exercised by the tests_minimal session
+        raise MissingExtraError(
+            "redis", module="fastapi_enterprise.ratelimit", missing="redis"
+        ) from exc
     target = uri if uri.startswith("async+") else "async+" + uri
     try:
         storage = storage_from_string(target, implementation="redispy", key_prefix=key_prefix)
