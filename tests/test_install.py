@@ -30,6 +30,7 @@ def test_install_wires_request_ids_and_problem_errors() -> None:
         RequestIDMiddleware.__name__,
         "SecurityHeadersMiddleware",
         AccessLogMiddleware.__name__,
+        "PrometheusMiddleware",
         "BodyLimitMiddleware",
         "RateLimitMiddleware",
         "CompressionMiddleware",

@@ -8,6 +8,7 @@ The middleware are added innermost first, so the stack reads, outermost first, a
     SecurityHeaders            every response gets the headers, exactly once (500s included)
     AccessLog                  one line per request, after the response; sees inner statuses
     TrustedHost, HTTPS redirect
+    Metrics                    route-template labels; sees 413/429/500
     CORS                       outside the limits, so a 413/429 still carries CORS headers
     BodyLimit                  400/408/413 before the app reads too much or too long
     RateLimit                  429 keyed on the route template; fail-open behind a breaker
@@ -27,9 +28,11 @@ from starlette.applications import Starlette
 from starlette.middleware.httpsredirect import HTTPSRedirectMiddleware
 from starlette.routing import Route
 
+from fastapi_enterprise._extras import MissingExtraError
 from fastapi_enterprise.csp import ContentSecurityPolicy
 from fastapi_enterprise.deploy_check import DeployCheckError
 from fastapi_enterprise.errors import register_exception_handlers
+from fastapi_enterprise.health import HealthChecks, health_routes
 from fastapi_enterprise.middleware.access_log import AccessLogMiddleware
 from fastapi_enterprise.middleware.body_limit import BodyLimitMiddleware
 from fastapi_enterprise.middleware.compression import CompressionMiddleware
@@ -53,10 +56,18 @@ from fastapi_enterprise.redaction import Redactor
 from fastapi_enterprise.security_events import SecurityEvent, security_event
 from fastapi_enterprise.settings import EnterpriseSettings, Environment
 
-__all__ = ["install", "installed_rate_limiter", "installed_settings"]
+__all__ = [
+    "install",
+    "installed_health_checks",
+    "installed_metrics_registry",
+    "installed_rate_limiter",
+    "installed_settings",
+]
 
 _STATE_KEY = "fastapi_enterprise_settings"
 _LIMITER_KEY = "fastapi_enterprise_rate_limiter"
+_REGISTRY_KEY = "fastapi_enterprise_metrics_registry"
+_HEALTH_KEY = "fastapi_enterprise_health_checks"
 
 
 def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
@@ -101,7 +112,12 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
             customizers.append(document_rate_limits(app, rules))
         apply_customizers(app, *customizers)
         docs_csp = dict(docs_policies(app))
-    _add_middleware(app, settings, docs_csp, limiter)
+    metrics = _metrics(app, settings, limiter)
+    _add_middleware(app, settings, docs_csp, limiter, metrics)
+    if settings.metrics.health:
+        checks = HealthChecks(timeout=settings.metrics.health_timeout)
+        app.router.routes.extend(health_routes(checks))
+        setattr(app.state, _HEALTH_KEY, checks)
     if settings.sentry.dsn is not None:
         from fastapi_enterprise.sentry import init_sentry  # needs the sentry extra
 
@@ -139,6 +155,61 @@ def _rate_limiter(settings: EnterpriseSettings) -> dict[str, Any] | None:
     }
 
 
+def _metrics(
+    app: Starlette, settings: EnterpriseSettings, limiter: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """Build the metrics registry and endpoint; return the middleware's arguments."""
+    options = settings.metrics
+    if options.enabled is False:
+        return None
+    try:
+        from fastapi_enterprise import metrics  # needs the metrics extra
+        from fastapi_enterprise.metrics._prometheus import REGISTRY, CollectorRegistry
+    except MissingExtraError:
+        if options.enabled:
+            raise
+        return None
+    registry = CollectorRegistry()
+    metrics.register_app_info(
+        registry,
+        name=settings.app.name,
+        version=settings.app.version,
+        environment=settings.environment.value,
+    )
+    if limiter is not None:
+        metrics.RateLimitCollector(limiter["limiter"].stats, registry=registry)
+    token = options.bearer_token.get_secret_value() if options.bearer_token else None
+    endpoint = metrics.MetricsEndpoint(
+        metrics.CombinedRegistry(registry, REGISTRY),
+        bearer_token=token,
+        allow_ips=options.allow_ips,
+        require_protection=settings.is_production,
+    )
+    app.router.routes.append(Route(options.path, endpoint, include_in_schema=False))
+    setattr(app.state, _REGISTRY_KEY, registry)
+    return {
+        "class": metrics.PrometheusMiddleware,
+        "registry": registry,
+        "buckets": options.buckets,
+        "exclude_paths": options.exclude_paths,
+        "namespace": options.namespace,
+    }
+
+
+def installed_metrics_registry(app: Starlette) -> Any:
+    """The ``CollectorRegistry`` ``install()`` made for ``app``'s metrics, or ``None``.
+
+    Register your own metrics on it (or on the global default: both are exposed).
+    """
+    return getattr(app.state, _REGISTRY_KEY, None)
+
+
+def installed_health_checks(app: Starlette) -> HealthChecks | None:
+    """The readiness checks ``install()`` serves on ``/health/ready``: add yours."""
+    checks = getattr(app.state, _HEALTH_KEY, None)
+    return checks if isinstance(checks, HealthChecks) else None
+
+
 def installed_rate_limiter(app: Starlette) -> RateLimiter | None:
     """The rate-limit engine ``install()`` built for ``app`` (its ``stats``, ``reset()``)."""
     limiter = getattr(app.state, _LIMITER_KEY, None)
@@ -150,6 +221,7 @@ def _add_middleware(
     settings: EnterpriseSettings,
     docs_csp: dict[str, ContentSecurityPolicy],
     limiter: dict[str, Any] | None,
+    metrics: dict[str, Any] | None,
 ) -> None:
     """Build the stack of DESIGN.md, innermost first: each call wraps the previous ones."""
     security = settings.security
@@ -183,6 +255,9 @@ def _add_middleware(
             expose_headers=security.cors_expose_headers,
             max_age=security.cors_max_age,
         )
+    if metrics is not None:
+        options = dict(metrics)
+        app.add_middleware(options.pop("class"), **options)
     if security.https_redirect:
         app.add_middleware(HTTPSRedirectMiddleware)
     if security.allowed_hosts != ["*"]:

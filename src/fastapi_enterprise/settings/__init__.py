@@ -32,6 +32,7 @@ from fastapi_enterprise.settings.sections import (
     DatabaseSettings,
     Environment,
     LoggingSettings,
+    MetricsSettings,
     RateLimitSettings,
     RedisSettings,
     RequestIDSettings,
@@ -50,6 +51,7 @@ __all__ = [
     "EnterpriseSettings",
     "Environment",
     "LoggingSettings",
+    "MetricsSettings",
     "RateLimitSettings",
     "RedisSettings",
     "RequestIDSettings",
@@ -146,6 +148,9 @@ class EnterpriseSettings(BaseSettings):
 
     compression: CompressionSettings = Field(default_factory=CompressionSettings)
     """Gzip compression of responses."""
+
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    """Prometheus metrics, the scrape endpoint and the health probes."""
 
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     """Log format, level, outputs, access log, sampling and redaction."""

@@ -27,6 +27,7 @@ __all__ = [
     "DatabaseSettings",
     "Environment",
     "LoggingSettings",
+    "MetricsSettings",
     "RateLimitSettings",
     "RedisSettings",
     "RequestIDSettings",
@@ -504,6 +505,57 @@ class RateLimitSettings(BaseModel):
         if scheme != "memory" and not scheme.startswith(("redis", "rediss")):
             raise ValueError("must be memory:// or a redis:// URL")
         return url
+
+
+class MetricsSettings(BaseModel):
+    """Prometheus metrics and the health probes."""
+
+    model_config = _Section
+
+    enabled: bool | None = None
+    """Measure and serve metrics. ``None`` (the default): on when the ``metrics`` extra is
+    installed. ``true`` without the extra fails at startup."""
+
+    path: str = "/metrics"
+    """Where the scrape endpoint is served."""
+
+    bearer_token: SecretStr | None = None
+    """Require ``Authorization: Bearer <token>`` to scrape."""
+
+    allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Addresses or CIDR networks allowed to scrape. In production, with neither a token
+    nor an allowlist, only loopback may scrape."""
+
+    buckets: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
+    )
+    """Request duration histogram buckets, in seconds."""
+
+    exclude_paths: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["/metrics", "/health/live", "/health/ready"]
+    )
+    """Paths not measured."""
+
+    namespace: str = Field("", pattern=r"^([a-zA-Z_][a-zA-Z0-9_]*)?$")
+    """Prefix for the library's metric names."""
+
+    health: bool = True
+    """Serve ``/health/live`` and ``/health/ready``."""
+
+    health_timeout: float = Field(2.0, gt=0, le=60)
+    """Seconds each readiness check may take."""
+
+    _split = field_validator("allow_ips", "buckets", "exclude_paths", mode="before")(_split_list)
+
+    @field_validator("allow_ips")
+    @classmethod
+    def _check_ips(cls, networks: list[str]) -> list[str]:
+        for network in networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:  # noqa: PERF203 - fails once, at startup
+                raise ValueError(f"{_quote(network)} is not an IP address or network") from None
+        return networks
 
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]

@@ -1,0 +1,125 @@
+"""Liveness and readiness: ``/health/live`` and ``/health/ready`` with pluggable checks.
+
+Liveness says the process answers; it checks nothing else, so a slow database never gets
+a healthy pod restarted. Readiness runs every registered check concurrently, each under
+its own timeout, and answers 503 with each check's status when any fails, so a load
+balancer stops sending traffic without a single slow dependency stalling the probe.
+Failures report the exception type only: messages can hold connection strings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+__all__ = ["HealthCheck", "HealthChecks", "health_routes"]
+
+HealthCheck = Callable[[], Awaitable[object] | object]
+"""A check: raises (or returns ``False``) when the dependency is not usable."""
+
+
+class HealthChecks:
+    """A named set of readiness checks.
+
+    Args:
+        timeout: Default seconds each check may take.
+    """
+
+    def __init__(self, *, timeout: float = 2.0) -> None:
+        self.timeout = timeout
+        self.checks: dict[str, tuple[HealthCheck, float]] = {}
+
+    def add(self, name: str, check: HealthCheck, *, timeout: float | None = None) -> None:
+        """Register a check (sync functions run in the thread pool)."""
+        self.checks[name] = (check, timeout or self.timeout)
+
+    def add_database(self, engine: Any, *, name: str = "database") -> None:
+        """Check a SQLAlchemy engine (sync or async) with ``SELECT 1``."""
+        import sqlalchemy
+
+        if hasattr(engine, "sync_engine"):
+
+            async def ping_async() -> None:
+                async with engine.connect() as connection:
+                    await connection.execute(sqlalchemy.text("SELECT 1"))
+
+            self.add(name, ping_async)
+            return
+
+        def ping() -> None:
+            with engine.connect() as connection:
+                connection.execute(sqlalchemy.text("SELECT 1"))
+
+        self.add(name, ping)
+
+    def add_redis(self, client: Any, *, name: str = "redis") -> None:
+        """Check an asyncio Redis client with ``PING``."""
+
+        async def ping() -> None:
+            await client.ping()
+
+        self.add(name, ping)
+
+    async def run(self) -> tuple[bool, dict[str, dict[str, object]]]:
+        """Run every check concurrently; return (all healthy, per-check results)."""
+        names = list(self.checks)
+        results = await asyncio.gather(*(self._run_one(*self.checks[name]) for name in names))
+        report = dict(zip(names, results, strict=True))
+        return all(result["status"] == "ok" for result in results), report
+
+    async def _run_one(self, check: HealthCheck, seconds: float) -> dict[str, object]:
+        start = time.perf_counter()
+        try:
+            with anyio.fail_after(seconds):
+                outcome = await _call(check)
+        except TimeoutError:
+            return {"status": "timeout", "duration_ms": _ms(start)}
+        except Exception as exc:  # noqa: BLE001 - a failing check is a report, not a crash
+            return {"status": "fail", "error": type(exc).__name__, "duration_ms": _ms(start)}
+        if outcome is False:
+            return {"status": "fail", "duration_ms": _ms(start)}
+        return {"status": "ok", "duration_ms": _ms(start)}
+
+
+async def _call(check: HealthCheck) -> object:
+    if inspect.iscoroutinefunction(check):
+        return await check()
+    result = await run_in_threadpool(check)
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)
+
+
+def health_routes(
+    checks: HealthChecks, *, live_path: str = "/health/live", ready_path: str = "/health/ready"
+) -> list[Route]:
+    """The two probe routes (kept out of the OpenAPI schema)."""
+
+    async def live(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+    async def ready(request: Request) -> JSONResponse:
+        healthy, report = await checks.run()
+        return JSONResponse(
+            {"status": "ok" if healthy else "fail", "checks": report},
+            status_code=200 if healthy else 503,
+            headers={"Cache-Control": "no-store"},
+        )
+
+    return [
+        Route(live_path, live, methods=["GET"], include_in_schema=False),
+        Route(ready_path, ready, methods=["GET"], include_in_schema=False),
+    ]

@@ -1,0 +1,137 @@
+"""Collectors: process/platform/GC, ``app_info``, SQLAlchemy pools, caches, rate limits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi_enterprise.metrics._prometheus import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    prometheus_client,
+)
+from fastapi_enterprise.ratelimit.limiter import RateLimitStats
+
+__all__ = [
+    "CacheMetrics",
+    "RateLimitCollector",
+    "SQLAlchemyPoolCollector",
+    "register_app_info",
+    "register_runtime_collectors",
+]
+
+_GaugeFamily = prometheus_client.metrics_core.GaugeMetricFamily
+_CounterFamily = prometheus_client.metrics_core.CounterMetricFamily
+
+
+def register_runtime_collectors(registry: CollectorRegistry) -> None:
+    """Register prometheus-client's process, platform and GC collectors on ``registry``.
+
+    The global registry already has them; a custom registry gets its own.
+    """
+    if registry is REGISTRY:
+        return
+    prometheus_client.ProcessCollector(registry=registry)
+    prometheus_client.PlatformCollector(registry=registry)
+    prometheus_client.GCCollector(registry=registry)
+
+
+def register_app_info(
+    registry: CollectorRegistry, *, name: str, version: str, environment: str
+) -> Gauge:
+    """Publish ``app_info{name,version,environment} 1``.
+
+    A gauge rather than an ``Info`` metric, so it also works in multiprocess mode.
+    """
+    info = Gauge(
+        "app_info",
+        "The application: name, version, environment.",
+        ["name", "version", "environment"],
+        registry=registry,
+        multiprocess_mode="max",
+    )
+    info.labels(name, version, environment).set(1)
+    return info
+
+
+class SQLAlchemyPoolCollector:
+    """Connection-pool gauges of a SQLAlchemy engine (sync or async), read at scrape time.
+
+    ``db_pool_size``, ``db_pool_checked_out``, ``db_pool_overflow``, labelled ``pool``.
+    """
+
+    def __init__(
+        self, engine: Any, *, name: str = "default", registry: CollectorRegistry = REGISTRY
+    ) -> None:
+        self.engine = getattr(engine, "sync_engine", engine)
+        self.name = name
+        registry.register(self)
+
+    def collect(self) -> Iterator[Any]:
+        """Yield the pool gauges (pools without a size, like SQLite's, report what they have)."""
+        pool = self.engine.pool
+        for metric, help_text, reader in (
+            ("db_pool_size", "Connections the pool keeps.", "size"),
+            ("db_pool_checked_out", "Connections in use.", "checkedout"),
+            ("db_pool_overflow", "Connections beyond the pool size.", "overflow"),
+        ):
+            read = getattr(pool, reader, None)
+            if read is None:
+                continue
+            family = _GaugeFamily(metric, help_text, labels=["pool"])
+            family.add_metric([self.name], float(read()))
+            yield family
+
+
+class CacheMetrics:
+    """``cache_requests_total{cache,result}`` with ``hit()`` and ``miss()`` helpers."""
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.counter = Counter(
+            "cache_requests_total",
+            "Cache lookups by cache and result.",
+            ["cache", "result"],
+            registry=registry,
+        )
+
+    def hit(self, cache: str) -> None:
+        """Count a hit."""
+        self.counter.labels(cache, "hit").inc()
+
+    def miss(self, cache: str) -> None:
+        """Count a miss."""
+        self.counter.labels(cache, "miss").inc()
+
+
+class RateLimitCollector:
+    """Export the rate limiter's counters, read at scrape time.
+
+    ``ratelimit_decisions_total{decision}`` and ``ratelimit_storage_errors_total``.
+    """
+
+    def __init__(self, stats: RateLimitStats, registry: CollectorRegistry = REGISTRY) -> None:
+        self.stats = stats
+        registry.register(self)
+
+    def collect(self) -> Iterator[Any]:
+        """Yield the decision and storage-error counters."""
+        decisions = _CounterFamily(
+            "ratelimit_decisions", "Rate-limit decisions by outcome.", labels=["decision"]
+        )
+        for decision in (
+            "allowed",
+            "rejected",
+            "shadow_rejected",
+            "fail_open",
+            "fail_closed",
+            "fallback",
+        ):
+            decisions.add_metric([decision], float(getattr(self.stats, decision)))
+        yield decisions
+        errors = _CounterFamily(
+            "ratelimit_storage_errors", "Rate-limit storage failures and timeouts."
+        )
+        errors.add_metric([], float(self.stats.storage_errors))
+        yield errors

@@ -1,0 +1,165 @@
+"""The ``/metrics`` endpoint: OpenMetrics or text, gzip, protected, multiprocess-aware.
+
+- A scraper that asks for OpenMetrics (``Accept: application/openmetrics-text``, as
+  Prometheus does when exemplars are enabled) gets it, exemplars included; everyone else
+  gets the classic text format 0.0.4.
+- The body is gzipped when the scraper accepts it.
+- Access: a bearer token (compared in constant time) and/or an IP allowlist (the client
+  as resolved from trusted proxies). In production, with neither configured, only
+  loopback may scrape: metrics are not public by default.
+- Under gunicorn or ``uvicorn --workers N`` with ``PROMETHEUS_MULTIPROC_DIR`` set, the
+  scrape aggregates every worker's files, after dropping the live-gauge files of workers
+  that died (the cleanup users otherwise write by hand).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hmac
+import ipaddress
+import os
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from fastapi_enterprise.errors import problem_response
+from fastapi_enterprise.metrics._prometheus import REGISTRY, CollectorRegistry, prometheus_client
+from fastapi_enterprise.middleware.compression import accepts_gzip
+
+Metric = prometheus_client.metrics_core.Metric
+
+__all__ = ["CombinedRegistry", "MetricsEndpoint", "cleanup_dead_processes", "multiprocess_registry"]
+
+_LIVE_GAUGE = re.compile(r"gauge_live[a-z]*_(\d+)\.db$")
+
+
+def cleanup_dead_processes(directory: str | os.PathLike[str]) -> list[int]:
+    """Remove the live-gauge files of processes that no longer exist; return their PIDs.
+
+    ``livesum``/``livemax``/... gauges must forget a dead worker, or its last
+    in-progress count lingers in the sum forever. gunicorn's ``child_exit`` hook covers
+    clean exits (see the docs); this covers workers that were killed.
+    """
+    dead: list[int] = []
+    for path in Path(directory).glob("gauge_live*_*.db"):
+        match = _LIVE_GAUGE.search(path.name)
+        if match is None:
+            continue
+        pid = int(match.group(1))
+        if pid != os.getpid() and not _alive(pid):
+            prometheus_client.multiprocess.mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
+            dead.append(pid)
+    return sorted(set(dead))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class CombinedRegistry:
+    """Several registries exposed as one (the app's own and the global default)."""
+
+    def __init__(self, *registries: CollectorRegistry) -> None:
+        self.registries = registries
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield every metric of every registry, in order."""
+        for registry in self.registries:
+            yield from registry.collect()
+
+
+def multiprocess_registry(directory: str | os.PathLike[str]) -> CollectorRegistry:
+    """A registry that aggregates every process's metric files in ``directory``."""
+    registry = CollectorRegistry()
+    prometheus_client.multiprocess.MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
+    return registry
+
+
+class MetricsEndpoint:
+    """An ASGI app serving the metrics of ``registry``.
+
+    Args:
+        registry: What to expose; the global registry by default. When
+            ``PROMETHEUS_MULTIPROC_DIR`` is set, every process's files are aggregated
+            instead.
+        bearer_token: Require ``Authorization: Bearer <token>``.
+        allow_ips: Addresses or CIDR networks allowed to scrape.
+        require_protection: Refuse every scrape that is neither authenticated nor from
+            an allowed address (production default: loopback only).
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | CombinedRegistry = REGISTRY,
+        *,
+        bearer_token: str | None = None,
+        allow_ips: Iterable[str] = (),
+        require_protection: bool = False,
+    ) -> None:
+        self.registry = registry
+        self.token = bearer_token.encode() if bearer_token else None
+        networks = [ipaddress.ip_network(item, strict=False) for item in allow_ips]
+        if require_protection and self.token is None and not networks:
+            networks = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
+        self.networks = tuple(networks)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one scrape."""
+        denied = self._denied(scope)
+        if denied is not None:
+            await denied(scope, receive, send)
+            return
+        headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1")
+            for name, value in scope.get("headers", ())
+        }
+        registry: CollectorRegistry | CombinedRegistry = self.registry
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if directory:
+            cleanup_dead_processes(directory)
+            registry = multiprocess_registry(directory)
+        encoder, content_type = prometheus_client.exposition.choose_encoder(
+            headers.get("accept", "")
+        )
+        body = encoder(registry)  # anything with collect() works
+        response_headers = [(b"content-type", content_type.encode()), (b"vary", b"Accept-Encoding")]
+        if accepts_gzip(headers.get("accept-encoding", "")):
+            body = gzip.compress(body, compresslevel=6)
+            response_headers.append((b"content-encoding", b"gzip"))
+        response_headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": 200, "headers": response_headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def _denied(self, scope: Scope) -> Response | None:
+        if self.token is None and not self.networks:
+            return None
+        if self.token is not None:
+            for name, value in scope.get("headers", ()):
+                if name.lower() == b"authorization":
+                    scheme, _, credential = value.partition(b" ")
+                    if scheme.lower() == b"bearer" and hmac.compare_digest(
+                        credential.strip(), self.token
+                    ):
+                        return None
+        if self.networks:
+            client = scope.get("client")
+            try:
+                address = ipaddress.ip_address(client[0]) if client else None
+            except ValueError:
+                address = None
+            if address is not None and any(address in network for network in self.networks):
+                return None
+        if self.token is not None:
+            return problem_response(
+                401, detail="Scraping needs a bearer token.", headers={"WWW-Authenticate": "Bearer"}
+            )
+        return problem_response(403, detail="This address may not scrape metrics.")
