@@ -13,6 +13,7 @@ from fastapi_enterprise._extras import MissingExtraError
 EXTRA_MODULES = {
     "fastapi_enterprise.redis": ("redis", "redis"),
     "fastapi_enterprise.sentry": ("sentry", "sentry_sdk"),
+    "fastapi_enterprise.metrics": ("metrics", "prometheus_client"),
 }
 
 
@@ -51,3 +52,15 @@ def test_redis_rate_limit_storage_without_the_extra_names_the_install_command() 
 
     with pytest.raises(MissingExtraError, match=r"pip install 'fastapi-enterprise\[redis\]'"):
         RateLimiter("redis://127.0.0.1:6379/0")
+
+
+def test_install_without_the_metrics_extra() -> None:
+    if importlib.util.find_spec("prometheus_client") is not None:
+        pytest.skip("prometheus_client is installed; the tests_minimal session covers this")
+    from fastapi import FastAPI
+
+    from fastapi_enterprise import EnterpriseSettings, install
+
+    install(FastAPI(), EnterpriseSettings())  # metrics default to off without the extra
+    with pytest.raises(MissingExtraError, match=r"fastapi-enterprise\[metrics\]"):
+        install(FastAPI(), EnterpriseSettings(metrics={"enabled": True}))

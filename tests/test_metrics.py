@@ -1,0 +1,527 @@
+"""Prometheus metrics through the full install() stack, a real scrape, and real workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("prometheus_client")
+
+import httpx2
+from fastapi import FastAPI
+from fastapi.responses import StreamingResponse
+from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+from fastapi_enterprise import EnterpriseSettings, install
+from fastapi_enterprise.install import installed_health_checks, installed_metrics_registry
+from fastapi_enterprise.metrics import (
+    CacheMetrics,
+    LabelGuard,
+    MetricsEndpoint,
+    PrometheusMiddleware,
+    SQLAlchemyPoolCollector,
+    cleanup_dead_processes,
+    count_calls,
+    count_exceptions,
+    register_runtime_collectors,
+    time_calls,
+    track_in_progress,
+)
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+
+
+def make_app(environment: str = "test", **metrics: Any) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int) -> dict[str, int]:
+        return {"id": item_id}
+
+    @app.get("/crash")
+    async def crash() -> None:
+        raise KeyError("boom")
+
+    @app.get("/stream")
+    async def stream() -> StreamingResponse:
+        async def chunks() -> Any:
+            for _ in range(3):
+                await asyncio.sleep(0.02)
+                yield b"x" * 10
+
+        return StreamingResponse(chunks())
+
+    security = {"secret_key": "Xk3#9vLq2!mZ8wP4rT6yB1nC5hJ7dF0gS-aQ", "allowed_hosts": ["*"]}
+    install(
+        app,
+        EnterpriseSettings(
+            environment=environment,
+            metrics=metrics,
+            security=security,
+            rate_limit={"default": "1000000/minute"},
+        ),
+    )
+    return app
+
+
+def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    found = {}
+    for family in parse_text(text):
+        for sample in family.samples:
+            if sample.name == name:
+                found[tuple(sorted(sample.labels.items()))] = sample.value
+    return found
+
+
+def test_requests_are_counted_by_route_template_and_status() -> None:
+    client = TestClient(make_app())
+    for path in ("/items/1", "/items/2", "/items/x", "/nowhere", "/crash"):
+        client.get(path)
+    text = client.get("/metrics").text
+    counts = samples(text, "http_requests_total")
+    assert counts[(("method", "GET"), ("route", "/items/{item_id}"), ("status", "200"))] == 2
+    assert counts[(("method", "GET"), ("route", "/items/{item_id}"), ("status", "422"))] == 1
+    assert counts[(("method", "GET"), ("route", "<unmatched>"), ("status", "404"))] == 1
+    assert counts[(("method", "GET"), ("route", "/crash"), ("status", "500"))] == 1
+    assert not any("metrics" in str(key) for key in counts)  # the scrape is not measured
+    assert (
+        samples(text, "app_info")[
+            (("environment", "test"), ("name", "FastAPI"), ("version", "0.1.0"))
+        ]
+        == 1
+    )
+    assert "process_cpu_seconds_total" in text  # the global registry's collectors too
+
+
+def test_ten_thousand_unknown_paths_keep_the_series_count_constant() -> None:
+    app = make_app()
+    client = TestClient(app, raise_server_exceptions=False)
+    client.get("/scan/0")
+    before = len(parse_text_lines(client.get("/metrics").text))
+
+    async def scan() -> None:
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Any) -> None:
+            return None
+
+        for n in range(1, 10_000):
+            path = f"/scan/{n}/{'x' * (n % 7)}"
+            scope = {
+                "type": "http",
+                "asgi": {"version": "3.0"},
+                "http_version": "1.1",
+                "method": "GET",
+                "scheme": "http",
+                "path": path,
+                "raw_path": path.encode(),
+                "query_string": b"",
+                "root_path": "",
+                "headers": [(b"host", b"t")],
+                "client": ("127.0.0.1", 1),
+                "server": ("t", 80),
+            }
+            await app(scope, receive, send)
+
+    asyncio.run(scan())
+    text = client.get("/metrics").text
+    assert (
+        samples(text, "http_requests_total")[
+            (("method", "GET"), ("route", "<unmatched>"), ("status", "404"))
+        ]
+        == 10_000
+    )
+    assert len(parse_text_lines(text)) == before
+
+
+def parse_text_lines(text: str) -> list[str]:
+    return [
+        line
+        for line in text.splitlines()
+        if line and not line.startswith("#") and not line.startswith(("process_", "python_"))
+    ]
+
+
+def test_openmetrics_scrape_has_request_id_exemplars_and_parses() -> None:
+    client = TestClient(make_app())
+    client.get("/items/1", headers={"X-Request-ID": "exemplar-req-0001"})
+    response = client.get("/metrics", headers={"Accept": OPENMETRICS})
+    assert response.headers["content-type"].startswith("application/openmetrics-text")
+    families = list(text_string_to_metric_families(response.text))  # type: ignore[no-untyped-call]
+    exemplars = [
+        sample.exemplar
+        for family in families
+        if family.name == "http_request_duration_seconds"
+        for sample in family.samples
+        if sample.exemplar is not None
+    ]
+    assert any(exemplar.labels == {"request_id": "exemplar-req-0001"} for exemplar in exemplars)
+
+
+def test_gzip_and_promtool_accept_the_exposition(tmp_path: Path) -> None:
+    client = TestClient(make_app())
+    client.get("/items/1")
+    response = client.get("/metrics", headers={"Accept-Encoding": "gzip"})
+    assert response.headers["content-encoding"] == "gzip"
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true but promtool is not installed")
+        pytest.skip("promtool (Debian package prometheus) is not installed")
+    plain = client.get("/metrics", headers={"Accept-Encoding": "identity"}).text
+    check = subprocess.run(  # noqa: S603 - a fixed local binary
+        [promtool, "check", "metrics"], input=plain.encode(), capture_output=True, check=False
+    )
+    assert check.returncode == 0, check.stderr.decode() + check.stdout.decode()
+    rules = subprocess.run(  # noqa: S603
+        [promtool, "check", "rules", str(ROOT / "docs/metrics/alerts.rules.yml")],
+        capture_output=True,
+        check=False,
+    )
+    assert rules.returncode == 0, rules.stdout.decode()
+
+
+def test_rules_and_dashboard_name_only_metrics_the_library_exports() -> None:
+    client = TestClient(make_app())
+    client.get("/items/1")
+    client.get("/crash")
+    exported = {family.name for family in parse_text(client.get("/metrics").text)}
+    exported |= {
+        f"{name}{suffix}" for name in exported for suffix in ("_total", "_bucket", "_count", "_sum")
+    }
+    rules = (ROOT / "docs/metrics/alerts.rules.yml").read_text()
+    dashboard = json.loads((ROOT / "docs/metrics/grafana-dashboard.json").read_text())
+    expressions = [rules] + [
+        target["expr"] for panel in dashboard["panels"] for target in panel["targets"]
+    ]
+    recorded = set(re.findall(r"record: (\S+)", rules))
+    used = set()
+    for expression in expressions:
+        used |= set(re.findall(r"\b([a-z_][a-z0-9_]*)(?=\{|\[)", expression))
+    used -= recorded | {"rate", "increase", "sum", "by", "histogram_quantile", "clamp_min"}
+    assert used, "no metric names found"
+    assert used <= exported, used - exported
+
+
+def test_protection() -> None:
+    protected = make_app(bearer_token="s3cret-token", allow_ips=["10.0.0.0/8"])
+    client = TestClient(protected)
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert (
+        client.get("/metrics", headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
+    )
+    allowed = TestClient(protected, client=("10.1.2.3", 1))
+    assert allowed.get("/metrics").status_code == 200
+    production = TestClient(make_app(environment="production"))
+    assert production.get("/metrics").status_code == 403  # not public by default
+    assert (
+        TestClient(make_app(environment="production"), client=("127.0.0.1", 1))
+        .get("/metrics")
+        .status_code
+        == 200
+    )
+
+
+def test_streamed_duration_disconnects_and_in_flight_scrapes() -> None:
+    registry = CollectorRegistry()
+
+    async def slow_app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"a", "more_body": True})
+        message = await receive()
+        assert message["type"] == "http.disconnect"
+
+    middleware = PrometheusMiddleware(slow_app, registry=registry)
+    in_flight: list[float] = []
+
+    async def run() -> None:
+        async def receive() -> dict[str, Any]:
+            in_flight.append(
+                registry.get_sample_value("http_requests_in_progress", {"method": "GET"}) or 0
+            )
+            return {"type": "http.disconnect"}
+
+        async def send(message: Any) -> None:
+            return None
+
+        await middleware(
+            {"type": "http", "method": "GET", "path": "/s", "headers": []}, receive, send
+        )
+
+    asyncio.run(run())
+    assert in_flight == [1.0]  # a scrape during the request sees it in progress
+    assert (
+        registry.get_sample_value(
+            "http_requests_total", {"method": "GET", "route": "<unmatched>", "status": "499"}
+        )
+        == 1
+    )
+    assert registry.get_sample_value("http_requests_in_progress", {"method": "GET"}) == 0
+
+    client = TestClient(make_app())
+    client.get("/stream")
+    registry_of_app = installed_metrics_registry(client.app)  # type: ignore[arg-type]
+    total = registry_of_app.get_sample_value(
+        "http_request_duration_seconds_sum", {"method": "GET", "route": "/stream"}
+    )
+    assert total is not None
+    # A lower bound, not a speed check: the stream sleeps 3 x 20 ms before its last chunk,
+    # so a duration measured to the last chunk cannot be shorter (load only lengthens it).
+    assert total >= 0.06
+
+
+def test_unhandled_exceptions_are_counted_by_type() -> None:
+    client = TestClient(make_app())
+    client.get("/crash")
+    registry = installed_metrics_registry(client.app)  # type: ignore[arg-type]
+    assert (
+        registry.get_sample_value(
+            "http_unhandled_exceptions_total",
+            {"method": "GET", "route": "/crash", "exception": "KeyError"},
+        )
+        == 1
+    )
+
+
+def test_decorators_time_the_whole_coroutine_and_work_on_methods() -> None:
+    registry = CollectorRegistry()
+    duration = Histogram("job_seconds", "jobs", ["kind"], registry=registry)
+    summary = Summary("sync_seconds", "sync", registry=registry)
+    calls = Counter("job_calls", "calls", ["kind"], registry=registry)
+    failures = Counter("job_failures", "failures", registry=registry)
+    running = Gauge("job_running", "running", registry=registry)
+    observed_running: list[float] = []
+
+    class Worker:
+        @time_calls(duration, labels=lambda self, kind: {"kind": kind})
+        @count_calls(calls, labels=lambda self, kind: {"kind": kind})
+        @track_in_progress(running)
+        async def run(self, kind: str) -> str:
+            observed_running.append(registry.get_sample_value("job_running") or 0)
+            await asyncio.sleep(0.05)
+            return kind
+
+    @time_calls(summary)
+    @count_exceptions(failures, exception=ValueError)
+    def parse(text: str) -> int:
+        return int(text)
+
+    assert asyncio.run(Worker().run("import")) == "import"
+    assert observed_running == [1.0]
+    assert registry.get_sample_value("job_running") == 0
+    # Lower bound: the coroutine sleeps 50 ms, so timing the whole coroutine (not just
+    # until its first await) can only give more.
+    elapsed = registry.get_sample_value("job_seconds_sum", {"kind": "import"})
+    assert elapsed is not None
+    assert elapsed >= 0.05
+    assert registry.get_sample_value("job_calls_total", {"kind": "import"}) == 1
+    assert parse("3") == 3
+    with pytest.raises(ValueError, match="invalid literal"):
+        parse("x")
+    assert registry.get_sample_value("job_failures_total") == 1
+    assert registry.get_sample_value("sync_seconds_count") == 2
+
+
+def test_label_guard_folds_unbounded_values() -> None:
+    registry = CollectorRegistry()
+    counter = Counter("tenant_calls", "calls", ["tenant"], registry=registry)
+    guard = LabelGuard(max_values=3)
+
+    @count_calls(counter, labels=lambda tenant: {"tenant": tenant}, guard=guard)
+    def call(tenant: str) -> None:
+        return None
+
+    for n in range(1000):
+        call(f"tenant-{n}")
+    values = {
+        s.labels["tenant"]
+        for f in registry.collect()
+        for s in f.samples
+        if s.name == "tenant_calls_total"
+    }
+    assert values == {"tenant-0", "tenant-1", "tenant-2", "other"}
+    assert registry.get_sample_value("tenant_calls_total", {"tenant": "other"}) == 997
+
+
+def test_collectors(tmp_path: Path) -> None:
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    registry = CollectorRegistry()
+    register_runtime_collectors(registry)
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path}/pool.db", pool_size=3)
+    SQLAlchemyPoolCollector(engine, name="main", registry=registry)
+    with engine.connect():
+        assert registry.get_sample_value("db_pool_checked_out", {"pool": "main"}) == 1
+        assert registry.get_sample_value("db_pool_size", {"pool": "main"}) == 3
+    assert registry.get_sample_value("db_pool_checked_out", {"pool": "main"}) == 0
+    engine.dispose()
+    cache = CacheMetrics(registry)
+    cache.hit("users")
+    cache.miss("users")
+    cache.hit("users")
+    assert (
+        registry.get_sample_value("cache_requests_total", {"cache": "users", "result": "hit"}) == 2
+    )
+    assert registry.get_sample_value("process_cpu_seconds_total") is not None
+
+
+def test_rate_limit_decisions_are_exported() -> None:
+    app = make_app()
+    client = TestClient(app)
+    client.get("/items/1")
+    text = client.get("/metrics").text
+    assert samples(text, "ratelimit_decisions_total")[(("decision", "allowed"),)] >= 1
+    assert "ratelimit_storage_errors_total" in text
+
+
+def test_health_probes() -> None:
+    app = make_app()
+    checks = installed_health_checks(app)
+    assert checks is not None
+    client = TestClient(app)
+    assert client.get("/health/live").json() == {"status": "ok"}
+    assert client.get("/health/ready").json() == {"status": "ok", "checks": {}}
+
+    async def slow() -> None:
+        await asyncio.sleep(5)
+
+    def broken() -> None:
+        raise ConnectionError("postgresql://u:hunter2@db/x")
+
+    checks.add("fast", lambda: True)
+    checks.add("slow", slow, timeout=0.05)
+    checks.add("broken", broken)
+    response = client.get("/health/ready")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["checks"]["fast"]["status"] == "ok"
+    assert body["checks"]["slow"]["status"] == "timeout"
+    assert body["checks"]["broken"] == {
+        "status": "fail",
+        "error": "ConnectionError",
+        "duration_ms": body["checks"]["broken"]["duration_ms"],
+    }
+    assert "hunter2" not in response.text
+
+
+def test_health_checks_against_real_postgres_and_redis(redis_server: str) -> None:
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    pytest.importorskip("psycopg")
+    import redis.asyncio
+
+    app = make_app()
+    checks = installed_health_checks(app)
+    assert checks is not None
+    engine = sqlalchemy.create_engine(
+        os.environ.get("DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    )
+    checks.add_database(engine)
+    client_redis = redis.asyncio.Redis.from_url(redis_server)
+    checks.add_redis(client_redis)
+    with TestClient(app) as client:
+        response = client.get("/health/ready")
+        assert client.portal is not None
+        client.portal.call(client_redis.aclose)  # in the loop that opened the connection
+    engine.dispose()
+    if response.json()["checks"]["database"]["status"] != "ok" and os.environ.get("CI") != "true":
+        pytest.skip("PostgreSQL not reachable")
+    assert response.status_code == 200, response.json()
+
+
+def test_dead_workers_live_gauges_are_cleaned(tmp_path: Path) -> None:
+    (tmp_path / "gauge_livesum_999999.db").write_bytes(b"")
+    (tmp_path / f"gauge_livesum_{os.getpid()}.db").write_bytes(b"")
+    (tmp_path / "counter_999999.db").write_bytes(b"")
+    assert cleanup_dead_processes(tmp_path) == [999999]
+    remaining = sorted(path.name for path in tmp_path.iterdir())
+    assert remaining == ["counter_999999.db", f"gauge_livesum_{os.getpid()}.db"]
+
+
+def test_two_real_workers_aggregate_and_a_killed_worker_does_not_linger(tmp_path: Path) -> None:
+    multiproc = tmp_path / "prom"
+    multiproc.mkdir()
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
+        "FE_ENVIRONMENT": "test",
+        "FE_LOGGING__ACCESS_LOG": "false",
+        "FE_RATE_LIMIT__ENABLED": "false",
+    }
+    server = subprocess.Popen(  # noqa: S603 - fixed interpreter and arguments
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "tests.metrics_app:app",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--log-level",
+            "warning",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        pids: set[str] = set()
+        while len(pids) < 2:
+            with contextlib.suppress(httpx2.TransportError):
+                # New connections spread over the workers; collect both PIDs.
+                pids.add(httpx2.get(f"{base}/pid", timeout=2).text)
+            if time.monotonic() > deadline:
+                pytest.fail(f"did not reach two workers (saw {pids})")
+        for _ in range(40):
+            httpx2.get(f"{base}/work")
+        text = httpx2.get(f"{base}/metrics").text
+        total = samples(text, "http_requests_total")[
+            (("method", "GET"), ("route", "/work"), ("status", "200"))
+        ]
+        assert total == 40  # the sum over both workers
+        per_pid = {path.name for path in multiproc.glob("counter_*.db")}
+        assert len(per_pid) >= 2
+        # Kill one worker mid-request: its in-progress gauge must not linger.
+        victim = int(sorted(pids)[0])
+        os.kill(victim, signal.SIGKILL)
+        time.sleep(0.5)
+        text = httpx2.get(f"{base}/metrics").text
+        in_progress = samples(text, "http_requests_in_progress")
+        assert all(value <= 1 for value in in_progress.values())  # only the scrape itself
+        assert not (multiproc / f"gauge_livesum_{victim}.db").exists()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=15)
+
+
+def test_standalone_endpoint_on_the_global_registry() -> None:
+    endpoint = MetricsEndpoint()
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    client = TestClient(Starlette(routes=[Route("/m", endpoint)]))
+    assert "python_info" in client.get("/m").text
