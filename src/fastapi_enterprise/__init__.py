@@ -30,7 +30,14 @@ from fastapi_enterprise.errors import (
     problem_response,
     register_exception_handlers,
 )
-from fastapi_enterprise.install import install, installed_rate_limiter, installed_settings
+from fastapi_enterprise.health import HealthChecks
+from fastapi_enterprise.install import (
+    install,
+    installed_health_checks,
+    installed_metrics_registry,
+    installed_rate_limiter,
+    installed_settings,
+)
 from fastapi_enterprise.log_config import LoggingHandle, configure_logging
 from fastapi_enterprise.middleware import (
     AccessLogMiddleware,
@@ -59,6 +66,7 @@ from fastapi_enterprise.settings import (
     EnterpriseSettings,
     Environment,
     LoggingSettings,
+    MetricsSettings,
     RateLimitSettings,
     RedisSettings,
     RequestIDSettings,
@@ -96,8 +104,10 @@ __all__ = [
     "Environment",
     "ErrorResponse",
     "Finding",
+    "HealthChecks",
     "LoggingHandle",
     "LoggingSettings",
+    "MetricsSettings",
     "ProblemResponse",
     "ProxyHeadersMiddleware",
     "RateLimitMiddleware",
@@ -126,6 +136,8 @@ __all__ = [
     "get_request_fields",
     "get_request_id",
     "install",
+    "installed_health_checks",
+    "installed_metrics_registry",
     "installed_rate_limiter",
     "installed_settings",
     "no_compression",
