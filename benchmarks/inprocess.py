@@ -19,6 +19,7 @@ from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 from starlette.middleware import Middleware
 
 from fastapi_enterprise import (
@@ -28,12 +29,14 @@ from fastapi_enterprise import (
     CORSPolicyMiddleware,
     EnterpriseSettings,
     ProxyHeadersMiddleware,
+    RateLimitMiddleware,
     RequestIDMiddleware,
     SecurityHeadersMiddleware,
     configure_logging,
     generate_request_id,
     install,
 )
+from fastapi_enterprise.metrics import PrometheusMiddleware
 
 PAYLOAD = {"id": 1, "title": "FastAPI in production", "tags": ["asgi", "json"] * 8}
 
@@ -104,6 +107,7 @@ def main() -> None:
         return best(lambda: asyncio.run(drive(app, args.requests, headers)), args.rounds)
 
     test = "test"
+    default = "1000000/minute"  # a limit that never trips, as the benchmark asks
     rows = [
         ("bare FastAPI", measure(make_app())),
         (
@@ -124,24 +128,58 @@ def main() -> None:
         ),
         ("+ BodyLimitMiddleware", measure(make_app([Middleware(BodyLimitMiddleware)]))),
         (
+            "+ RateLimitMiddleware (memory)",
+            measure(make_app([Middleware(RateLimitMiddleware, default="1000000/minute")])),
+        ),
+        (
+            "+ PrometheusMiddleware",
+            measure(make_app([Middleware(PrometheusMiddleware, registry=CollectorRegistry())])),
+        ),
+        (
             "+ CompressionMiddleware (body under 500 B)",
             measure(make_app([Middleware(CompressionMiddleware)])),
+        ),
+        (
+            "install(), rate limit, metrics and access log off",
+            measure(
+                make_app(
+                    settings=EnterpriseSettings(
+                        environment=test,
+                        logging={"access_log": False},
+                        rate_limit={"enabled": False},
+                        metrics={"enabled": False},
+                    )
+                )
+            ),
         ),
         (
             "install(), access log off",
             measure(
                 make_app(
-                    settings=EnterpriseSettings(environment=test, logging={"access_log": False})
+                    settings=EnterpriseSettings(
+                        environment=test,
+                        logging={"access_log": False},
+                        rate_limit={"default": default},
+                    )
                 )
             ),
         ),
         (
             "install(), full default stack, ID generated",
-            measure(make_app(settings=EnterpriseSettings(environment=test))),
+            measure(
+                make_app(
+                    settings=EnterpriseSettings(environment=test, rate_limit={"default": default})
+                )
+            ),
         ),
         (
             "install(), full default stack, ID reused",
-            measure(make_app(settings=EnterpriseSettings(environment=test)), with_id),
+            measure(
+                make_app(
+                    settings=EnterpriseSettings(environment=test, rate_limit={"default": default})
+                ),
+                with_id,
+            ),
         ),
     ]
     handle.stop()
