@@ -1,4 +1,4 @@
-"""Response models for OpenAPI: the problem body every error uses.
+"""Response models: the success envelope, pages, and the problem body every error uses.
 
 ``responses=problem_responses(404, 409)`` documents those statuses on an operation with
 the :class:`ErrorResponse` schema under ``application/problem+json``.
@@ -7,13 +7,24 @@ the :class:`ErrorResponse` schema under ``application/problem+json``.
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fastapi_enterprise.context import get_request_id
 from fastapi_enterprise.errors import PROBLEM_CONTENT_TYPE
 
-__all__ = ["ErrorResponse", "ValidationErrorItem", "problem_responses"]
+__all__ = [
+    "ErrorResponse",
+    "PageLinks",
+    "PaginatedResponse",
+    "ResponseMeta",
+    "StandardResponse",
+    "ValidationErrorItem",
+    "problem_responses",
+]
+
+T = TypeVar("T")
 
 
 class ValidationErrorItem(BaseModel):
@@ -89,3 +100,79 @@ def problem_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
         }
         for code in status_codes
     }
+
+
+class ResponseMeta(BaseModel):
+    """Metadata of a successful response."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    request_id: str | None = None
+    """The request's ID (also in the ``X-Request-ID`` header)."""
+
+
+class StandardResponse(BaseModel, Generic[T]):
+    """The success envelope: ``{"data": ..., "meta": {"request_id": ...}}``.
+
+    Example:
+        ```python
+        @app.get("/courses/{course_id}")
+        async def read(course_id: int) -> StandardResponse[Course]:
+            return StandardResponse.of(await load(course_id))
+        ```
+    """
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    data: T
+    """The payload."""
+
+    meta: ResponseMeta = Field(default_factory=lambda: ResponseMeta(request_id=get_request_id()))
+    """Request ID and other metadata, filled in automatically."""
+
+    @classmethod
+    def of(cls, data: T) -> StandardResponse[T]:
+        """Wrap ``data`` with the current request's metadata."""
+        return cls(data=data)
+
+
+class PageLinks(BaseModel):
+    """Links to the other pages, built from the request URL (other query parameters kept)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    first: str
+    """The first page."""
+
+    prev: str | None
+    """The previous page, or ``None`` on the first."""
+
+    next: str | None
+    """The next page, or ``None`` on the last."""
+
+    last: str
+    """The last page."""
+
+
+class PaginatedResponse(BaseModel, Generic[T]):
+    """One page of results with its position and links."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    items: list[T]
+    """The items of this page."""
+
+    total: int = Field(ge=0)
+    """Items across all pages."""
+
+    page: int = Field(ge=1)
+    """This page's number, from 1."""
+
+    size: int = Field(ge=1)
+    """Items per page."""
+
+    pages: int = Field(ge=0)
+    """Number of pages (0 when there are no items)."""
+
+    links: PageLinks
+    """First, previous, next and last page URLs."""

@@ -1,0 +1,140 @@
+"""Pagination: a bounded page dependency and helpers for sequences and SQLAlchemy selects.
+
+```python
+from fastapi_enterprise.pagination import Page, paginate_select
+
+
+@app.get("/courses")
+def list_courses(page: Page, request: Request, db: Session) -> PaginatedResponse[Course]:
+    return paginate_select(db, select(CourseRow).order_by(CourseRow.id), page, request)
+```
+
+Page numbers start at 1; the page size is bounded (``max_size``), so a client cannot ask
+for a million rows; ``size=0``, negative, huge or non-numeric values get a 422 problem.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Query
+from starlette.requests import Request
+
+from fastapi_enterprise.responses import PageLinks, PaginatedResponse
+
+__all__ = [
+    "MAX_PAGE",
+    "Page",
+    "PageParams",
+    "page_params",
+    "paginate",
+    "paginate_select",
+    "paginate_select_async",
+]
+
+T = TypeVar("T")
+MAX_PAGE = 1_000_000
+"""Highest page number accepted (bounds the OFFSET a client can ask the database for)."""
+
+
+@dataclass(frozen=True)
+class PageParams:
+    """A validated page request."""
+
+    page: int
+    size: int
+
+    @property
+    def offset(self) -> int:
+        """Rows to skip."""
+        return (self.page - 1) * self.size
+
+
+def page_params(default_size: int = 20, max_size: int = 100) -> Callable[..., PageParams]:
+    """Build a dependency reading ``?page=&size=`` with the given bounds."""
+    if not 1 <= default_size <= max_size:
+        raise ValueError("default_size must be between 1 and max_size")
+
+    def dependency(page: int = 1, size: int = default_size) -> PageParams:
+        return PageParams(page=page, size=size)
+
+    # The bounds are local values: give FastAPI real annotation objects (this module's
+    # postponed annotations would be strings it cannot resolve).
+    page_query = Query(ge=1, le=MAX_PAGE, description="Page number, from 1.")
+    size_query = Query(ge=1, le=max_size, description=f"Items per page, 1 to {max_size}.")
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    dependency.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter("page", keyword, default=1, annotation=Annotated[int, page_query]),
+            inspect.Parameter(
+                "size", keyword, default=default_size, annotation=Annotated[int, size_query]
+            ),
+        ],
+        return_annotation=PageParams,
+    )
+    return dependency
+
+
+Page = Annotated[PageParams, Depends(page_params())]
+"""The default page dependency: 20 items per page, at most 100."""
+
+
+def _links(request: Request, params: PageParams, pages: int) -> PageLinks:
+    def url(page: int) -> str:
+        return str(request.url.include_query_params(page=page, size=params.size))
+
+    last = max(pages, 1)
+    return PageLinks(
+        first=url(1),
+        prev=url(min(params.page - 1, last)) if params.page > 1 else None,
+        next=url(params.page + 1) if params.page < pages else None,
+        last=url(last),
+    )
+
+
+def _page(items: list[T], total: int, params: PageParams, request: Request) -> PaginatedResponse[T]:
+    pages = math.ceil(total / params.size) if total else 0
+    return PaginatedResponse[Any](
+        items=items,
+        total=total,
+        page=params.page,
+        size=params.size,
+        pages=pages,
+        links=_links(request, params, pages),
+    )
+
+
+def paginate(items: Sequence[T], params: PageParams, request: Request) -> PaginatedResponse[T]:
+    """Return one page of an in-memory sequence."""
+    window = list(items[params.offset : params.offset + params.size])
+    return _page(window, len(items), params, request)
+
+
+def paginate_select(
+    session: Any, statement: Any, params: PageParams, request: Request
+) -> PaginatedResponse[Any]:
+    """Return one page of a SQLAlchemy ``select`` run on a sync ``Session``.
+
+    The total comes from ``SELECT count(*)`` over the statement as a subquery; the page
+    from ``LIMIT``/``OFFSET``. Give the statement an ``ORDER BY`` for stable pages.
+    """
+    from sqlalchemy import func, select
+
+    total = session.execute(select(func.count()).select_from(statement.subquery())).scalar_one()
+    rows = session.execute(statement.limit(params.size).offset(params.offset)).scalars().all()
+    return _page(list(rows), int(total), params, request)
+
+
+async def paginate_select_async(
+    session: Any, statement: Any, params: PageParams, request: Request
+) -> PaginatedResponse[Any]:
+    """Return one page of a SQLAlchemy ``select`` run on an ``AsyncSession``."""
+    from sqlalchemy import func, select
+
+    count = await session.execute(select(func.count()).select_from(statement.subquery()))
+    result = await session.execute(statement.limit(params.size).offset(params.offset))
+    return _page(list(result.scalars().all()), int(count.scalar_one()), params, request)

@@ -1,0 +1,161 @@
+"""Response envelopes and pagination through HTTP."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import pytest
+from fastapi import Depends, FastAPI, Request
+from fastapi.testclient import TestClient
+from pydantic import BaseModel
+
+from fastapi_enterprise import EnterpriseSettings, install
+from fastapi_enterprise.pagination import Page, PageParams, page_params, paginate
+from fastapi_enterprise.responses import PaginatedResponse, StandardResponse
+
+sqlalchemy = pytest.importorskip("sqlalchemy")
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column  # noqa: E402
+
+from fastapi_enterprise.pagination import paginate_select  # noqa: E402
+
+
+class Course(BaseModel):
+    id: int
+    title: str
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class CourseRow(Base):
+    __tablename__ = "fe_test_courses"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str]
+
+
+COURSES = [Course(id=n, title=f"Course {n}") for n in range(1, 46)]
+SmallPage = Annotated[PageParams, Depends(page_params(default_size=5, max_size=10))]
+
+
+def make_app(engine: Any = None) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/courses")
+    async def courses(page: Page, request: Request) -> PaginatedResponse[Course]:
+        return paginate(COURSES, page, request)
+
+    @app.get("/small")
+    async def small(page: SmallPage, request: Request) -> PaginatedResponse[Course]:
+        return paginate(COURSES, page, request)
+
+    @app.get("/one")
+    async def one() -> StandardResponse[Course]:
+        return StandardResponse.of(COURSES[0])
+
+    if engine is not None:
+
+        def session() -> Iterator[Session]:
+            with Session(engine) as db:
+                yield db
+
+        @app.get("/db/courses")
+        def db_courses(
+            page: Page,
+            request: Request,
+            db: Session = Depends(session),  # noqa: B008 - a local dependency needs a default
+        ) -> PaginatedResponse[Course]:
+            statement = sqlalchemy.select(CourseRow).order_by(CourseRow.id)
+            result = paginate_select(db, statement, page, request)
+            return PaginatedResponse[Course](
+                **{
+                    **result.model_dump(),
+                    "items": [Course(id=r.id, title=r.title) for r in result.items],
+                }
+            )
+
+    install(app, EnterpriseSettings(environment="test"))
+    return app
+
+
+def test_pages_with_links_that_keep_other_parameters() -> None:
+    client = TestClient(make_app())
+    body = client.get("/courses", params={"page": 2, "size": 20, "q": "py"}).json()
+    assert [item["id"] for item in body["items"]] == list(range(21, 41))
+    assert (body["total"], body["page"], body["size"], body["pages"]) == (45, 2, 20, 3)
+    links = body["links"]
+    assert links["prev"] == "http://testserver/courses?q=py&page=1&size=20"
+    assert links["next"] == "http://testserver/courses?q=py&page=3&size=20"
+    assert links["first"].endswith("?q=py&page=1&size=20")
+    assert links["last"].endswith("?q=py&page=3&size=20")
+    last = client.get("/courses", params={"page": 3, "size": 20}).json()
+    assert len(last["items"]) == 5
+    assert last["links"]["next"] is None
+    beyond = client.get("/courses", params={"page": 99}).json()
+    assert beyond["items"] == []
+    assert beyond["links"]["prev"].endswith("page=3&size=20")
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"size": 0}, "size"),
+        ({"size": -5}, "size"),
+        ({"size": 10_000}, "size"),
+        ({"size": "ten"}, "size"),
+        ({"page": 0}, "page"),
+        ({"page": -1}, "page"),
+        ({"page": "x"}, "page"),
+        ({"page": 10**12}, "page"),
+    ],
+)
+def test_bad_page_parameters_are_422_problems(params: dict[str, Any], field: str) -> None:
+    response = TestClient(make_app()).get("/courses", params=params)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"][0]["loc"] == ["query", field]
+
+
+def test_custom_bounds() -> None:
+    client = TestClient(make_app())
+    assert client.get("/small").json()["size"] == 5
+    assert client.get("/small", params={"size": 11}).status_code == 422
+    with pytest.raises(ValueError, match="default_size"):
+        page_params(default_size=50, max_size=10)
+
+
+def test_standard_envelope_carries_the_request_id() -> None:
+    response = TestClient(make_app()).get("/one", headers={"X-Request-ID": "envelope-0001"})
+    assert response.json() == {
+        "data": {"id": 1, "title": "Course 1"},
+        "meta": {"request_id": "envelope-0001"},
+    }
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_sqlalchemy_select_pagination(database: str, tmp_path: Any) -> None:
+    if database == "sqlite":
+        url = f"sqlite:///{tmp_path}/courses.db"
+    else:
+        pytest.importorskip("psycopg")
+        url = os.environ.get("DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    engine = sqlalchemy.create_engine(url)
+    try:
+        Base.metadata.drop_all(engine)
+        Base.metadata.create_all(engine)
+    except sqlalchemy.exc.OperationalError:
+        if os.environ.get("CI", "").lower() == "true":
+            raise
+        pytest.skip(f"{database} not reachable")
+    try:
+        with Session(engine) as db:
+            db.add_all(CourseRow(id=c.id, title=c.title) for c in COURSES)
+            db.commit()
+        body = TestClient(make_app(engine)).get("/db/courses", params={"page": 3}).json()
+        assert [item["id"] for item in body["items"]] == list(range(41, 46))
+        assert (body["total"], body["pages"]) == (45, 3)
+    finally:
+        Base.metadata.drop_all(engine)
+        engine.dispose()
