@@ -1,0 +1,111 @@
+"""OpenAPI customizers compose into a schema that openapi-spec-validator accepts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import pytest
+from fastapi import Depends, FastAPI, HTTPException
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.testclient import TestClient
+from pydantic import BaseModel, Field
+
+from fastapi_enterprise import EnterpriseSettings, install
+from fastapi_enterprise.openapi import apply_customizers
+from fastapi_enterprise.openapi.customizers import (
+    declare_errors,
+    info,
+    readable_operation_ids,
+    servers,
+    standard_errors,
+    tags,
+)
+
+openapi_spec_validator = pytest.importorskip("openapi_spec_validator")
+
+bearer = HTTPBearer()
+
+
+@declare_errors(401, 403)
+async def current_admin(
+    credentials: Annotated[HTTPAuthorizationCredentials, Depends(bearer)],
+) -> str:
+    if credentials.credentials != "admin":
+        raise HTTPException(403)
+    return "admin"
+
+
+@declare_errors(409)
+async def not_locked() -> None:
+    return None
+
+
+class CourseIn(BaseModel):
+    title: str = Field(min_length=3, examples=["FastAPI in production"])
+    price: int = Field(ge=0)
+
+
+def make_app() -> FastAPI:
+    app = FastAPI(title="Courses", version="2.0")
+
+    @app.get("/courses/{course_id}", tags=["courses"])
+    async def read_course(course_id: int) -> dict[str, int]:
+        return {"id": course_id}
+
+    @app.post("/courses", tags=["admin"], dependencies=[Depends(not_locked)])
+    async def create_course(
+        course: CourseIn, admin: Annotated[str, Depends(current_admin)]
+    ) -> dict[str, Any]:
+        return course.model_dump()
+
+    @app.get("/health-ish", tags=["zz"])
+    async def ping() -> dict[str, str]:
+        return {}
+
+    install(app, EnterpriseSettings(environment="test"))
+    apply_customizers(
+        app,
+        info(
+            description="The course API",
+            contact={"email": "api@example.com"},
+            license={"name": "MIT"},
+            terms_of_service="https://example.com/terms",
+            logo_url="https://example.com/logo.png",
+        ),
+        servers([{"url": "https://api.example.com", "description": "production"}]),
+        tags([{"name": "courses", "description": "The catalogue"}]),
+        standard_errors(app),
+        readable_operation_ids(app),
+    )
+    return app
+
+
+def test_customized_schema_validates() -> None:
+    schema = TestClient(make_app()).get("/openapi.json").json()
+    openapi_spec_validator.validate(schema)
+    assert schema["info"]["x-logo"] == {"url": "https://example.com/logo.png"}
+    assert schema["info"]["contact"] == {"email": "api@example.com"}
+    assert schema["servers"][0]["url"] == "https://api.example.com"
+    assert [tag["name"] for tag in schema["tags"]] == ["courses", "admin", "zz"]
+
+
+def test_errors_raised_in_dependencies_are_documented() -> None:
+    schema = TestClient(make_app()).get("/openapi.json").json()
+    create = schema["paths"]["/courses"]["post"]
+    assert {"400", "401", "403", "409", "422", "500"} <= set(create["responses"])
+    assert "application/problem+json" in create["responses"]["409"]["content"]
+    assert create["security"] == [{"HTTPBearer": []}]
+    read = schema["paths"]["/courses/{course_id}"]["get"]["responses"]
+    assert {"404", "422", "500"} <= set(read)
+    assert "401" not in read
+
+
+def test_readable_operation_ids() -> None:
+    schema = TestClient(make_app()).get("/openapi.json").json()
+    ids = {op["operationId"] for item in schema["paths"].values() for op in item.values()}
+    assert {"read_course", "create_course", "ping"} <= ids
+
+
+def test_declare_errors_refuses_success_statuses() -> None:
+    with pytest.raises(ValueError, match="not an error status"):
+        declare_errors(200)
