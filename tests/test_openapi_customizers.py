@@ -109,3 +109,34 @@ def test_readable_operation_ids() -> None:
 def test_declare_errors_refuses_success_statuses() -> None:
     with pytest.raises(ValueError, match="not an error status"):
         declare_errors(200)
+
+
+def test_install_customizes_from_settings() -> None:
+    app = FastAPI()
+
+    @app.get("/items/{item_id}")
+    async def read_item(item_id: int) -> dict[str, int]:
+        return {"id": item_id}
+
+    install(
+        app,
+        EnterpriseSettings(
+            environment="test",
+            app={
+                "description": "Items API",
+                "logo_url": "https://example.com/logo.svg",
+                "servers": "https://api.example.com,https://staging.example.com",
+            },
+        ),
+    )
+    schema = TestClient(app).get("/openapi.json").json()
+    openapi_spec_validator.validate(schema)
+    assert schema["info"]["description"] == "Items API"
+    assert schema["info"]["x-logo"]["url"] == "https://example.com/logo.svg"
+    assert [server["url"] for server in schema["servers"]] == [
+        "https://api.example.com",
+        "https://staging.example.com",
+    ]
+    operation = schema["paths"]["/items/{item_id}"]["get"]
+    assert operation["operationId"] == "read_item"
+    assert {"404", "422", "429", "500"} <= set(operation["responses"])

@@ -47,6 +47,7 @@ from fastapi_enterprise.openapi import (
     apply_customizers,
     document_problem_errors,
 )
+from fastapi_enterprise.openapi import customizers as customizers_module
 from fastapi_enterprise.openapi.docs_policy import docs_policies
 from fastapi_enterprise.openapi.rate_limits import document_rate_limits
 from fastapi_enterprise.ratelimit.keys import api_key_header, client_ip, composite_or_ip
@@ -105,7 +106,19 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
     if not settings.app.docs:
         _remove_docs(app)
     elif isinstance(app, FastAPI):
-        customizers: list[OpenAPICustomizer] = [document_problem_errors]
+        customizers: list[OpenAPICustomizer] = [
+            document_problem_errors,
+            customizers_module.info(
+                description=settings.app.description, logo_url=settings.app.logo_url
+            ),
+            customizers_module.standard_errors(app),
+        ]
+        if settings.app.servers:
+            customizers.append(
+                customizers_module.servers([{"url": url} for url in settings.app.servers])
+            )
+        if settings.app.readable_operation_ids:
+            customizers.append(customizers_module.readable_operation_ids(app))
         if limiter is not None:
             # A twin of the stack's instance, same rules and engine, to read policies.
             rules = RateLimitMiddleware(app, **limiter)

@@ -83,6 +83,21 @@ class AppSettings(BaseModel):
     """Serve ``/docs``, ``/redoc`` and ``/openapi.json``. ``None`` (the default) means
     on in development and test, off in staging and production."""
 
+    description: str | None = None
+    """API description shown at the top of the docs (Markdown)."""
+
+    logo_url: str | None = None
+    """Logo shown by ReDoc (``x-logo``)."""
+
+    servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Base URLs listed in the OpenAPI ``servers`` (``https://api.example.com``)."""
+
+    readable_operation_ids: bool = True
+    """Name operations after their endpoint functions (``read_course``) when unique,
+    instead of FastAPI's ``read_course_courses__course_id__get``."""
+
+    _split = field_validator("servers", mode="before")(_split_list)
+
 
 class SecuritySettings(BaseModel):
     """Secrets and the policies the deploy check verifies before a production start."""
