@@ -53,9 +53,17 @@ from fastapi_enterprise.middleware import (
     no_compression,
 )
 from fastapi_enterprise.middleware.request_id import generate_request_id
+from fastapi_enterprise.openapi.customizers import declare_errors
+from fastapi_enterprise.pagination import Page, PageParams, paginate
 from fastapi_enterprise.ratelimit import RateLimiter, RateLimitPolicy, rate_limit, rate_limit_exempt
 from fastapi_enterprise.redaction import Redactor
-from fastapi_enterprise.responses import ErrorResponse, ValidationErrorItem, problem_responses
+from fastapi_enterprise.responses import (
+    ErrorResponse,
+    PaginatedResponse,
+    StandardResponse,
+    ValidationErrorItem,
+    problem_responses,
+)
 from fastapi_enterprise.routing import UNMATCHED_ROUTE, route_template
 from fastapi_enterprise.security_events import SecurityEvent, security_event
 from fastapi_enterprise.settings import (
@@ -108,6 +116,9 @@ __all__ = [
     "LoggingHandle",
     "LoggingSettings",
     "MetricsSettings",
+    "Page",
+    "PageParams",
+    "PaginatedResponse",
     "ProblemResponse",
     "ProxyHeadersMiddleware",
     "RateLimitMiddleware",
@@ -123,6 +134,7 @@ __all__ = [
     "SecuritySettings",
     "SentrySettings",
     "SettingsValidationError",
+    "StandardResponse",
     "TrustedHostMiddleware",
     "ValidationErrorItem",
     "__version__",
@@ -130,6 +142,7 @@ __all__ = [
     "body_limit",
     "client_key",
     "configure_logging",
+    "declare_errors",
     "generate_request_id",
     "get_client_info",
     "get_csp_nonce",
@@ -141,6 +154,7 @@ __all__ = [
     "installed_rate_limiter",
     "installed_settings",
     "no_compression",
+    "paginate",
     "problem_response",
     "problem_responses",
     "rate_limit",

@@ -1,0 +1,139 @@
+"""The fastapi-enterprise command, run in-process and as a real subprocess."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fastapi_enterprise.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+STRONG_KEY = "Xk3#9vLq2!mZ8wP4rT6yB1nC5hJ7dF0gS-aQ"
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(list(argv), stdout=out)
+    return code, out.getvalue()
+
+
+def test_openapi_to_stdout_and_file(tmp_path: Path) -> None:
+    code, text = run("--app-dir", str(ROOT), "openapi", "examples.usage.app:app")
+    assert code == 0
+    spec = json.loads(text)
+    assert "/courses/{course_id}" in spec["paths"]
+    target = tmp_path / "openapi.json"
+    code, _ = run("--app-dir", str(ROOT), "openapi", "examples.usage.app:app", "-o", str(target))
+    assert code == 0
+    assert json.loads(target.read_text())["openapi"].startswith("3.")
+
+
+@pytest.mark.parametrize(
+    ("app", "message"),
+    [
+        ("examples.usage.app", "must look like 'package.module:app'"),
+        (":app", "must look like"),
+        (
+            "no_such_module_xyz:app",
+            "could not import module 'no_such_module_xyz': ModuleNotFoundError",
+        ),
+        ("examples.usage.app:nothing", "has no attribute 'nothing'"),
+        ("examples.usage.app:settings", "is not a FastAPI app"),
+    ],
+)
+def test_bad_app_paths_are_clear_errors(
+    app: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = run("--app-dir", str(ROOT), "openapi", app)
+    assert code == 1
+    error = capsys.readouterr().err
+    assert error.startswith("fastapi-enterprise: error: ")
+    assert message in error
+    assert "Traceback" not in error
+
+
+def test_module_that_raises_on_import(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "broken_app.py").write_text("raise RuntimeError('missing FE_DATABASE__URL')\n")
+    code, _ = run("--app-dir", str(tmp_path), "openapi", "broken_app:app")
+    assert code == 1
+    assert "RuntimeError: missing FE_DATABASE__URL" in capsys.readouterr().err
+
+
+def test_check_exit_codes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FE_ENVIRONMENT", "production")
+    code, text = run("check")
+    assert code == 1
+    assert "security.secret_key_missing" in text
+    monkeypatch.setenv("FE_SECURITY__SECRET_KEY", STRONG_KEY)
+    monkeypatch.setenv("FE_SECURITY__ALLOWED_HOSTS", "api.example.com")
+    code, text = run("check")
+    assert code == 0
+    assert STRONG_KEY not in text
+    assert text.strip().endswith("0 error(s), 0 warning(s) (environment: production)")
+
+
+def test_check_with_invalid_settings_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FE_DATABASE__POOL_SIZE", "lots")
+    code, _ = run("check")
+    assert code == 1
+    assert "database.pool_size" in capsys.readouterr().err
+
+
+def test_check_with_a_custom_settings_class(tmp_path: Path) -> None:
+    (tmp_path / "mysettings.py").write_text(
+        "from fastapi_enterprise import EnterpriseSettings\n"
+        "class Settings(EnterpriseSettings):\n"
+        "    pass\n"
+    )
+    code, text = run("--app-dir", str(tmp_path), "check", "--settings", "mysettings:Settings")
+    assert code == 1  # development defaults have no secret key
+    assert "environment: development" in text
+    code, _ = run("check", "--settings", "nope")
+    assert code == 1
+
+
+def test_the_installed_console_script() -> None:
+    env = {**os.environ, "FE_ENVIRONMENT": "production"}
+    result = subprocess.run(
+        [sys.executable, "-m", "fastapi_enterprise.cli", "check"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "security.secret_key_missing" in result.stdout
+
+
+def test_postman_collection_validates_against_the_schema(tmp_path: Path) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema_path = ROOT.parent / "shared/data/postman-collection-v2.1.0.schema.json"
+    if not schema_path.exists():
+        schema_path = Path("/work/shared/data/postman-collection-v2.1.0.schema.json")
+    target = tmp_path / "collection.json"
+    code, _ = run(
+        "--app-dir",
+        str(ROOT),
+        "postman",
+        "examples.minimal.app:app",
+        "-o",
+        str(target),
+        "--base-url",
+        "https://api.example.com",
+    )
+    assert code == 0
+    collection = json.loads(target.read_text())
+    jsonschema.Draft7Validator(json.loads(schema_path.read_text())).validate(collection)
+    assert {"key": "baseUrl", "value": "https://api.example.com"}.items() <= collection["variable"][
+        0
+    ].items()
+    names = {item["name"] for item in collection["item"]}
+    assert names
