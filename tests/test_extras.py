@@ -64,3 +64,14 @@ def test_install_without_the_metrics_extra() -> None:
     install(FastAPI(), EnterpriseSettings())  # metrics default to off without the extra
     with pytest.raises(MissingExtraError, match=r"fastapi-enterprise\[metrics\]"):
         install(FastAPI(), EnterpriseSettings(metrics={"enabled": True}))
+
+
+def test_offline_docs_without_the_extra_name_the_install_command() -> None:
+    if importlib.util.find_spec("fastapi_offline") is not None:
+        pytest.skip("fastapi-offline is installed; the tests_minimal session covers this")
+    from fastapi import FastAPI
+
+    from fastapi_enterprise import EnterpriseSettings, install
+
+    with pytest.raises(MissingExtraError, match=r"fastapi-enterprise\[docs-offline\]"):
+        install(FastAPI(), EnterpriseSettings(app={"docs_offline": True}))

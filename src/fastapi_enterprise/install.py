@@ -48,6 +48,7 @@ from fastapi_enterprise.openapi import (
     document_problem_errors,
 )
 from fastapi_enterprise.openapi import customizers as customizers_module
+from fastapi_enterprise.openapi.docs_pages import DocsTheme, install_docs_pages
 from fastapi_enterprise.openapi.docs_policy import docs_policies
 from fastapi_enterprise.openapi.rate_limits import document_rate_limits
 from fastapi_enterprise.ratelimit.keys import api_key_header, client_ip, composite_or_ip
@@ -124,7 +125,18 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
             rules = RateLimitMiddleware(app, **limiter)
             customizers.append(document_rate_limits(app, rules))
         apply_customizers(app, *customizers)
+        # The themed pages answer with their own CSP, computed from the HTML they serve;
+        # the path policies cover any docs route they do not replace.
         docs_csp = dict(docs_policies(app))
+        install_docs_pages(
+            app,
+            theme=DocsTheme(
+                primary_color=settings.app.docs_color,
+                favicon_url=settings.app.favicon_url,
+                logo_url=settings.app.logo_url,
+            ),
+            offline=settings.app.docs_offline,
+        )
     metrics = _metrics(app, settings, limiter)
     _add_middleware(app, settings, docs_csp, limiter, metrics)
     if settings.metrics.health:

@@ -26,7 +26,7 @@ from fastapi.openapi.docs import (
 
 from fastapi_enterprise.csp import ContentSecurityPolicy
 
-__all__ = ["docs_policies", "inline_script_hashes"]
+__all__ = ["docs_policies", "inline_script_hashes", "policy_from_html"]
 
 _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 _SCRIPT_SRC = re.compile(r"<script[^>]*\ssrc=\"([^\"]+)\"")
@@ -52,10 +52,25 @@ def inline_script_hashes(html: str) -> list[str]:
     ]
 
 
-def _policy(html: str, *, extra: dict[str, list[str]] | None = None) -> ContentSecurityPolicy:
-    scripts = [*_SCRIPT_SRC.findall(html), *inline_script_hashes(html)]
-    styles = [first or second for first, second in _STYLESHEET.findall(html)]
-    icons = _ICON.findall(html)
+def policy_from_html(
+    html: str, *, origin: str | None = None, extra: dict[str, list[str]] | None = None
+) -> ContentSecurityPolicy:
+    """Compute the CSP a docs page needs from its HTML: exact asset URLs, script hashes.
+
+    Args:
+        html: The page as served.
+        origin: ``scheme://host`` that same-origin asset paths (``/docs/assets/x.js``)
+            are made absolute with: a CSP source cannot be a bare path.
+        extra: More sources per directive (``worker-src blob:`` for ReDoc).
+    """
+
+    def absolute(url: str) -> str:
+        return f"{origin}{url}" if origin and url.startswith("/") else url
+
+    scripts = [absolute(url) for url in _SCRIPT_SRC.findall(html)]
+    scripts += inline_script_hashes(html)
+    styles = [absolute(first or second) for first, second in _STYLESHEET.findall(html)]
+    icons = [absolute(url) for url in _ICON.findall(html)]
     directives: dict[str, list[str]] = {key: list(value) for key, value in _BASE.items()}
     directives["script-src"] = _unique(scripts) or ["'none'"]
     directives["style-src"] = [*_unique(styles), "'unsafe-inline'"]
@@ -85,12 +100,12 @@ def docs_policies(app: FastAPI) -> dict[str, ContentSecurityPolicy]:
             init_oauth=app.swagger_ui_init_oauth,
             swagger_ui_parameters=app.swagger_ui_parameters,
         ).body
-        policies[app.docs_url] = _policy(bytes(swagger).decode())
+        policies[app.docs_url] = policy_from_html(bytes(swagger).decode())
         if redirect:
             page = bytes(get_swagger_ui_oauth2_redirect_html().body).decode()
-            policies[redirect] = _policy(page)
+            policies[redirect] = policy_from_html(page)
     if app.redoc_url:
         redoc = get_redoc_html(openapi_url=app.openapi_url, title=f"{app.title} - ReDoc")
         fonts = {"font-src": ["https://fonts.gstatic.com"], "worker-src": ["blob:"]}
-        policies[app.redoc_url] = _policy(bytes(redoc.body).decode(), extra=fonts)
+        policies[app.redoc_url] = policy_from_html(bytes(redoc.body).decode(), extra=fonts)
     return policies

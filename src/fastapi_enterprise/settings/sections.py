@@ -92,6 +92,16 @@ class AppSettings(BaseModel):
     servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Base URLs listed in the OpenAPI ``servers`` (``https://api.example.com``)."""
 
+    docs_offline: bool = False
+    """Serve Swagger UI and ReDoc from the ``fastapi-offline`` package (extra
+    ``docs-offline``) instead of a CDN: for closed networks and the strictest CSP."""
+
+    docs_color: str = Field("#0f766e", pattern=r"^#[0-9a-fA-F]{3,8}$")
+    """Accent colour of the docs pages."""
+
+    favicon_url: str | None = None
+    """Favicon of the docs pages."""
+
     readable_operation_ids: bool = True
     """Name operations after their endpoint functions (``read_course``) when unique,
     instead of FastAPI's ``read_course_courses__course_id__get``."""

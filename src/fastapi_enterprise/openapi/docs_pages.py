@@ -1,0 +1,253 @@
+"""Swagger UI and ReDoc pages that work under a strict Content-Security-Policy.
+
+Each page is rendered by FastAPI's own HTML builders and answered with its own CSP,
+computed from the exact HTML served: the script and stylesheet URLs it loads and the
+SHA-256 of each inline script. The policy is computed once per ``root_path`` (the
+OpenAPI URL inside the inline script depends on it), so a proxy prefix does not break it.
+No ``'unsafe-eval'``, no bare CDN host; inline *styles* are allowed on these pages only,
+because Swagger UI and ReDoc set style attributes at run time.
+
+``offline=True`` serves the assets from the ``fastapi-offline`` package
+(``pip install 'fastapi-enterprise[docs-offline]'``) under ``/docs/assets/``: no CDN, and
+the pages work on a closed network. A small theme stylesheet (brand colour, dark mode
+following the system setting) is served next to them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import mimetypes
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from fastapi_enterprise._extras import MissingExtraError
+from fastapi_enterprise.errors import problem_response
+from fastapi_enterprise.openapi.docs_policy import policy_from_html
+
+__all__ = ["DocsTheme", "install_docs_pages", "offline_assets_directory"]
+
+_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png")
+_MAX_CACHED_ORIGINS = 16  # (origin, root_path) pairs; hosts are checked upstream
+
+
+@dataclass(frozen=True)
+class DocsTheme:
+    """How the docs pages look.
+
+    Attributes:
+        primary_color: Accent colour (CSS colour value).
+        dark_mode: Follow the system's dark setting.
+        favicon_url: Favicon; the bundled FastAPI one when offline.
+        logo_url: Logo shown above Swagger UI's operations.
+    """
+
+    primary_color: str = "#0f766e"
+    dark_mode: bool = True
+    favicon_url: str | None = None
+    logo_url: str | None = None
+
+    def stylesheet(self) -> str:
+        """The theme CSS served as ``/docs/assets/theme.css``."""
+        css = [
+            f":root {{ --fe-primary: {self.primary_color}; }}",
+            ".swagger-ui .topbar { background-color: var(--fe-primary); }",
+            ".swagger-ui .btn.execute { border-color: var(--fe-primary); }",
+            ".swagger-ui .info .title { color: var(--fe-primary); }",
+        ]
+        if self.logo_url:
+            css.append(
+                f'.swagger-ui .information-container::before {{ content: ""; display: block;'
+                f' height: 48px; background: url("{self.logo_url}") no-repeat left center;'
+                f" background-size: contain; }}"
+            )
+        if self.dark_mode:
+            css.append(
+                "@media (prefers-color-scheme: dark) { body { background: #111; }"
+                " .swagger-ui { filter: invert(88%) hue-rotate(180deg); }"
+                " .swagger-ui img { filter: invert(100%) hue-rotate(180deg); } }"
+            )
+        return "\n".join(css) + "\n"
+
+
+def offline_assets_directory() -> Path:
+    """Where the ``fastapi-offline`` package keeps Swagger UI and ReDoc.
+
+    Raises:
+        MissingExtraError: The ``docs-offline`` extra is not installed.
+    """
+    spec = importlib.util.find_spec("fastapi_offline")
+    if spec is None or spec.origin is None:
+        raise MissingExtraError(
+            "docs-offline",
+            module="fastapi_enterprise.openapi.docs_pages",
+            missing="fastapi-offline",
+        )
+    return Path(spec.origin).parent / "static"
+
+
+def install_docs_pages(
+    app: FastAPI,
+    *,
+    theme: DocsTheme | None = None,
+    offline: bool = False,
+    assets_path: str = "/docs/assets",
+) -> None:
+    """Replace FastAPI's docs routes with CSP-safe, themed ones.
+
+    Swagger UI opens with persisted authorization, deep links and "try it out" enabled.
+    Does nothing when the app serves no OpenAPI schema or no docs.
+    """
+    if not app.openapi_url or not (app.docs_url or app.redoc_url):
+        return
+    theme = theme or DocsTheme()
+    directory = offline_assets_directory() if offline else None
+    openapi_url = app.openapi_url
+    docs_paths = {app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url} - {None}
+    app.router.routes = [
+        route
+        for route in app.router.routes
+        if not (isinstance(route, Route) and route.path in docs_paths)
+    ]
+    stylesheet = theme.stylesheet().encode()
+    routes: list[Route] = [
+        Route(
+            f"{assets_path}/{{name}}",
+            _asset_endpoint(directory, stylesheet),
+            include_in_schema=False,
+        )
+    ]
+    parameters = {
+        **(app.swagger_ui_parameters or {}),
+        "persistAuthorization": True,
+        "deepLinking": True,
+        "tryItOutEnabled": True,
+        "displayRequestDuration": True,
+    }
+
+    def urls(root: str) -> dict[str, str]:
+        local = f"{root}{assets_path}"
+        return {
+            "swagger_js": f"{local}/swagger-ui-bundle.js" if offline else _CDN["swagger_js"],
+            "swagger_css": f"{local}/swagger-ui.css" if offline else _CDN["swagger_css"],
+            "redoc_js": f"{local}/redoc.standalone.js" if offline else _CDN["redoc_js"],
+            "favicon": theme.favicon_url
+            or (f"{local}/favicon.png" if offline else _CDN["favicon"]),
+            "theme": f"{local}/theme.css",
+        }
+
+    if app.docs_url:
+        redirect = app.swagger_ui_oauth2_redirect_url
+
+        def swagger(root: str) -> str:
+            address = urls(root)
+            html = get_swagger_ui_html(
+                openapi_url=root + openapi_url,
+                title=f"{app.title} - API docs",
+                swagger_js_url=address["swagger_js"],
+                swagger_css_url=address["swagger_css"],
+                swagger_favicon_url=address["favicon"],
+                oauth2_redirect_url=root + redirect if redirect else None,
+                init_oauth=app.swagger_ui_init_oauth,
+                swagger_ui_parameters=parameters,
+            ).body
+            link = f'<link type="text/css" rel="stylesheet" href="{address["theme"]}">'
+            return bytes(html).decode().replace("</head>", f"{link}\n</head>", 1)
+
+        routes.append(Route(app.docs_url, _page_endpoint(swagger), include_in_schema=False))
+        if redirect:
+            page = bytes(get_swagger_ui_oauth2_redirect_html().body).decode()
+            routes.append(
+                Route(redirect, _page_endpoint(lambda root: page), include_in_schema=False)
+            )
+
+    if app.redoc_url:
+
+        def redoc(root: str) -> str:
+            address = urls(root)
+            return bytes(
+                get_redoc_html(
+                    openapi_url=root + openapi_url,
+                    title=f"{app.title} - API reference",
+                    redoc_js_url=address["redoc_js"],
+                    redoc_favicon_url=address["favicon"],
+                    with_google_fonts=not offline,
+                ).body
+            ).decode()
+
+        routes.append(
+            Route(app.redoc_url, _page_endpoint(redoc, workers=True), include_in_schema=False)
+        )
+    app.router.routes.extend(routes)
+
+
+_REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+_CDN = {
+    "swagger_js": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js",
+    "swagger_css": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css",
+    "redoc_js": "https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js",
+    "favicon": "https://fastapi.tiangolo.com/img/favicon.png",
+}
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _page_endpoint(render: Callable[[str], str], *, workers: bool = False) -> Endpoint:
+    """An endpoint answering the page with its own CSP, both cached per root_path."""
+    cache: dict[tuple[str, str], tuple[bytes, str]] = {}
+
+    async def endpoint(request: Request) -> Response:
+        root = request.scope.get("root_path", "").rstrip("/")
+        origin = f"{request.url.scheme}://{request.url.netloc}"
+        cached = cache.get((origin, root))
+        if cached is None:
+            html = render(root)
+            extra = {
+                "worker-src": ["blob:"],
+                "font-src": ["'self'", "data:", "https://fonts.gstatic.com"],
+                # ReDoc's "API docs by Redocly" footer loads this one image.
+                "img-src": [_REDOC_LOGO],
+            }
+            policy = policy_from_html(html, origin=origin, extra=extra if workers else None)
+            cached = (html.encode(), policy.render())
+            if len(cache) < _MAX_CACHED_ORIGINS:
+                cache[(origin, root)] = cached
+        body, csp = cached
+        return HTMLResponse(
+            body, headers={"Content-Security-Policy": csp, "Cache-Control": "no-cache"}
+        )
+
+    return endpoint
+
+
+def _asset_endpoint(directory: Path | None, stylesheet: bytes) -> Endpoint:
+    files = {name: (directory / name).read_bytes() for name in _ASSETS} if directory else {}
+    files["theme.css"] = stylesheet
+
+    async def endpoint(request: Request) -> Response:
+        name = request.path_params["name"]
+        content = files.get(name)
+        if content is None:
+            return problem_response(404, detail="No such docs asset.")
+        media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        return Response(
+            content,
+            media_type=media_type,
+            headers={
+                "Cache-Control": "public, max-age=86400",
+                "Cross-Origin-Resource-Policy": "same-origin",
+            },
+        )
+
+    return endpoint

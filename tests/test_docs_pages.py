@@ -1,0 +1,175 @@
+"""The docs pages in a real headless Chromium, under the production security headers."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from pydantic import BaseModel
+
+from fastapi_enterprise import EnterpriseSettings, install
+
+pytest.importorskip("fastapi_offline")  # the docs-offline extra: these pages need no CDN
+from fastapi_enterprise.openapi.docs_pages import DocsTheme, offline_assets_directory
+from tests.conftest import LiveServer
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+KEY = "Xk3#9vLq2!mZ8wP4rT6yB1nC5hJ7dF0gS-aQ"
+
+
+class Course(BaseModel):
+    id: int
+    title: str
+
+
+def make_app(**app_settings: object) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/courses/{course_id}", tags=["courses"])
+    async def read_course(course_id: int) -> Course:
+        return Course(id=course_id, title="FastAPI in production")
+
+    @app.post("/courses", tags=["courses"])
+    async def create_course(course: Course) -> Course:
+        return course
+
+    # Production headers everywhere (strict CSP, HSTS, COOP/CORP...), docs explicitly on.
+    install(
+        app,
+        EnterpriseSettings(
+            environment="production",
+            app={"name": "Courses", "docs": True, "docs_offline": True, **app_settings},
+            security={"secret_key": KEY, "allowed_hosts": ["127.0.0.1", "testserver"]},
+            metrics={"enabled": False},
+        ),
+    )
+    return app
+
+
+def chromium() -> str:
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true but chromium is not installed")
+        pytest.skip("chromium (Debian package chromium) is not installed")
+    return binary
+
+
+def browse(url: str, screenshot: Path, profile: Path) -> tuple[str, str]:
+    """Load ``url`` headless; return (rendered DOM, browser log with console messages)."""
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=15000",
+        "--window-size=1280,1000",
+    ]
+    shot = subprocess.run(  # noqa: S603 - a fixed local browser
+        [chromium(), *flags, f"--screenshot={screenshot}", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    dom = subprocess.run(  # noqa: S603
+        [chromium(), *flags, "--dump-dom", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return dom.stdout, shot.stderr + dom.stderr
+
+
+@pytest.mark.parametrize(
+    ("path", "rendered"),
+    [
+        ("/docs", r'class="opblock opblock-get'),
+        ("/redoc", r"read_course|Read Course"),
+    ],
+)
+def test_docs_render_in_chromium_without_csp_violations(
+    live_server: type[LiveServer], tmp_path: Path, path: str, rendered: str
+) -> None:
+    chromium()
+    offline_assets_directory()  # the docs-offline extra: no CDN on this network
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / f"docs{path.replace('/', '-')}.png"
+    with live_server(make_app()) as server:
+        dom, log = browse(f"{server.url}{path}", screenshot, tmp_path / "profile")
+    violations = [line for line in log.splitlines() if "Content Security Policy" in line]
+    assert violations == []
+    assert re.search(rendered, dom), dom[:2000]
+    assert screenshot.stat().st_size > 10_000  # a real, non-blank page
+
+
+def test_docs_csp_is_exact_and_never_relaxed(live_server: type[LiveServer]) -> None:
+    client = TestClient(make_app(), base_url="http://testserver")
+    page = client.get("/docs")
+    policy = page.headers["content-security-policy"]
+    assert len(page.headers.get_list("content-security-policy")) == 1
+    assert "http://testserver/docs/assets/swagger-ui-bundle.js" in policy
+    assert "'unsafe-eval'" not in policy
+    assert "cdn" not in policy
+    scripts = re.search(r"script-src ([^;]+)", policy)
+    assert scripts is not None
+    assert "'unsafe-inline'" not in scripts.group(1)
+    assert "strict-transport-security" not in page.headers  # plain http: no HSTS
+    # Everything else keeps the strict API policy.
+    api = client.get("/courses/1").headers["content-security-policy"]
+    assert api.startswith("default-src 'none'")
+
+
+def test_root_path_prefix_is_in_the_page_and_its_policy() -> None:
+    client = TestClient(make_app(), root_path="/api")
+    page = client.get("/docs")
+    assert "url: '/api/openapi.json'" in page.text
+    assert "/api/docs/assets/swagger-ui-bundle.js" in page.headers["content-security-policy"]
+
+
+def test_theme_and_assets() -> None:
+    client = TestClient(make_app(docs_color="#336699"))
+    css = client.get("/docs/assets/theme.css")
+    assert css.headers["content-type"].startswith("text/css")
+    assert "#336699" in css.text
+    assert "prefers-color-scheme: dark" in css.text
+    assert client.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
+    missing = client.get("/docs/assets/../../etc/passwd")
+    assert missing.status_code == 404
+    assert "persistAuthorization" in client.get("/docs").text
+
+
+def test_docs_off_in_production_by_default() -> None:
+    app = FastAPI()
+    install(
+        app,
+        EnterpriseSettings(
+            environment="production",
+            security={"secret_key": KEY, "allowed_hosts": ["testserver"]},
+            metrics={"enabled": False},
+        ),
+    )
+    client = TestClient(app)
+    for path in ("/docs", "/redoc", "/openapi.json", "/docs/assets/theme.css"):
+        assert client.get(path).status_code == 404
+
+
+def test_theme_stylesheet_options() -> None:
+    css = DocsTheme(primary_color="#000", dark_mode=False, logo_url="/logo.svg").stylesheet()
+    assert "prefers-color-scheme" not in css
+    assert 'url("/logo.svg")' in css
