@@ -140,3 +140,15 @@ def test_install_customizes_from_settings() -> None:
     operation = schema["paths"]["/items/{item_id}"]["get"]
     assert operation["operationId"] == "read_item"
     assert {"404", "422", "429", "500"} <= set(operation["responses"])
+
+
+def test_generated_examples_follow_types_and_constraints() -> None:
+    schema = TestClient(make_app()).get("/openapi.json").json()
+    from fastapi_enterprise.openapi.customizers import generated_examples
+
+    generated_examples(schema)
+    openapi_spec_validator.validate(schema)
+    body = schema["paths"]["/courses"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["example"]["title"] == "FastAPI in production"  # the declared example
+    assert body["example"]["price"] >= 0
+    CourseIn.model_validate(body["example"])

@@ -113,6 +113,7 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
                 description=settings.app.description, logo_url=settings.app.logo_url
             ),
             customizers_module.standard_errors(app),
+            customizers_module.generated_examples,
         ]
         if settings.app.servers:
             customizers.append(

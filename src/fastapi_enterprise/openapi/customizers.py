@@ -37,6 +37,7 @@ from fastapi_enterprise.errors import PROBLEM_CONTENT_TYPE
 
 __all__ = [
     "declare_errors",
+    "generated_examples",
     "info",
     "readable_operation_ids",
     "servers",
@@ -185,6 +186,35 @@ def standard_errors(app: FastAPI) -> Customizer:
         return schema
 
     return customize
+
+
+def generated_examples(schema: Schema) -> Schema:
+    """Give every JSON request and response body an ``example`` when it has none.
+
+    Values come from the schema: declared examples and defaults first, then types,
+    formats, enums and constraints (see
+    :func:`~fastapi_enterprise.openapi.postman.example_from_schema`); recursive schemas
+    terminate. Problem responses are left to the ``ErrorResponse`` schema's own example.
+    """
+    from fastapi_enterprise.openapi.postman import example_from_schema
+
+    components = schema.get("components", {})
+    for _path, _method, operation in _operations(schema):
+        bodies = [operation.get("requestBody", {})]
+        bodies += [
+            response
+            for status, response in operation.get("responses", {}).items()
+            if str(status).startswith("2")
+        ]
+        for body in bodies:
+            media = body.get("content", {}).get("application/json")
+            if isinstance(media, dict) and "schema" in media and "example" not in media:
+                if "examples" in media:
+                    continue
+                example = example_from_schema(media["schema"], components)
+                if example is not None:
+                    media["example"] = example
+    return schema
 
 
 def _operations(schema: Schema) -> Iterator[tuple[str, str, dict[str, Any]]]:
