@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["CLIError", "load_app", "main"]
+__all__ = ["CLIError", "load_app", "load_attribute", "main"]
 
 
 class CLIError(Exception):
@@ -37,23 +37,7 @@ def load_app(path: str, *, app_dir: str | None = None) -> Any:
         CLIError: The path is malformed, the module does not import, or the attribute is
             missing or not a FastAPI app.
     """
-    module_name, colon, attribute = path.partition(":")
-    if not colon or not module_name or not attribute:
-        raise CLIError(f"APP must look like 'package.module:app', not {path!r}")
-    directory = app_dir if app_dir is not None else os.getcwd()
-    if directory not in sys.path:
-        sys.path.insert(0, directory)
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # noqa: BLE001 - any import failure is reported the same way
-        raise CLIError(
-            f"could not import module {module_name!r}: {type(exc).__name__}: {exc}"
-        ) from None
-    target: Any = module
-    for part in attribute.split("."):
-        if not hasattr(target, part):
-            raise CLIError(f"module {module_name!r} has no attribute {attribute!r}")
-        target = getattr(target, part)
+    target = load_attribute(path, app_dir=app_dir, what="APP", example="package.module:app")
     if not callable(getattr(target, "openapi", None)):
         raise CLIError(f"{path!r} is not a FastAPI app (it has no openapi() method)")
     return target
@@ -108,19 +92,37 @@ def _check(args: argparse.Namespace, stdout: TextIO) -> int:
     return 1 if errors else 0
 
 
-def load_attribute(path: str, *, app_dir: str | None = None) -> Any:
-    """Import ``package.module:Attribute`` and return it (for ``--settings``)."""
+def load_attribute(
+    path: str,
+    *,
+    app_dir: str | None = None,
+    what: str = "--settings",
+    example: str = "package.module:Settings",
+) -> Any:
+    """Import ``package.module:attribute`` (dotted attributes allowed) and return it.
+
+    Raises:
+        CLIError: The path is malformed, the module does not import, or it has no such
+            attribute.
+    """
     module_name, colon, attribute = path.partition(":")
     if not colon or not module_name or not attribute:
-        raise CLIError(f"--settings must look like 'package.module:Settings', not {path!r}")
+        raise CLIError(f"{what} must look like '{example}', not {path!r}")
     directory = app_dir if app_dir is not None else os.getcwd()
     if directory not in sys.path:
         sys.path.insert(0, directory)
     try:
         module = importlib.import_module(module_name)
-        return getattr(module, attribute)
-    except Exception as exc:  # noqa: BLE001 - reported as a usage problem
-        raise CLIError(f"could not load {path!r}: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - any import failure is reported the same way
+        raise CLIError(
+            f"could not import module {module_name!r}: {type(exc).__name__}: {exc}"
+        ) from None
+    target: Any = module
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            raise CLIError(f"module {module_name!r} has no attribute {attribute!r}")
+        target = getattr(target, part)
+    return target
 
 
 def _parser() -> argparse.ArgumentParser:
