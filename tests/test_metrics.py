@@ -508,8 +508,14 @@ def test_two_real_workers_aggregate_and_a_killed_worker_does_not_linger(tmp_path
         # Kill one worker mid-request: its in-progress gauge must not linger.
         victim = int(sorted(pids)[0])
         os.kill(victim, signal.SIGKILL)
-        time.sleep(0.5)
-        text = httpx2.get(f"{base}/metrics").text
+        # Scrape until the scrape is served (a worker may be restarting); the dead
+        # worker's live gauge must be gone from the first successful scrape on.
+        text = ""
+        for _ in range(50):
+            with contextlib.suppress(httpx2.TransportError):
+                text = httpx2.get(f"{base}/metrics", timeout=2).text
+                break
+            time.sleep(0.1)
         in_progress = samples(text, "http_requests_in_progress")
         assert all(value <= 1 for value in in_progress.values())  # only the scrape itself
         assert not (multiproc / f"gauge_livesum_{victim}.db").exists()
@@ -525,3 +531,19 @@ def test_standalone_endpoint_on_the_global_registry() -> None:
 
     client = TestClient(Starlette(routes=[Route("/m", endpoint)]))
     assert "python_info" in client.get("/m").text
+
+
+def test_zombie_workers_count_as_dead(tmp_path: Path) -> None:
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("needs /proc to tell a zombie from a live process")
+    child = subprocess.Popen([sys.executable, "-c", "pass"])  # exits; not yet reaped
+    try:
+        for _ in range(100):
+            state = Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].split()[0]
+            if state == "Z":
+                break
+            time.sleep(0.05)
+        (tmp_path / f"gauge_livesum_{child.pid}.db").write_bytes(b"")
+        assert cleanup_dead_processes(tmp_path) == [child.pid]
+    finally:
+        child.wait()

@@ -62,7 +62,13 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # A killed worker stays a zombie until its supervisor reaps it: it is dead all the
+    # same (Linux tells us through /proc; elsewhere the signal check is all we have).
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 class CombinedRegistry:
