@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import nox
@@ -86,6 +87,35 @@ def build(session: nox.Session) -> None:
         old.unlink()
     session.run("python", "-m", "build", "--outdir", str(dist))
     session.run("twine", "check", "--strict", *[str(path) for path in sorted(dist.glob("*"))])
+
+
+PEERS = [
+    "asgi-correlation-id",
+    "secure",
+    "slowapi",
+    "prometheus-fastapi-instrumentator",
+    "uvicorn[standard]",
+]
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmark against bare FastAPI and the peer stack (``-- --smoke`` for CI)."""
+    if shutil.which("wrk") is None:
+        if shutil.which("apt-get") is None or os.geteuid() != 0:
+            session.error("wrk is not installed: install Debian's wrk package")
+        session.run("apt-get", "update", "-qq", external=True)
+        session.run(
+            "apt-get",
+            "install",
+            "-y",
+            "-qq",
+            "wrk",
+            external=True,
+            env={"DEBIAN_FRONTEND": "noninteractive"},
+        )
+    session.install(".[all]", *PEERS)
+    session.run("python", "-m", "benchmarks.server", *session.posargs)
 
 
 @nox.session

@@ -1,0 +1,282 @@
+"""The apps the server benchmark compares; each is a factory for ``uvicorn --factory``.
+
+Every app serves the same two endpoints: ``/small`` (~200 bytes of JSON) and ``/large``
+(~20 KB of JSON).
+
+- ``bare``: FastAPI alone (the reference); ``starlette``: raw Starlette (the floor);
+- ``ours``: the full default stack via ``install()`` (request ID, access log to a file,
+  security headers, rate limit on memory that never trips, metrics, gzip, errors);
+- ``ours_<component>``: bare FastAPI plus one of our layers;
+- ``peers``: asgi-correlation-id + a structlog access-log middleware written as
+  structlog's docs show (``@app.middleware("http")``) + ``secure`` as its docs show +
+  slowapi with a never-tripping limit + prometheus-fastapi-instrumentator + Starlette's
+  GZip;
+- ``tutorial``: the same concerns as ``@app.middleware("http")`` functions, as tutorials
+  teach.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+SMALL = {"id": 1, "title": "FastAPI in production", "tags": ["asgi", "json", "fast"], "price": 1999}
+LARGE = [
+    {"id": n, "title": f"Course {n}", "summary": "lorem ipsum dolor sit amet " * 3}
+    for n in range(180)
+]
+NEVER = "100000000/minute"
+_Call = Callable[[Request], Awaitable[Response]]
+LOG_FILE = os.environ.get("BENCH_LOG_FILE", "/tmp/fe-bench-access.log")
+
+
+def _fastapi(middleware: list[Middleware] | None = None) -> FastAPI:
+    app = FastAPI(middleware=middleware or [], docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/small")
+    async def small() -> dict[str, Any]:
+        return SMALL
+
+    @app.get("/large")
+    async def large() -> list[dict[str, Any]]:
+        return LARGE
+
+    return app
+
+
+def bare() -> FastAPI:
+    """FastAPI with no middleware."""
+    return _fastapi()
+
+
+def starlette() -> Starlette:
+    """Raw Starlette: the framework floor."""
+
+    async def small(request: Any) -> JSONResponse:
+        return JSONResponse(SMALL)
+
+    async def large(request: Any) -> JSONResponse:
+        return JSONResponse(LARGE)
+
+    return Starlette(routes=[Route("/small", small), Route("/large", large)])
+
+
+def _settings(**overrides: Any) -> Any:
+    from fastapi_enterprise import EnterpriseSettings
+
+    values: dict[str, Any] = {
+        "environment": "test",
+        "logging": {"file_path": LOG_FILE},
+        "rate_limit": {"default": NEVER},
+    }
+    values.update(overrides)
+    return EnterpriseSettings(**values)
+
+
+def ours() -> FastAPI:
+    """The full default stack, access lines written to a file."""
+    from fastapi_enterprise import configure_logging, install
+
+    settings = _settings()
+    configure_logging(settings, stream=open(os.devnull, "w"))  # noqa: SIM115 - process lifetime
+    app = _fastapi()
+    install(app, settings)
+    return app
+
+
+def _one(component: str) -> FastAPI:
+    from fastapi_enterprise import (
+        AccessLogMiddleware,
+        BodyLimitMiddleware,
+        CompressionMiddleware,
+        RateLimitMiddleware,
+        RequestIDMiddleware,
+        SecurityHeadersMiddleware,
+        configure_logging,
+    )
+
+    if component == "access_log":
+        configure_logging(_settings(), stream=open(os.devnull, "w"))  # noqa: SIM115
+    layers: dict[str, Middleware] = {
+        "request_id": Middleware(RequestIDMiddleware),
+        "security_headers": Middleware(SecurityHeadersMiddleware),
+        "access_log": Middleware(AccessLogMiddleware),
+        "body_limit": Middleware(BodyLimitMiddleware),
+        "rate_limit": Middleware(RateLimitMiddleware, default=NEVER),
+        "compression": Middleware(CompressionMiddleware),
+    }
+    if component == "metrics":
+        from prometheus_client import CollectorRegistry
+
+        from fastapi_enterprise.metrics import PrometheusMiddleware
+
+        return _fastapi([Middleware(PrometheusMiddleware, registry=CollectorRegistry())])
+    return _fastapi([layers[component]])
+
+
+def ours_request_id() -> FastAPI:
+    """Bare + RequestIDMiddleware."""
+    return _one("request_id")
+
+
+def ours_security_headers() -> FastAPI:
+    """Bare + SecurityHeadersMiddleware."""
+    return _one("security_headers")
+
+
+def ours_access_log() -> FastAPI:
+    """Bare + AccessLogMiddleware writing JSON lines."""
+    return _one("access_log")
+
+
+def ours_body_limit() -> FastAPI:
+    """Bare + BodyLimitMiddleware."""
+    return _one("body_limit")
+
+
+def ours_rate_limit() -> FastAPI:
+    """Bare + RateLimitMiddleware on memory."""
+    return _one("rate_limit")
+
+
+def ours_metrics() -> FastAPI:
+    """Bare + PrometheusMiddleware."""
+    return _one("metrics")
+
+
+def ours_compression() -> FastAPI:
+    """Bare + CompressionMiddleware."""
+    return _one("compression")
+
+
+def peers() -> FastAPI:
+    """The stack users glue together today, each piece as its docs show."""
+    import secure
+    import structlog
+    from asgi_correlation_id import CorrelationIdMiddleware
+    from prometheus_fastapi_instrumentator import Instrumentator
+    from secure.middleware import SecureASGIMiddleware
+    from slowapi import Limiter, _rate_limit_exceeded_handler
+    from slowapi.errors import RateLimitExceeded
+    from slowapi.middleware import SlowAPIMiddleware
+    from slowapi.util import get_remote_address
+    from starlette.middleware.gzip import GZipMiddleware
+
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.processors.JSONRenderer(),
+        ],
+        logger_factory=structlog.WriteLoggerFactory(file=open(LOG_FILE, "a")),  # noqa: SIM115
+    )
+    access = structlog.get_logger("api.access")
+    limiter = Limiter(key_func=get_remote_address, default_limits=[NEVER])
+    app = _fastapi()
+    app.state.limiter = limiter
+    app.add_exception_handler(RateLimitExceeded, _rate_limit_exceeded_handler)  # type: ignore[arg-type]
+
+    @app.middleware("http")
+    async def logging_middleware(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(
+            path=request.url.path,
+            method=request.method,
+            client=request.client.host if request.client else None,
+        )
+        start = time.perf_counter_ns()
+        response = await call_next(request)
+        access.info(
+            "request",
+            status=response.status_code,
+            duration_ms=(time.perf_counter_ns() - start) / 1e6,
+        )
+        return response
+
+    app.add_middleware(SlowAPIMiddleware)
+    app.add_middleware(SecureASGIMiddleware, secure=secure.Secure.with_default_headers())
+    app.add_middleware(GZipMiddleware)
+    app.add_middleware(CorrelationIdMiddleware)
+    Instrumentator().instrument(app)
+    return app
+
+
+def tutorial() -> FastAPI:
+    """The same concerns as ``@app.middleware("http")`` functions."""
+    logger = logging.getLogger("tutorial.access")
+    handler = logging.FileHandler(LOG_FILE)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    hits: dict[str, int] = {}
+    app = _fastapi()
+
+    @app.middleware("http")
+    async def rate_limit(request: Request, call_next: _Call) -> Response:
+        key = request.client.host if request.client else "?"
+        hits[key] = hits.get(key, 0) + 1
+        return await call_next(request)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: _Call) -> Response:
+        response = await call_next(request)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Content-Security-Policy"] = "default-src 'none'"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    @app.middleware("http")
+    async def access_log(request: Request, call_next: _Call) -> Response:
+        start = time.perf_counter()
+        response = await call_next(request)
+        logger.info(
+            '{"method": "%s", "path": "%s", "status": %d, "ms": %.3f}',
+            request.method,
+            request.url.path,
+            response.status_code,
+            (time.perf_counter() - start) * 1000,
+        )
+        return response
+
+    @app.middleware("http")
+    async def request_id(request: Request, call_next: _Call) -> Response:
+        value = request.headers.get("x-request-id") or str(uuid.uuid4())
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = value
+        return response
+
+    from starlette.middleware.gzip import GZipMiddleware
+
+    app.add_middleware(GZipMiddleware)
+    return app
+
+
+APPS: dict[str, Callable[[], Any]] = {
+    "bare": bare,
+    "starlette": starlette,
+    "ours": ours,
+    "ours_request_id": ours_request_id,
+    "ours_security_headers": ours_security_headers,
+    "ours_access_log": ours_access_log,
+    "ours_body_limit": ours_body_limit,
+    "ours_rate_limit": ours_rate_limit,
+    "ours_metrics": ours_metrics,
+    "ours_compression": ours_compression,
+    "peers": peers,
+    "tutorial": tutorial,
+}
+"""Name to factory, in report order."""

@@ -1,0 +1,268 @@
+"""Server benchmark: each app under uvicorn, driven by wrk, interleaved round by round.
+
+Run through nox (it installs everything, wrk included): ``nox -s bench`` or, for the CI
+smoke mode (a few seconds; checks that every app answers correctly and the report is
+written; no timing assertion), ``nox -s bench -- --smoke``.
+
+Method: uvicorn (httptools, uvloop, one worker, access log off) pinned to CPU 0, wrk
+pinned to CPU 1 (``taskset``), keep-alive connections, ``Accept-Encoding: gzip``. Each
+round runs every app once per endpoint, so slow drifts of the machine hit all apps
+alike; the report gives the median and the min-max over rounds. Server CPU per request
+is the uvicorn process's user+system time over the run divided by the requests served.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import defaultdict
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ENDPOINTS = ("small", "large")
+PACKAGES = (
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "pydantic",
+    "structlog",
+    "limits",
+    "prometheus-client",
+    "asgi-correlation-id",
+    "secure",
+    "slowapi",
+    "prometheus-fastapi-instrumentator",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def pinned(cpu: int, command: list[str]) -> list[str]:
+    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+        return ["taskset", "-c", str(cpu), *command]
+    return command
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def fetch(url: str) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        body = response.read()
+        if response.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        return response.status, body
+
+
+class Server:
+    def __init__(self, app: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            f"benchmarks.apps:{app}",
+            "--factory",
+            "--http",
+            "httptools",
+            "--loop",
+            "uvloop",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.process = subprocess.Popen(
+            pinned(0, command),
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+    def wait(self) -> None:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                fetch(f"{self.url}/small")
+                return
+            except OSError:  # noqa: PERF203 - polling until the server answers
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    error = self.process.stderr.read().decode() if self.process.stderr else ""
+                    raise RuntimeError(f"server did not start: {error[-2000:]}") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.communicate()
+
+
+def check_answers(url: str) -> None:
+    """Every app must answer both endpoints with the same JSON."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.apps import LARGE, SMALL
+
+    for endpoint, expected in (("small", SMALL), ("large", LARGE)):
+        status, body = fetch(f"{url}/{endpoint}")
+        if status != 200 or json.loads(body) != expected:
+            raise RuntimeError(f"{url}/{endpoint} answered {status} with unexpected content")
+
+
+def wrk(url: str, duration: float, connections: int) -> dict[str, float]:
+    command = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, int(duration))}s",
+        "--latency",
+        "-H",
+        "Accept-Encoding: gzip",
+        url,
+    ]
+    output = subprocess.run(pinned(1, command), capture_output=True, text=True, check=True).stdout
+    result = {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
+        "requests": float(re.search(r"(\d+) requests in", output).group(1)),  # type: ignore[union-attr]
+    }
+    for percentile in ("50", "99"):
+        match = re.search(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+        if match:
+            scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[match.group(2)]
+            result[f"p{percentile}"] = float(match.group(1)) * scale
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if errors:
+        raise RuntimeError(f"{url}: {errors.group(1)} non-2xx responses")
+    return result
+
+
+def run(
+    apps: list[str], rounds: int, duration: float, connections: int
+) -> dict[str, list[dict[str, float]]]:
+    results: dict[str, list[dict[str, float]]] = defaultdict(list)
+    for round_number in range(1, rounds + 1):
+        for app in apps:
+            server = Server(app)
+            try:
+                server.wait()
+                check_answers(server.url)
+                for endpoint in ENDPOINTS:
+                    before = cpu_seconds(server.process.pid)
+                    measured = wrk(f"{server.url}/{endpoint}", duration, connections)
+                    measured["cpu_us"] = (
+                        (cpu_seconds(server.process.pid) - before) / measured["requests"] * 1e6
+                    )
+                    results[f"{app}/{endpoint}"].append(measured)
+            finally:
+                server.stop()
+            print(f"round {round_number}/{rounds}: {app} done", file=sys.stderr)
+    return results
+
+
+def report(
+    results: dict[str, list[dict[str, float]]], apps: list[str], args: argparse.Namespace
+) -> str:
+    lines = [
+        f"# Server benchmark ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)",
+        "",
+        f"{args.rounds} round(s) of {args.duration:g} s per app and endpoint, {args.connections} "
+        f"connections, wrk on CPU 1, uvicorn (httptools, uvloop, 1 worker) on CPU 0. "
+        f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs.",
+        "",
+        "Versions: " + ", ".join(f"{name} {_version(name)}" for name in PACKAGES),
+        "",
+    ]
+    for endpoint in ENDPOINTS:
+        reference = statistics.median(r["rps"] for r in results[f"bare/{endpoint}"])
+        lines += [
+            f"## /{endpoint}",
+            "",
+            "| app | req/s median (min-max) | ratio to bare | p50 ms | p99 ms "
+            "| server CPU us/req |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for app in apps:
+            runs = results[f"{app}/{endpoint}"]
+            rps = [r["rps"] for r in runs]
+            median = statistics.median(rps)
+            p50 = statistics.median(r.get("p50", float("nan")) for r in runs)
+            p99 = statistics.median(r.get("p99", float("nan")) for r in runs)
+            cpu = statistics.median(r["cpu_us"] for r in runs)
+            lines.append(
+                f"| {app} | {median:,.0f} ({min(rps):,.0f}-{max(rps):,.0f}) | "
+                f"{median / reference:.2f} | {p50:.2f} | {p99:.2f} | {cpu:.0f} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "-"
+
+
+def main() -> None:
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.apps import APPS
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--apps", default=",".join(APPS))
+    parser.add_argument("--smoke", action="store_true", help="1 round of 1 s: correctness only")
+    parser.add_argument("--output", default=None)
+    args = parser.parse_args()
+    if args.smoke:
+        args.rounds, args.duration, args.connections = 1, 1.0, 4
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (Debian package wrk); `nox -s bench` installs it")
+    apps = [name for name in args.apps.split(",") if name]
+    if "bare" not in apps:
+        apps.insert(0, "bare")
+    text = report(run(apps, args.rounds, args.duration, args.connections), apps, args)
+    output = (
+        Path(args.output)
+        if args.output
+        else ROOT / "benchmarks/results" / ("smoke.md" if args.smoke else "latest.md")
+    )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text + "\n", encoding="utf-8")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
