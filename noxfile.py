@@ -89,15 +89,6 @@ def build(session: nox.Session) -> None:
     session.run("twine", "check", "--strict", *[str(path) for path in sorted(dist.glob("*"))])
 
 
-PEERS = [
-    "asgi-correlation-id",
-    "secure",
-    "slowapi",
-    "prometheus-fastapi-instrumentator",
-    "uvicorn[standard]",
-]
-
-
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmark against bare FastAPI and the peer stack (``-- --smoke`` for CI)."""
@@ -114,7 +105,7 @@ def bench(session: nox.Session) -> None:
             external=True,
             env={"DEBIAN_FRONTEND": "noninteractive"},
         )
-    session.install(".[all]", *PEERS)
+    session.install(".[all]", *group("bench"))
     session.run("python", "-m", "benchmarks.server", *session.posargs)
 
 
