@@ -71,6 +71,7 @@ SECRET_HEADERS: frozenset[str] = frozenset(
 # A query parameter inside free text ("GET /x?token=abc HTTP/1.1"): the name is tested
 # against the secret words, the value masked.
 _TEXT_QUERY_PARAM = re.compile(r"([?&;])([^=&\s#\"'?]{1,64})=([^&\s#\"']*)")
+_ASSIGNMENT = re.compile(r"([A-Za-z0-9_.\-]{1,64})(\s*[=:]\s*)([^\s&,;\"']+)")
 _URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s:/@]*:)([^\s@/]+)(@)")
 # Credentials of the Bearer and Basic schemes quoted in text (an error message that
 # repeats an Authorization header); short words after "basic" are left alone.
@@ -169,13 +170,10 @@ class Redactor:
         # nested data can bring names from clients.
         self._verdicts: dict[str, bool] = {}
         self.secret_headers = SECRET_HEADERS | {name.lower() for name in headers}
-        # "password=hunter2" or "api_key: abc" inside free text (exception messages).
-        words = "|".join(
-            sorted({re.escape(part) for part in self.key_parts}, key=len, reverse=True)
-        )
-        self._assignment = re.compile(
-            rf"(?i)\b([A-Za-z0-9_.\-]*(?:{words})[A-Za-z0-9_.\-]*)(\s*[=:]\s*)([^\s&,;\"']+)"
-        )
+        # "password=hunter2" or "api_key: abc" inside free text (exception messages). The
+        # pattern only finds name-separator-value triples, linearly; whether the name is
+        # secret is decided by is_secret(), the one rule (and its cache).
+        self._assignment = _ASSIGNMENT
         self.max_depth = max_depth
 
     def is_secret(self, name: str) -> bool:
@@ -235,9 +233,14 @@ class Redactor:
 
     def _mask_assignment(self, match: re.Match[str]) -> str:
         name, separator, value = match.groups()
-        # Already masked, a URL scheme ("token://"), or an auth scheme whose credential
-        # the Bearer/Basic rule has masked.
-        if value == MASK or value.startswith("//") or value.lower() in ("bearer", "basic"):
+        # Not a secret name, already masked, a URL scheme ("token://"), or an auth scheme
+        # whose credential the Bearer/Basic rule has masked.
+        if (
+            not self.is_secret(name)
+            or value == MASK
+            or value.startswith("//")
+            or value.lower() in ("bearer", "basic")
+        ):
             return match.group()
         return f"{name}{separator}{MASK}"
 
