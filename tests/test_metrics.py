@@ -152,6 +152,22 @@ def test_ten_thousand_unknown_paths_keep_the_series_count_constant() -> None:
     assert len(parse_text_lines(text)) == before
 
 
+def test_invented_methods_share_one_series() -> None:
+    client = TestClient(make_app())
+    client.get("/items/1")
+    before = len(parse_text_lines(client.get("/metrics").text))
+    for n in range(200):
+        assert client.request(f"X{n}", "/items/1").status_code == 405
+    client.request("PROPFIND", "/items/1")
+    text = client.get("/metrics").text
+    counts = samples(text, "http_requests_total")
+    assert counts[(("method", "OTHER"), ("route", "/items/{item_id}"), ("status", "405"))] == 201
+    assert not any(value.startswith("X") for key in counts for _, value in key)
+    # One new requests_total series plus the OTHER duration and size histograms.
+    added = len(parse_text_lines(text)) - before
+    assert 0 < added < 60
+
+
 def parse_text_lines(text: str) -> list[str]:
     return [
         line

@@ -12,7 +12,7 @@ from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from fastapi.testclient import TestClient
 
 from fastapi_enterprise import CompressionMiddleware, EnterpriseSettings, install, no_compression
-from fastapi_enterprise.middleware.compression import accepts_gzip
+from fastapi_enterprise.middleware.compression import _declares_small_body, accepts_gzip
 
 BODY = "lorem ipsum dolor sit amet " * 200
 
@@ -47,6 +47,18 @@ def make_app(**compression: Any) -> FastAPI:
             headers={"Content-Encoding": "gzip"},
             media_type="text/plain",
         )
+
+    @app.get("/small")
+    async def small() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/streamed")
+    async def streamed() -> StreamingResponse:
+        async def stream() -> AsyncIterator[str]:
+            yield BODY[:100]
+            yield BODY[100:]
+
+        return StreamingResponse(stream(), media_type="text/plain")
 
     install(app, EnterpriseSettings(environment="test", compression=compression))
     return app
@@ -110,3 +122,25 @@ def test_can_be_disabled_and_validates_options() -> None:
         CompressionMiddleware(FastAPI(), compresslevel=10)
     with pytest.raises(ValueError, match="minimum_size"):
         CompressionMiddleware(FastAPI(), minimum_size=-1)
+
+
+def test_small_declared_bodies_pass_untouched_and_streams_are_still_compressed() -> None:
+    small = get("/small", "gzip")
+    assert small.json() == {"status": "ok"}
+    assert "content-encoding" not in small.headers
+    assert small.headers["content-length"] == str(len(small.content))
+    assert "vary" not in small.headers  # as Starlette does for bodies under the threshold
+    # No Content-Length declared: the decision waits for the body, and 5 KB is compressed.
+    streamed = get("/streamed", "gzip")
+    assert streamed.headers["content-encoding"] == "gzip"
+    assert streamed.text == BODY
+
+
+def test_small_body_check_is_strict_about_the_declared_length() -> None:
+    assert _declares_small_body([(b"content-length", b"15")], 500)
+    assert _declares_small_body([(b"Content-Length", b"499")], 500)
+    assert not _declares_small_body([(b"content-length", b"500")], 500)
+    assert not _declares_small_body([], 500)  # no length: the responder decides
+    assert not _declares_small_body([(b"content-length", b"1"), (b"content-length", b"1")], 500)
+    assert not _declares_small_body([(b"content-length", b"-1")], 500)
+    assert not _declares_small_body([(b"content-length", b"1" * 40)], 500)

@@ -12,7 +12,9 @@ Metrics (names stable; the alert rules and dashboard shipped in ``docs/metrics``
 - ``http_unhandled_exceptions_total{method,route,exception}``: counter.
 
 ``route`` is the route template (one value, ``<unmatched>``, for everything that matched
-nothing), so 10,000 scanned paths add no series.
+nothing), so 10,000 scanned paths add no series. ``method`` is one of the standard HTTP
+methods or ``OTHER``: servers accept any token as a method, and a client inventing one
+per request must not invent series either.
 """
 
 from __future__ import annotations
@@ -41,6 +43,13 @@ SIZE_BUCKETS = (100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000)
 """Request and response size buckets, in bytes."""
 
 _EXCEPTION_NAME_LIMIT = 64
+_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+)
+# Children looked up once per (method, route, status) instead of through ``labels()`` on
+# every request; bounded because every part of the key is (methods, templates, statuses).
+_CHILD_CACHE_LIMIT = 10_000
+_Series = tuple[Counter, Histogram, Histogram, Histogram]
 _EXEMPLAR_VALUE_LIMIT = 128 - len("request_id")
 
 
@@ -106,6 +115,9 @@ class PrometheusMiddleware:
             namespace=namespace,
             registry=registry,
         )
+        self._children: dict[tuple[str, str, int], _Series] = {}
+        self._gauges = {method: self.in_progress.labels(method) for method in _METHODS}
+        self._gauges["OTHER"] = self.in_progress.labels("OTHER")
         self.exceptions = Counter(
             "http_unhandled_exceptions_total",
             "Exceptions that escaped the app, by method, route template and type.",
@@ -120,13 +132,15 @@ class PrometheusMiddleware:
             await self.app(scope, receive, send)
             return
         method: str = scope["method"]
+        if method not in _METHODS:
+            method = "OTHER"
         start = time.perf_counter()
         status = 0
         request_bytes = 0
         response_bytes = 0
         complete = False
         disconnected = False
-        gauge = self.in_progress.labels(method)
+        gauge = self._gauges[method]
         gauge.inc()
 
         async def receive_measured() -> Message:
@@ -170,7 +184,24 @@ class PrometheusMiddleware:
                 if request_id and len(request_id) <= _EXEMPLAR_VALUE_LIMIT
                 else None
             )
-            self.requests.labels(method, route, str(status or 500)).inc()
-            self.duration.labels(method, route).observe(elapsed, exemplar)
-            self.request_size.labels(method, route).observe(request_bytes)
-            self.response_size.labels(method, route).observe(response_bytes)
+            requests, duration, request_size, response_size = self._series(
+                method, route, status or 500
+            )
+            requests.inc()
+            duration.observe(elapsed, exemplar)
+            request_size.observe(request_bytes)
+            response_size.observe(response_bytes)
+
+    def _series(self, method: str, route: str, status: int) -> _Series:
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.duration.labels(method, route),
+                self.request_size.labels(method, route),
+                self.response_size.labels(method, route),
+            )
+            if len(self._children) < _CHILD_CACHE_LIMIT:
+                self._children[key] = children
+        return children

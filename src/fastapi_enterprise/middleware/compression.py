@@ -62,15 +62,22 @@ def accepts_gzip(accept_encoding: str) -> bool:
     return star_q is not None and star_q > 0
 
 
+def _declares_small_body(headers: Iterable[tuple[bytes, bytes]], minimum_size: int) -> bool:
+    """Whether the response carries exactly one ``Content-Length`` below ``minimum_size``."""
+    length: int | None = None
+    for name, value in headers:
+        if name.lower() == b"content-length":
+            if length is not None or not value.isdigit() or len(value) > 18:
+                return False
+            length = int(value)
+    return length is not None and length < minimum_size
+
+
 class _OptOutAwareGZip(GZipResponder):
     """Starlette's GZip responder that steps aside for routes marked ``no_compression``."""
 
     bypass = False
     scope: Scope | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.scope = scope
-        await super().__call__(scope, receive, send)
 
     async def send_with_compression(self, message: Message) -> None:
         if message["type"] == "http.response.start" and self.scope is not None:
@@ -121,19 +128,47 @@ class CompressionMiddleware:
         for name, value in scope["headers"]:
             if name.lower() == b"accept-encoding":
                 accept = value if not accept else accept + b"," + value
+        gzip = bool(accept) and accepts_gzip(accept[:1024].decode("latin-1"))
+        responder: IdentityResponder | None = None
+        passthrough = False
+
+        async def send_compressed(message: Message) -> None:
+            # A response that declares a length under the threshold is sent as it is,
+            # before Starlette's responder is even built: that is what the responder
+            # would do with it, minus its header parsing on every small JSON reply.
+            nonlocal responder, passthrough
+            if passthrough:
+                await send(message)
+                return
+            if responder is None:
+                if message["type"] == "http.response.start" and _declares_small_body(
+                    message.get("headers", ()), self.minimum_size
+                ):
+                    passthrough = True
+                    await send(message)
+                    return
+                responder = self._responder(gzip, scope, send)
+            await responder.send_with_compression(message)
+
+        await self.app(scope, receive, send_compressed)
+
+    def _responder(self, gzip: bool, scope: Scope, send: Send) -> IdentityResponder:
         responder: IdentityResponder
-        if accept and accepts_gzip(accept[:1024].decode("latin-1")):
+        if gzip:
             responder = _OptOutAwareGZip(
                 self.app,
                 self.minimum_size,
                 compresslevel=self.compresslevel,
                 exclude_content_types=self.exclude_content_types,
             )
+            responder.scope = scope
         else:
             responder = IdentityResponder(
                 self.app, self.minimum_size, exclude_content_types=self.exclude_content_types
             )
-        await responder(scope, receive, send)
+        # What the responder's own ``__call__`` would do before running the app.
+        responder.send = send
+        return responder
 
     def _excluded(self, path: str) -> bool:
         return any(
