@@ -43,6 +43,9 @@ def test_structlog_and_stdlib_share_one_json_format(capture_logs: Any) -> None:
     }
     stamp = datetime.fromisoformat(native["timestamp"].replace("Z", "+00:00"))
     assert stamp.utcoffset() == timezone.utc.utcoffset(None)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", native["timestamp"])
+    assert abs((datetime.now(timezone.utc) - stamp).total_seconds()) < 60
+    assert foreign["timestamp"] >= native["timestamp"]  # same clock, same format
 
 
 def test_lines_during_a_request_carry_request_id_and_route(capture_logs: Any) -> None:

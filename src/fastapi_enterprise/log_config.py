@@ -321,7 +321,7 @@ def configure_logging(
     options = settings.logging
     json_output = options.format != "console"
     redactor = Redactor(keys=options.redact_keys, headers=options.redact_headers)
-    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp")
+    timestamper = _UTCTimestamp()
 
     structlog.configure(
         processors=[
@@ -451,6 +451,29 @@ class _Formatter(ProcessorFormatter):
         # The last processor is a renderer: what it returns is the finished line.
         line: str = event  # type: ignore[assignment]
         return line
+
+
+class _UTCTimestamp:
+    """Add ``timestamp``: ISO 8601 in UTC with microseconds, ``2026-11-29T06:23:34.123456Z``.
+
+    What structlog's ``TimeStamper(fmt="iso", utc=True)`` writes (always with six
+    fractional digits), with the date and time formatted once per second instead of on
+    every line.
+    """
+
+    def __init__(self) -> None:
+        # One tuple, replaced whole: threads logging concurrently never see a torn pair.
+        self._second: tuple[int, str] = (-1, "")
+
+    def __call__(self, logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
+        now = time.time()
+        second = int(now)
+        cached, prefix = self._second
+        if second != cached:
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, prefix)
+        event["timestamp"] = f"{prefix}.{int((now - second) * 1_000_000):06d}Z"
+        return event
 
 
 def _syslog_address(address: str) -> str | tuple[str, int]:
