@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import re
+import threading
 import uuid
 
 import httpx2
@@ -51,6 +53,46 @@ def test_generated_ids_are_uuid7_and_sort_by_time() -> None:
     assert all(uuid.UUID(value).version == 7 for value in ids[:10])
     assert len(set(ids)) == len(ids)
     assert ids == sorted(ids)
+
+
+def _random_part(request_id: str) -> str:
+    # The last 62 bits of a UUIDv7 here are random; compare the last 15 hex digits.
+    return request_id.replace("-", "")[-15:]
+
+
+def test_random_bits_are_unique_across_threads_and_pool_refills() -> None:
+    results: list[list[str]] = [[] for _ in range(4)]
+
+    def generate(bucket: list[str]) -> None:
+        bucket.extend(generate_request_id() for _ in range(3000))  # ~6 pool refills each
+
+    threads = [threading.Thread(target=generate, args=(bucket,)) for bucket in results]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    parts = [_random_part(value) for bucket in results for value in bucket]
+    assert len(set(parts)) == len(parts) == 12_000
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_worker_does_not_reuse_its_parents_random_bytes() -> None:
+    generate_request_id()  # the parent's pool now holds unused bytes
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe and exits
+        os.close(read_end)
+        os.write(write_end, ",".join(generate_request_id() for _ in range(5)).encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        child = pipe.read().split(",")
+    os.waitpid(pid, 0)
+    parent = [generate_request_id() for _ in range(5)]
+    assert len(child) == 5
+    assert all(UUID7.fullmatch(value) for value in child)
+    assert not {_random_part(value) for value in child} & {_random_part(v) for v in parent}
 
 
 def test_response_carries_the_id_the_handler_saw() -> None:

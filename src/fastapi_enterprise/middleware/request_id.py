@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Callable
 
@@ -45,6 +46,47 @@ _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f
 _MAX_TRACEPARENT = 55 + 64  # version 00 is 55 characters; later versions may append fields
 
 
+class _RandomPool(threading.local):
+    """Bytes from ``os.urandom``, fetched 4 KB at a time and handed out 8 at a time.
+
+    One system call per 512 IDs instead of one per ID. ``os.urandom`` releases the GIL
+    around ``getrandom()``; on a busy server pinned to one core, getting the GIL back from
+    the log writer thread cost more than the rest of the request (the full stack served
+    19% more requests per second with the pool; see the performance page). Per thread, so
+    no lock; refilled after a fork, so a worker never reuses its parent's bytes.
+    """
+
+    SIZE = 4096
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.offset = 0
+        self.generation = -1
+
+    def take8(self) -> int:
+        offset = self.offset
+        if offset >= len(self.buffer) or self.generation != _fork_generation:
+            self.buffer = os.urandom(self.SIZE)
+            self.generation = _fork_generation
+            offset = 0
+        self.offset = offset + 8
+        return int.from_bytes(self.buffer[offset : offset + 8], "big")
+
+
+_fork_generation = 0
+
+
+def _after_fork_in_child() -> None:
+    global _fork_generation  # noqa: PLW0603 - one counter the pools compare against
+    _fork_generation += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+_random = _RandomPool()
+
+
 def generate_request_id() -> str:
     """Return a new UUIDv7 (RFC 9562) string: random, unique, and sortable by time.
 
@@ -54,7 +96,7 @@ def generate_request_id() -> str:
     nanoseconds = time.time_ns()
     milliseconds, remainder = divmod(nanoseconds, 1_000_000)
     sub_ms = remainder * 4096 // 1_000_000
-    random_bits = int.from_bytes(os.urandom(8), "big") & 0x3FFF_FFFF_FFFF_FFFF
+    random_bits = _random.take8() & 0x3FFF_FFFF_FFFF_FFFF
     value = (
         (milliseconds & 0xFFFF_FFFF_FFFF) << 80
         | 0x7 << 76
