@@ -93,34 +93,12 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if url:
         yield url
         return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        _missing_redis("set REDIS_URL or put redis-server on PATH")
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen(  # noqa: S603 - a fixed local binary and arguments
-        [
-            str(binary),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = RedisProcess(tmp_path_factory.mktemp("redis"))
+    server.start()
     try:
-        _wait_for_port(port, process)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield server.url
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        server.stop()
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
@@ -211,7 +189,7 @@ class RedisProcess:
     def __init__(self, workdir: Path) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
-            _missing_redis("redis-server is not on PATH")
+            _missing_redis("put redis-server on PATH (or set REDIS_URL for the shared server)")
         self.binary = str(binary)
         self.workdir = workdir
         self.port = free_port()
