@@ -116,8 +116,7 @@ class PrometheusMiddleware:
             registry=registry,
         )
         self._children: dict[tuple[str, str, int], _Series] = {}
-        self._gauges = {method: self.in_progress.labels(method) for method in _METHODS}
-        self._gauges["OTHER"] = self.in_progress.labels("OTHER")
+        self._gauges = {method: self.in_progress.labels(method) for method in (*_METHODS, "OTHER")}
         self.exceptions = Counter(
             "http_unhandled_exceptions_total",
             "Exceptions that escaped the app, by method, route template and type.",
