@@ -15,8 +15,8 @@ import structlog
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from fastapi_enterprise import EnterpriseSettings, configure_logging, install
-from fastapi_enterprise.log_config import escape_control_characters
+from fastapi_enterprise import EnterpriseSettings, bind_request, configure_logging, install
+from fastapi_enterprise.log_config import _direct_handler, escape_control_characters
 from tests.conftest import LogCapture
 
 SECRET = "hunter2-Zq8-secret"
@@ -199,6 +199,74 @@ def test_event_sampling_keeps_warnings(capture_logs: Any) -> None:
     assert events == [("cache.hit", "warning"), ("cache.miss", "info")] * 5
 
 
+def access_app(options: dict[str, Any]) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/orders/{order_id}")
+    def order(order_id: int) -> dict[str, int]:
+        bind_request(customer="c-42", name="shadows a LogRecord attribute")
+        return {"id": order_id}
+
+    install(app, settings(**options))
+    return app
+
+
+def test_access_lines_are_the_same_rendered_directly_or_from_records(
+    capture_logs: Any,
+) -> None:
+    """One line, whichever way it is rendered.
+
+    The pipeline renders access lines without a LogRecord when it is the only listener;
+    a filter anywhere on the way brings records back.
+    """
+    logs: LogCapture = capture_logs(settings())
+    client = TestClient(access_app({}))
+    access = logging.getLogger("fastapi_enterprise.access")
+    url, headers = "/orders/7?q=shoes&token=" + SECRET, {"User-Agent": "ua\x1b[2J"}
+    root = logging.getLogger()
+    pytest_handlers = [h for h in root.handlers if h is not logs.handle._handler]
+    seen: list[logging.LogRecord] = []
+
+    def keep(record: logging.LogRecord) -> bool:
+        seen.append(record)
+        return True
+
+    for handler in pytest_handlers:  # pytest's own capture handlers listen too
+        root.removeHandler(handler)
+    try:
+        assert _direct_handler(access) is not None
+        assert client.get(url, headers=headers).status_code == 200
+        access.addFilter(keep)
+        assert _direct_handler(access) is None
+        assert client.get(url, headers=headers).status_code == 200
+    finally:
+        access.removeFilter(keep)
+        for handler in pytest_handlers:
+            root.addHandler(handler)
+    assert len(seen) == 1
+    direct, from_record = logs.events("http.request")
+    varying = {"duration_ms", "request_id", "timestamp"}
+    assert list(direct) == list(from_record)  # same fields, same order
+    assert {k: v for k, v in direct.items() if k not in varying} == {
+        k: v for k, v in from_record.items() if k not in varying
+    }
+    assert direct["path"] == "/orders/7?q=shoes&token=**********"
+    assert direct["user_agent"] == "ua\x1b[2J"
+    assert direct["customer"] == "c-42"
+    assert direct["name_"] == "shadows a LogRecord attribute"
+    assert direct["request_id"] != from_record["request_id"]
+    assert SECRET not in logs.text()
+
+
+def test_access_lines_follow_event_sampling(capture_logs: Any) -> None:
+    logs: LogCapture = capture_logs(settings(event_sample_rates={"http.request": 0.1}))
+    client = TestClient(access_app({}))
+    for _ in range(3):
+        assert client.get("/orders/1").status_code == 200  # chance() 0.5 >= 0.1: dropped
+        assert client.get("/orders/x").status_code == 422  # warnings are always kept
+    assert [line["status"] for line in logs.events("http.request")] == [422] * 3
+
+
 def test_reconfiguring_replaces_the_previous_pipeline(capture_logs: Any) -> None:
     first: LogCapture = capture_logs(settings())
     second: LogCapture = capture_logs(settings())
@@ -301,6 +369,32 @@ def test_syslog_output(capture_logs: Any) -> None:
     assert priority is not None
     assert int(priority.group(1)) == 16 * 8 + 4  # local0.warning
     assert json.loads(datagram[priority.end() :].rstrip("\x00"))["event"] == "to syslog"
+
+
+def test_rotation_counts_bytes_and_never_rotates_an_empty_file(
+    capture_logs: Any, tmp_path: Any
+) -> None:
+    path = tmp_path / "app.log"
+    logs: LogCapture = capture_logs(
+        settings(file_path=str(path), file_max_bytes=1024, file_backup_count=3)
+    )
+    log = structlog.get_logger("app")
+    log.info("huge", pad="x" * 3000)  # longer than max_bytes on its own
+    for n in range(20):
+        log.info("accented", n=n, pad="é" * 40)  # 80 bytes of padding, 40 characters
+    assert logs.handle.flush()
+    logs.handle.stop()
+    files = sorted(tmp_path.glob("app.log*"))
+    assert [file.name for file in files] == ["app.log", "app.log.1", "app.log.2", "app.log.3"]
+    contents = {file.name: file.read_bytes() for file in files}
+    assert all(contents.values()), "an empty file was rotated"
+    for name, content in contents.items():
+        events = [json.loads(line)["event"] for line in content.decode().splitlines()]
+        if "huge" in events:
+            assert events == ["huge"]
+        else:
+            assert len(content) < 1024, name  # counted in bytes, not characters
+    assert logs.handle.write_errors == 0
 
 
 def test_rotating_file_output(capture_logs: Any, tmp_path: Any) -> None:

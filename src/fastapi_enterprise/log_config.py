@@ -25,6 +25,7 @@ from __future__ import annotations
 import atexit
 import logging
 import logging.handlers
+import os
 import queue
 import random
 import re
@@ -135,9 +136,9 @@ class LoggingHandle:
         with self._lock:
             self._dropped += 1
 
-    def _count_write_error(self, handler: logging.Handler) -> None:
+    def _count_write_error(self, handler: logging.Handler, records: int = 1) -> None:
         with self._lock:
-            self._write_errors += 1
+            self._write_errors += records
             now = time.monotonic()
             report = now - self._last_error_report >= _ERROR_REPORT_INTERVAL
             if report:
@@ -156,35 +157,87 @@ class LoggingHandle:
 class _DroppingQueueHandler(logging.handlers.QueueHandler):
     """Formats in the caller's thread; never blocks: a full queue drops and counts."""
 
-    def __init__(self, records: queue.Queue[logging.LogRecord], handle: LoggingHandle) -> None:
+    def __init__(
+        self,
+        records: queue.Queue[logging.LogRecord],
+        handle: LoggingHandle,
+        sampler: _EventSampler,
+    ) -> None:
         super().__init__(records)
         self.owner = handle
+        self.sampler = sampler
+        self.addFilter(sampler)
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         """Format here, in the caller's context; hand the writer a bare record.
 
         The stdlib copies the whole record; the writer needs only the line and the level.
         """
-        line = self.format(record)
-        prepared = logging.LogRecord.__new__(logging.LogRecord)
-        prepared.__dict__.update(
-            name=record.name,
-            levelno=record.levelno,
-            levelname=record.levelname,
-            msg=line,
-            message=line,
-            args=None,
-            exc_info=None,
-            exc_text=None,
-            stack_info=None,
-        )
-        return prepared
+        return _line_record(record.name, record.levelno, self.format(record))
 
     def enqueue(self, record: logging.LogRecord) -> None:
         try:
             self.queue.put_nowait(record)
         except queue.Full:
             self.owner._count_drop()
+
+    def submit(self, name: str, level: int, event: str, fields: dict[str, Any]) -> None:
+        """Render and queue an event without building a ``LogRecord`` first.
+
+        The library's own access lines come this way (see :func:`_direct_handler`): the
+        line is the one :meth:`format` would render for the record ``logger.handle``
+        would have made, through the same sampler and processors.
+        """
+        if not self.sampler.keeps(event, level):
+            return
+        formatter = self.formatter
+        if not isinstance(formatter, _Formatter):  # pragma: no cover - set in _install_pipeline
+            raise TypeError("submit() needs the pipeline's own formatter")
+        self.enqueue(_line_record(name, level, formatter.render(name, level, event, fields)))
+
+
+def _line_record(name: str, level: int, line: str) -> logging.LogRecord:
+    """A bare record carrying a rendered line: all the writer thread needs."""
+    record = logging.LogRecord.__new__(logging.LogRecord)
+    record.__dict__.update(
+        name=name,
+        levelno=level,
+        levelname=logging.getLevelName(level),
+        msg=line,
+        message=line,
+        args=None,
+        exc_info=None,
+        exc_text=None,
+        stack_info=None,
+    )
+    return record
+
+
+def _direct_handler(logger: logging.Logger) -> _DroppingQueueHandler | None:
+    """The pipeline's queue handler, if a record of ``logger`` would reach it alone.
+
+    True when :func:`configure_logging` is in charge and nothing else listens: no
+    handler other than ``NullHandler`` on the way to the root, no logger filters, no
+    extra filter on the handler (pytest's ``caplog``, an app's own handler or filter all
+    make this ``None``). The caller may then :meth:`~_DroppingQueueHandler.submit` its
+    event and skip the ``LogRecord`` machinery; the rendered line is the same.
+    """
+    found: _DroppingQueueHandler | None = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters or current.disabled:
+            return None
+        for handler in current.handlers:
+            if found is None and isinstance(handler, _DroppingQueueHandler):
+                found = handler
+            elif handler.__class__ is not logging.NullHandler:
+                return None
+        if not current.propagate:
+            break
+        current = current.parent
+    if found is None or found.level or len(found.filters) != 1:
+        return None
+    return found
 
 
 class _CountErrors(logging.Handler):
@@ -194,6 +247,11 @@ class _CountErrors(logging.Handler):
 
     def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - stdlib name
         self.handle_ref._count_write_error(self)
+
+    def write_batch(self, records: list[logging.LogRecord]) -> None:
+        """Write the rendered lines of a batch; by default one record at a time."""
+        for record in records:
+            self.handle(record)
 
     def flush(self) -> None:
         """Deferred: the writer thread calls :meth:`flush_batch` after each batch."""
@@ -251,15 +309,15 @@ class _BatchingListener(logging.handlers.QueueListener):
                     batch.append(records.get_nowait())
                 except queue.Empty:  # noqa: PERF203 - the loop ends here
                     break
-            stop = False
-            for record in batch:
-                if record is _STOP:
-                    stop = True
-                else:
-                    self.handle(record)
+            lines = [record for record in batch if record is not _STOP]
+            stop = len(lines) < len(batch)
             for handler in self.handlers:
                 if isinstance(handler, _CountErrors):
+                    handler.write_batch(lines)
                     handler.flush_batch()
+                else:  # pragma: no cover - every output this module makes counts errors
+                    for record in lines:
+                        handler.handle(record)
             for _ in batch:
                 records.task_done()
             if stop:
@@ -267,11 +325,64 @@ class _BatchingListener(logging.handlers.QueueListener):
 
 
 class _StreamOutput(_CountErrors, logging.StreamHandler):  # type: ignore[type-arg]
-    pass
+    def write_batch(self, records: list[logging.LogRecord]) -> None:
+        """One ``write`` for the whole batch."""
+        if not records:
+            return
+        text = "".join([f"{record.msg}\n" for record in records])
+        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            try:
+                self.stream.write(text)
+            except Exception:  # noqa: BLE001 - a broken pipe must not kill the writer
+                self.handle_ref._count_write_error(self, len(records))
 
 
 class _FileOutput(_CountErrors, logging.handlers.RotatingFileHandler):
-    pass
+    """A size-rotated file written a batch at a time.
+
+    The stdlib's ``RotatingFileHandler`` checks the file's type and seeks to its end for
+    every record (four system calls, and a flush of the buffer): here that happens once
+    per batch, and the size is counted as lines are added. Rotation still happens
+    before the line that would reach ``maxBytes``; a lone line longer than that is
+    written to a fresh file rather than rotating an empty one.
+    """
+
+    def write_batch(self, records: list[logging.LogRecord]) -> None:
+        """Write the batch, rotating between lines where the size limit falls."""
+        if not records:
+            return
+        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            try:
+                self._write_lines([f"{record.msg}\n" for record in records])
+            except Exception:  # noqa: BLE001 - a full disk must not kill the writer
+                self.handle_ref._count_write_error(self, len(records))
+
+    def _opened(self) -> IO[str]:
+        if self.stream is None:
+            self.stream = self._open()
+        return self.stream
+
+    def _write_lines(self, lines: list[str]) -> None:
+        stream = self._opened()
+        name = self.baseFilename
+        # bpo-45401: never rotate what is not a regular file (/dev/stdout, a FIFO).
+        if self.maxBytes <= 0 or (os.path.exists(name) and not os.path.isfile(name)):
+            stream.write("".join(lines))
+            return
+        stream.seek(0, os.SEEK_END)
+        size = stream.tell()
+        chunk: list[str] = []
+        for line in lines:
+            length = len(line) if line.isascii() else len(line.encode("utf-8"))
+            if size and size + length >= self.maxBytes:
+                stream.write("".join(chunk))
+                chunk = []
+                self.doRollover()
+                stream = self._opened()  # a delayed handler leaves the new file unopened
+                size = 0
+            chunk.append(line)
+            size += length
+        stream.write("".join(chunk))
 
 
 class _SyslogOutput(_CountErrors, logging.handlers.SysLogHandler):
@@ -287,10 +398,14 @@ class _EventSampler(logging.Filter):
         self.chance = chance
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.rates or record.levelno >= logging.WARNING:
-            return True
         message = record.msg
         event = message.get("event") if isinstance(message, dict) else message
+        return self.keeps(event, record.levelno)
+
+    def keeps(self, event: object, level: int) -> bool:
+        """Whether an event of this name and level is kept."""
+        if not self.rates or level >= logging.WARNING:
+            return True
         rate = self.rates.get(event) if isinstance(event, str) else None
         return rate is None or self.chance() < rate
 
@@ -391,9 +506,10 @@ def _install_pipeline(
         output.handle_ref = handle  # type: ignore[attr-defined]
         output.setFormatter(_LINE)
 
-    handler = _DroppingQueueHandler(records, handle)
+    handler = _DroppingQueueHandler(
+        records, handle, _EventSampler(options.event_sample_rates, chance)
+    )
     handler.setFormatter(formatter)
-    handler.addFilter(_EventSampler(options.event_sample_rates, chance))
     listener = _BatchingListener(records, *outputs)
     handle._queue, handle._listener, handle._handler = records, listener, handler
 
@@ -451,6 +567,23 @@ class _Formatter(ProcessorFormatter):
         # The last processor is a renderer: what it returns is the finished line.
         line: str = event  # type: ignore[assignment]
         return line
+
+    def render(self, name: str, level: int, message: str, fields: dict[str, Any]) -> str:
+        """The line :meth:`format` gives a stdlib record with ``fields`` as ``extra``."""
+        method = _METHOD_NAMES.get(level) or logging.getLevelName(level).lower()
+        event: EventDict = {"event": message, **fields, "level": method, "logger": name}
+        for processor in self.pre_chain:
+            event = processor(None, method, event)  # type: ignore[assignment]
+        for processor in self.chain:
+            event = processor(None, method, event)  # type: ignore[assignment]
+        line: str = event  # type: ignore[assignment]
+        return line
+
+
+_METHOD_NAMES = {
+    level: logging.getLevelName(level).lower()
+    for level in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL)
+}
 
 
 class _UTCTimestamp:

@@ -11,7 +11,10 @@ app bound with :func:`~fastapi_enterprise.bind_request`, plus ``slow`` and ``err
 they apply. Level: info, warning for 4xx and slow requests, error for 5xx.
 
 Lines go to the stdlib logger ``fastapi_enterprise.access`` with the fields as record
-attributes; :func:`~fastapi_enterprise.configure_logging` renders them as JSON.
+attributes; :func:`~fastapi_enterprise.configure_logging` renders them as JSON. When that
+pipeline is the logger's only listener, the line is rendered straight from the fields
+(the same line, without building a ``LogRecord``); any other handler or filter on the
+way, pytest's ``caplog`` included, gets ordinary records.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastapi_enterprise._logging import safe_extra
 from fastapi_enterprise.context import get_request_fields
+from fastapi_enterprise.log_config import _direct_handler
 from fastapi_enterprise.redaction import DEFAULT_REDACTOR, Redactor
 from fastapi_enterprise.routing import route_template
 
@@ -164,11 +168,19 @@ class AccessLogMiddleware:
             fields["slow"] = True
         if error is not None:
             fields["error"] = error
-        # A bound field named like a LogRecord attribute (``name``) becomes ``name_``.
-        fields.update(safe_extra(get_request_fields()))
+        bound = get_request_fields()
+        if bound:
+            # A bound field named like a LogRecord attribute (``name``) becomes ``name_``.
+            fields.update(safe_extra(bound))
+        logger = self.logger
+        direct = _direct_handler(logger)
+        if direct is not None:
+            # configure_logging()'s pipeline is the only listener: render the line
+            # straight from the fields, without a LogRecord in between.
+            direct.submit(logger.name, level, _EVENT, fields)
+            return
         # makeRecord + handle: Logger.log() would walk the stack to find the caller,
         # which costs more than the rest of this line and says nothing useful here.
-        logger = self.logger
         logger.handle(
             logger.makeRecord(logger.name, level, __file__, 0, _EVENT, (), None, extra=fields)
         )
