@@ -29,6 +29,7 @@ from fastapi_enterprise.ratelimit import (
     rate_limit_exempt,
     user,
 )
+from fastapi_enterprise.ratelimit.limiter import Strategy
 from tests.conftest import LogCapture, RedisProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -455,6 +456,63 @@ def test_bounded_memory_under_a_flood_of_distinct_keys() -> None:
 
     asyncio.run(flood())
     assert len(storage.storage) <= 1000
+
+
+async def wait_for_window_fraction(low: float) -> None:
+    """Sleep until the clock is ``low`` of a second past a whole second (or already is)."""
+    fraction = time.time() % 1
+    if not low <= fraction < low + 0.25:
+        await asyncio.sleep((low - fraction) % 1)
+
+
+@pytest.mark.parametrize("strategy", ["sliding-window-counter", "fixed-window"])
+def test_memory_counters_decide_as_limits_reference_storage(strategy: Strategy) -> None:
+    """The lean memory counters give the decisions of limits' own memory storage.
+
+    Both are hit side by side across a window boundary, where the sliding window
+    weighs the previous window's count by how much of it is left.
+    """
+    from limits.aio.storage import MemoryStorage
+
+    policy = RateLimitPolicy.from_string("3/second")
+    ours = RateLimiter(storage=BoundedMemoryStorage(), strategy=strategy)
+    reference = RateLimiter(storage=MemoryStorage(), strategy=strategy)
+
+    async def both() -> tuple[bool, bool]:
+        mine = await ours.check(policy, "default", "ip:1")
+        theirs = await reference.check(policy, "default", "ip:1")
+        return mine.allowed, theirs.allowed
+
+    async def scenario() -> list[tuple[bool, bool]]:
+        await wait_for_window_fraction(0.05)
+        decisions = [await both() for _ in range(5)]  # 3 pass, 2 refused
+        await asyncio.sleep(1 - time.time() % 1 + 0.5)  # the middle of the next window
+        decisions += [await both() for _ in range(4)]
+        return decisions
+
+    decisions = asyncio.run(scenario())
+    assert [mine for mine, _ in decisions] == [theirs for _, theirs in decisions]
+    assert [mine for mine, _ in decisions][:5] == [True, True, True, False, False]
+    # Half the previous window still counts (floor(1.5) = 1) for the sliding window:
+    # two more pass; the fixed window starts afresh: three more pass.
+    expected = 2 if strategy == "sliding-window-counter" else 3
+    assert sum(mine for mine, _ in decisions[5:]) == expected
+
+
+def test_memory_counters_are_swept_once_expired() -> None:
+    storage = BoundedMemoryStorage(sweep_interval=0.0)
+    limiter = RateLimiter(storage=storage, strategy="fixed-window")
+    policy = RateLimitPolicy.from_string("5/second")
+
+    async def hits() -> None:
+        for n in range(50):
+            await limiter.check(policy, "default", f"ip:{n}")
+        assert len(storage.storage) == 50
+        await asyncio.sleep(1.05)  # every counter has expired; none is read again
+        await limiter.check(policy, "default", "ip:fresh")
+
+    asyncio.run(hits())
+    assert len(storage.storage) == len(storage.expirations) == 1
 
 
 @pytest.mark.parametrize(
