@@ -129,3 +129,15 @@ def test_scope_without_routing_information() -> None:
     weird = {"type": "http", "path": "/x", "root_path": "/m", "app_root_path": "/other"}
     assert route_template(weird) == UNMATCHED_ROUTE
     assert route_template({"type": "http", "route": object(), "path": "/x"}) == UNMATCHED_ROUTE
+
+
+def test_answer_follows_the_route_when_routing_moves_on() -> None:
+    """The template is remembered per scope, but only for the route it was worked out for."""
+    outer, inner = Route("/a/{x}", plain), Route("/b/{y}", plain)
+    scope: dict[str, object] = {"type": "http", "path": "/a/1", "route": outer}
+    assert route_template(scope) == "/a/{x}"
+    assert route_template(scope) == "/a/{x}"
+    scope["route"] = inner
+    assert route_template(scope) == "/b/{y}"
+    del scope["route"]
+    assert route_template(scope) == UNMATCHED_ROUTE

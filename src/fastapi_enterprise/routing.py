@@ -31,6 +31,7 @@ UNMATCHED_ROUTE = "<unmatched>"
 """The template reported for every request that no route matched."""
 
 _MOUNT_SUFFIX = "/{path}"
+_CACHE_KEY = "fastapi_enterprise.route_template"
 _MAX_MOUNT_DEPTH = 8
 
 
@@ -49,6 +50,18 @@ def route_template(scope: Scope) -> str:
         never a value taken from the raw path.
     """
     route = scope.get("route")
+    cached = scope.get(_CACHE_KEY)
+    if cached is not None and cached[0] is route and route is not None:
+        template: str = cached[1]
+        return template
+    template = _template(scope, route)
+    if route is not None:
+        # The access log, the metrics and the error handlers all ask, after routing.
+        scope[_CACHE_KEY] = (route, template)
+    return template
+
+
+def _template(scope: Scope, route: Any) -> str:
     prefix = _mount_prefix(scope)
     if prefix is None:
         return UNMATCHED_ROUTE

@@ -81,6 +81,8 @@ class RateLimitMiddleware:
         self.default = _policy(default) if default is not None else None
         self.routes = {template: _policy(value) for template, value in (routes or {}).items()}
         self.exempt_paths = tuple(exempt_paths)
+        self._exempt_exact = frozenset(self.exempt_paths)
+        self._exempt_under = tuple(prefix.rstrip("/") + "/" for prefix in self.exempt_paths)
         self.key = key
         self.fail_mode = fail_mode
         self.shadow = shadow
@@ -208,10 +210,7 @@ class RateLimitMiddleware:
 
     def is_exempt(self, path: str) -> bool:
         """Whether ``path`` is under an exempt prefix."""
-        return any(
-            path == prefix or path.startswith(prefix.rstrip("/") + "/")
-            for prefix in self.exempt_paths
-        )
+        return path in self._exempt_exact or path.startswith(self._exempt_under)
 
     def _route(self, scope: Scope) -> tuple[str, object]:
         """Ask the app's router which route will handle ``scope``: (template, endpoint)."""

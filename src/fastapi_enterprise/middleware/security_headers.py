@@ -130,14 +130,38 @@ class SecurityHeadersMiddleware:
         self.path_policies = sorted(
             (path_policies or {}).items(), key=lambda item: len(item[0]), reverse=True
         )
+        self._prefixes = [
+            (prefix, prefix.rstrip("/") + "/", policy) for prefix, policy in self.path_policies
+        ]
         self.override = override
+        # Everything but a nonce is known now: each policy's header list, over plain
+        # HTTP and over HTTPS, is built once; a nonce policy renders its CSP per request.
+        self._fixed: dict[tuple[int, bool], list[tuple[bytes, bytes]]] = {}
+        for policy in {id(p): p for p in (csp, *dict(self.path_policies).values())}.values():
+            for https in (False, True):
+                self._fixed[id(policy), https] = self._headers(policy, None, https)
 
     def policy_for(self, path: str) -> ContentSecurityPolicy | None:
         """The CSP that applies to ``path``: longest matching prefix, else the default."""
-        for prefix, policy in self.path_policies:
-            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+        for prefix, under, policy in self._prefixes:
+            if path == prefix or path.startswith(under):
                 return policy
         return self.default_policy
+
+    def _headers(
+        self, policy: ContentSecurityPolicy | None, nonce: str | None, https: bool
+    ) -> list[tuple[bytes, bytes]]:
+        headers = list(self.static)
+        if policy is not None and (nonce is not None or not policy.uses_nonce):
+            headers.append(
+                (
+                    policy.header_name.lower().encode("latin-1"),
+                    policy.render(nonce).encode("latin-1"),
+                )
+            )
+        if self.hsts is not None and https:
+            headers.append(self.hsts)
+        return headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection; non-HTTP scopes pass through untouched."""
@@ -146,17 +170,13 @@ class SecurityHeadersMiddleware:
             return
 
         policy = self.policy_for(scope["path"])
-        nonce = new_nonce() if policy is not None and policy.uses_nonce else None
-        headers = list(self.static)
-        if policy is not None:
-            headers.append(
-                (
-                    policy.header_name.lower().encode("latin-1"),
-                    policy.render(nonce).encode("latin-1"),
-                )
-            )
-        if self.hsts is not None and scope.get("scheme") == "https":
-            headers.append(self.hsts)
+        https = scope.get("scheme") == "https"
+        if policy is not None and policy.uses_nonce:
+            nonce: str | None = new_nonce()
+            headers = self._headers(policy, nonce, https)
+        else:
+            nonce = None
+            headers = self._fixed[id(policy), https]
         response_started = False
 
         async def send_with_security_headers(message: Message) -> None:
@@ -181,9 +201,11 @@ class SecurityHeadersMiddleware:
     def _merge(
         self, existing: list[tuple[bytes, bytes]] | tuple[()], ours: list[tuple[bytes, bytes]]
     ) -> list[tuple[bytes, bytes]]:
-        own_names = {name for name, _ in ours}
         if self.override:
+            own_names = {name for name, _ in ours}
             kept = [item for item in existing if item[0].lower() not in own_names]
             return [*kept, *ours]
+        if not existing:
+            return list(ours)
         present = {name.lower() for name, _ in existing}
         return [*existing, *(item for item in ours if item[0] not in present)]
