@@ -16,7 +16,12 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from fastapi_enterprise import EnterpriseSettings, bind_request, configure_logging, install
-from fastapi_enterprise.log_config import _direct_handler, escape_control_characters
+from fastapi_enterprise.log_config import (
+    _direct_handler,
+    _Formatter,
+    _Sanitize,
+    escape_control_characters,
+)
 from tests.conftest import LogCapture
 
 SECRET = "hunter2-Zq8-secret"
@@ -90,6 +95,31 @@ def test_secrets_are_redacted_in_app_events(capture_logs: Any) -> None:
     assert first["headers"]["Accept"] == "json"
     assert "postgresql://app:**********@db/prod" in first["note"]
     assert first["session_id"] == "**********"
+
+
+def test_remembered_clean_strings_stay_clean_and_bounded(capture_logs: Any) -> None:
+    """Repeated strings come from the sanitizer's memory, masked the same every time.
+
+    A flood of distinct strings cannot grow that memory without bound.
+    """
+    logs: LogCapture = capture_logs(settings(max_field_length=64))
+    log = structlog.get_logger("app")
+    dirty, long = f"retrying with token={SECRET}", "x" * 100
+    for _ in range(3):
+        log.info("call", note=dirty, padding=long)
+    for n in range(5000):
+        log.info("flood", note=f"value {n}")
+    log.info("call", note=dirty, padding=long)
+    assert SECRET not in logs.text()
+    calls = logs.events("call")
+    assert len(calls) == 4
+    assert {line["note"] for line in calls} == {"retrying with token=**********"}
+    assert {line["padding"] for line in calls} == {"x" * 64 + "...[36 more characters]"}
+    handler = logs.handle._handler
+    assert handler is not None
+    assert isinstance(handler.formatter, _Formatter)
+    sanitize = next(p for p in handler.formatter.chain if isinstance(p, _Sanitize))
+    assert 0 < len(sanitize._clean) <= _Sanitize._CACHE_SIZE
 
 
 def test_exception_traceback_is_structured_without_locals(capture_logs: Any) -> None:

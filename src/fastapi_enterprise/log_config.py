@@ -675,24 +675,42 @@ class _Sanitize:
         }
     )
 
+    # Short strings recur (event names, paths of hot routes, user agents): their clean
+    # form is remembered. The table is emptied when full, so junk cannot pin it.
+    _CACHED_LENGTH = 256
+    _CACHE_SIZE = 4096
+
     def __init__(self, redactor: Redactor, limit: int) -> None:
         self.redactor = redactor
         self.limit = limit
+        self._clean: dict[str, str] = {}
 
     def __call__(self, logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
         redactor = self.redactor
+        trusted = self._TRUSTED
         for key, value in event.items():
-            if value is None or value.__class__ in (int, float, bool):
+            if key in trusted and key != "event":
                 continue
-            if key in self._TRUSTED and key != "event":
+            kind = value.__class__
+            if value is None or kind is int or kind is float or kind is bool:
                 continue
             if key != "event" and redactor.is_secret(key):
                 event[key] = MASK
-            elif value.__class__ is str:
-                event[key] = self._cut(redactor.text(value))
+            elif kind is str:
+                event[key] = self._text(value)
             else:
                 event[key] = self._walk(redactor.value(value), 0)
         return event
+
+    def _text(self, value: str) -> str:
+        clean = self._clean.get(value)
+        if clean is None:
+            clean = self._cut(self.redactor.text(value))
+            if len(value) <= self._CACHED_LENGTH:
+                if len(self._clean) >= self._CACHE_SIZE:
+                    self._clean.clear()
+                self._clean[value] = clean
+        return clean
 
     def _cut(self, value: str) -> str:
         if len(value) > self.limit:
