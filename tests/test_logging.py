@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import threading
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -17,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from fastapi_enterprise import EnterpriseSettings, bind_request, configure_logging, install
 from fastapi_enterprise.log_config import (
+    _BatchingListener,
     _direct_handler,
     _Formatter,
     _Sanitize,
@@ -377,6 +379,56 @@ def test_full_queue_drops_and_counts_instead_of_blocking() -> None:
     # another thread of the test process may add to either side, never take away).
     assert len(bursts) + handle.dropped >= 100
     assert len(bursts) <= 2 * 5 + 1
+
+
+def wait_until(condition: Any, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_writer_wakes_for_errors_and_a_filling_queue(monkeypatch: Any) -> None:
+    """Routine lines wait for the writer's own schedule; errors and bursts do not."""
+    monkeypatch.setattr(_BatchingListener, "WRITE_INTERVAL", 3600.0)
+    stream = io.StringIO()
+    handle = configure_logging(settings(queue_size=40), stream=stream)  # wakes at 10 queued
+    try:
+        log = structlog.get_logger("app")
+        log.info("routine")
+        time.sleep(0.2)
+        assert stream.getvalue() == ""  # not written yet: nothing woke the writer
+        log.error("failure")
+        assert wait_until(lambda: "failure" in stream.getvalue())
+        assert "routine" in stream.getvalue()  # written in the same batch, in order
+        for n in range(10):
+            log.info("burst", n=n)
+        assert wait_until(lambda: stream.getvalue().count("burst") == 10)
+        log.info("last")
+        assert handle.flush()
+        assert stream.getvalue().splitlines()[-1].startswith('{"event":"last"')
+    finally:
+        handle.stop()
+        structlog.reset_defaults()
+
+
+def test_stop_gives_up_on_a_stuck_output(monkeypatch: Any) -> None:
+    monkeypatch.setattr(_BatchingListener, "STOP_TIMEOUT", 0.2)
+    stream = BlockingStream()
+    handle = configure_logging(settings(queue_size=5), stream=stream)
+    try:
+        log = structlog.get_logger("app")
+        for n in range(20):
+            log.error("stuck", n=n)
+        started = time.monotonic()
+        handle.stop()  # the writer is blocked in write(): stop must still return
+        assert time.monotonic() - started < 5
+        assert handle._handler not in logging.getLogger().handlers
+    finally:
+        stream.release.set()
+        structlog.reset_defaults()
 
 
 def test_syslog_output(capture_logs: Any) -> None:
