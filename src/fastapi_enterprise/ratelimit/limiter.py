@@ -182,6 +182,9 @@ class Decision:
     degraded: bool = False
 
 
+_ALLOWED = Decision(True)
+
+
 @dataclass
 class _Breaker:
     cooldown: float
@@ -367,7 +370,7 @@ async def _evaluate(
             violated = item
             break
     if violated is None and not with_stats:
-        return Decision(True)
+        return _ALLOWED  # the common answer: one frozen instance, not one per request
     items: Sequence[RateLimitItem] = policy.limits if with_stats else (violated,)  # type: ignore[assignment]
     now = time.time()
     windows = []
