@@ -6,6 +6,8 @@ Every app serves the same two endpoints: ``/small`` (~200 bytes of JSON) and ``/
 - ``bare``: FastAPI alone (the reference); ``starlette``: raw Starlette (the floor);
 - ``ours``: the full default stack via ``install()`` (request ID, access log to a file,
   security headers, rate limit on memory that never trips, metrics, gzip, errors);
+- ``ours_no_access_log``: the same without the access line; ``ours_core``: ``install()``
+  with access log, rate limit, metrics and compression off;
 - ``ours_<component>``: bare FastAPI plus one of our layers;
 - ``peers``: asgi-correlation-id + a structlog access-log middleware written as
   structlog's docs show (``@app.middleware("http")``) + ``secure`` as its docs show +
@@ -83,15 +85,38 @@ def _settings(**overrides: Any) -> Any:
     return EnterpriseSettings(**values)
 
 
-def ours() -> FastAPI:
-    """The full default stack, access lines written to a file."""
+def _installed(**overrides: Any) -> FastAPI:
     from fastapi_enterprise import configure_logging, install
 
-    settings = _settings()
+    settings = _settings(**overrides)
     configure_logging(settings, stream=open(os.devnull, "w"))  # noqa: SIM115 - process lifetime
     app = _fastapi()
     install(app, settings)
     return app
+
+
+def ours() -> FastAPI:
+    """The full default stack, access lines written to a file."""
+    return _installed()
+
+
+def ours_no_access_log() -> FastAPI:
+    """The full default stack without the access line."""
+    return _installed(logging={"file_path": LOG_FILE, "access_log": False})
+
+
+def ours_core() -> FastAPI:
+    """install() with access log, rate limit, metrics and compression off.
+
+    What is left: request ID, security headers, body limit, proxy headers, the error
+    shield and problem+json errors.
+    """
+    return _installed(
+        logging={"file_path": LOG_FILE, "access_log": False},
+        rate_limit={"enabled": False},
+        metrics={"enabled": False},
+        compression={"enabled": False},
+    )
 
 
 def _one(component: str) -> FastAPI:
@@ -269,6 +294,8 @@ APPS: dict[str, Callable[[], Any]] = {
     "bare": bare,
     "starlette": starlette,
     "ours": ours,
+    "ours_no_access_log": ours_no_access_log,
+    "ours_core": ours_core,
     "ours_request_id": ours_request_id,
     "ours_security_headers": ours_security_headers,
     "ours_access_log": ours_access_log,
