@@ -445,16 +445,15 @@ def test_key_functions() -> None:
     assert both({"headers": [], "user_id": 7}) is None
 
 
+async def hit_distinct_clients(limiter: RateLimiter, policy: RateLimitPolicy, count: int) -> None:
+    for n in range(count):
+        await limiter.check(policy, "default", f"ip:{n}")
+
+
 def test_bounded_memory_under_a_flood_of_distinct_keys() -> None:
     storage = BoundedMemoryStorage(max_keys=1000)
     limiter = RateLimiter(storage=storage, strategy="fixed-window")
-    policy = RateLimitPolicy.from_string("5/minute")
-
-    async def flood() -> None:
-        for n in range(5000):
-            await limiter.check(policy, "default", f"ip:{n}")
-
-    asyncio.run(flood())
+    asyncio.run(hit_distinct_clients(limiter, RateLimitPolicy.from_string("5/minute"), 5000))
     assert len(storage.storage) <= 1000
 
 
@@ -505,8 +504,7 @@ def test_memory_counters_are_swept_once_expired() -> None:
     policy = RateLimitPolicy.from_string("5/second")
 
     async def hits() -> None:
-        for n in range(50):
-            await limiter.check(policy, "default", f"ip:{n}")
+        await hit_distinct_clients(limiter, policy, 50)
         assert len(storage.storage) == 50
         await asyncio.sleep(1.05)  # every counter has expired; none is read again
         await limiter.check(policy, "default", "ip:fresh")

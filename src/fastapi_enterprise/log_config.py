@@ -607,22 +607,23 @@ class _Formatter(ProcessorFormatter):
             event["logger"] = record.name
             if record.exc_info:
                 event["exc_info"] = record.exc_info
-            for processor in self.pre_chain:
-                event = processor(None, method, event)  # type: ignore[assignment]
-        for processor in self.chain:
-            event = processor(None, method, event)  # type: ignore[assignment]
-        # The last processor is a renderer: what it returns is the finished line.
-        line: str = event  # type: ignore[assignment]
-        return line
+            return self._process(method, event, foreign=True)
+        return self._process(method, event, foreign=False)
 
     def render(self, name: str, level: int, message: str, fields: dict[str, Any]) -> str:
         """The line :meth:`format` gives a stdlib record with ``fields`` as ``extra``."""
         method = _METHOD_NAMES.get(level) or logging.getLevelName(level).lower()
         event: EventDict = {"event": message, **fields, "level": method, "logger": name}
-        for processor in self.pre_chain:
-            event = processor(None, method, event)  # type: ignore[assignment]
+        return self._process(method, event, foreign=True)
+
+    def _process(self, method: str, event: EventDict, *, foreign: bool) -> str:
+        """Run the chain (after the pre-chain, for events not from structlog)."""
+        if foreign:
+            for processor in self.pre_chain:
+                event = processor(None, method, event)  # type: ignore[assignment]
         for processor in self.chain:
             event = processor(None, method, event)  # type: ignore[assignment]
+        # The last processor is a renderer: what it returns is the finished line.
         line: str = event  # type: ignore[assignment]
         return line
 
