@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 import uvicorn
 from starlette.types import ASGIApp
@@ -67,6 +71,79 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+class UvicornProcess:
+    """``python -m uvicorn TARGET`` in a process group of its own, on a free port.
+
+    For what a server in a thread cannot show: several worker processes, separate
+    processes sharing a storage, the app as a deployment starts it. Stopped (the whole
+    group) on exit; with ``capture_stderr``, what it wrote is in :attr:`stderr` then.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        env: dict[str, str],
+        cwd: Path,
+        workers: int = 1,
+        args: Sequence[str] = (),
+        capture_stderr: bool = False,
+    ) -> None:
+        self.target = target
+        self.env = env
+        self.cwd = cwd
+        self.workers = workers
+        self.args = list(args)
+        self.capture_stderr = capture_stderr
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.stderr = b""
+
+    def __enter__(self) -> UvicornProcess:
+        command = [
+            *(sys.executable, "-m", "uvicorn", self.target),
+            *("--host", "127.0.0.1", "--port", str(self.port)),
+            *("--workers", str(self.workers), "--log-level", "warning", *self.args),
+        ]
+        self.process = subprocess.Popen(  # noqa: S603 - fixed interpreter and arguments
+            command,
+            cwd=self.cwd,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE if self.capture_stderr else subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        return self
+
+    def wait_until_serving(self, path: str, timeout: float = 30.0) -> httpx2.Response:
+        """Poll ``path`` until the server answers and return that first answer.
+
+        Fails at once if the process exited, and after ``timeout`` seconds otherwise.
+        """
+        assert self.process is not None, "use UvicornProcess as a context manager"
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return httpx2.get(self.url + path, timeout=1)
+            except httpx2.TransportError:  # noqa: PERF203 - polling until the server is up
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):  # the group may be gone already
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            _, stderr = self.process.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            _, stderr = self.process.communicate(timeout=5)
+        self.stderr = stderr or b""
 
 
 @pytest.fixture

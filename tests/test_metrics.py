@@ -42,7 +42,7 @@ from fastapi_enterprise.metrics import (
     time_calls,
     track_in_progress,
 )
-from tests.conftest import free_port
+from tests.conftest import UvicornProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
@@ -474,7 +474,6 @@ def test_dead_workers_live_gauges_are_cleaned(tmp_path: Path) -> None:
 def test_two_real_workers_aggregate_and_a_killed_worker_does_not_linger(tmp_path: Path) -> None:
     multiproc = tmp_path / "prom"
     multiproc.mkdir()
-    port = free_port()
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -483,27 +482,8 @@ def test_two_real_workers_aggregate_and_a_killed_worker_does_not_linger(tmp_path
         "FE_LOGGING__ACCESS_LOG": "false",
         "FE_RATE_LIMIT__ENABLED": "false",
     }
-    server = subprocess.Popen(  # noqa: S603 - fixed interpreter and arguments
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "tests.metrics_app:app",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--log-level",
-            "warning",
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with UvicornProcess("tests.metrics_app:app", env=env, cwd=tmp_path, workers=2) as server:
+        base = server.url
         deadline = time.monotonic() + 30
         pids: set[str] = set()
         while len(pids) < 2:
@@ -535,9 +515,6 @@ def test_two_real_workers_aggregate_and_a_killed_worker_does_not_linger(tmp_path
         in_progress = samples(text, "http_requests_in_progress")
         assert all(value <= 1 for value in in_progress.values())  # only the scrape itself
         assert not (multiproc / f"gauge_livesum_{victim}.db").exists()
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=15)
 
 
 def test_standalone_endpoint_on_the_global_registry() -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -30,7 +28,7 @@ from fastapi_enterprise.ratelimit import (
     user,
 )
 from fastapi_enterprise.ratelimit.limiter import Strategy
-from tests.conftest import LogCapture, RedisProcess, free_port
+from tests.conftest import LogCapture, RedisProcess, UvicornProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 STRATEGIES = ["sliding-window-counter", "moving-window", "fixed-window"]
@@ -277,51 +275,18 @@ def test_two_processes_sharing_redis_enforce_one_budget(
         "FE_RATE_LIMIT__STORAGE_PREFIX": prefix.rstrip(":"),
         "FE_LOGGING__ACCESS_LOG": "false",
     }
-    ports = [free_port(), free_port()]
-    processes = [
-        subprocess.Popen(  # noqa: S603 - fixed interpreter and arguments
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "tests.ratelimit_app:app",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for port in ports
-    ]
-    try:
-        for port in ports:
-            _wait_until_serving(f"http://127.0.0.1:{port}/ping")
+    with (
+        UvicornProcess("tests.ratelimit_app:app", env=env, cwd=tmp_path) as first,
+        UvicornProcess("tests.ratelimit_app:app", env=env, cwd=tmp_path) as second,
+    ):
+        for server in (first, second):
+            server.wait_until_serving("/ping")
         codes: Counter[int] = Counter()
         for _ in range(6):
-            for port in ports:
-                codes[httpx2.get(f"http://127.0.0.1:{port}/ping").status_code] += 1
+            for server in (first, second):
+                codes[httpx2.get(f"{server.url}/ping").status_code] += 1
         # The two readiness probes above already used 2 of the 5.
         assert codes == {200: 3, 429: 9}
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=10)
-
-
-def _wait_until_serving(url: str) -> None:
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            httpx2.get(url, timeout=1)
-            return
-        except httpx2.TransportError:  # noqa: PERF203 - polling until the server is up
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def fault_app(url: str, **rate: Any) -> tuple[FastAPI, RateLimiter]:

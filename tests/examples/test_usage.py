@@ -5,17 +5,14 @@ from __future__ import annotations
 import importlib
 import os
 import re
-import subprocess
 import sys
-import time
 from pathlib import Path
 from types import ModuleType
 
-import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import free_port
+from tests.conftest import UvicornProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,42 +67,20 @@ def test_demo_app_refuses_other_databases(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_demo_app_under_a_real_uvicorn_process(tmp_path: Path) -> None:
     """What `nox -s demo` runs: a separate uvicorn process serving the demo over HTTP."""
-    port = free_port()
     env = {
         **os.environ,
         "FE_DATABASE__URL": f"sqlite:///{tmp_path}/demo.db",
         "PYTHONPATH": str(ROOT),
     }
-    process = subprocess.Popen(  # noqa: S603 - fixed interpreter and arguments
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "examples.minimal.app:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-        ],
-        cwd=tmp_path,
+    demo = UvicornProcess(
+        "examples.minimal.app:app",
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        args=["--no-access-log"],
+        capture_stderr=True,
     )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                response = httpx2.get(f"http://127.0.0.1:{port}/", timeout=1)
-                break
-            except httpx2.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+    with demo:
+        response = demo.wait_until_serving("/", timeout=20)
         assert re.fullmatch(r"[0-9a-f-]{36}", response.headers["x-request-id"])
         assert response.json()["request_id"] == response.headers["x-request-id"]
-    finally:
-        process.terminate()
-        _, stderr = process.communicate(timeout=10)
-    assert b"Traceback" not in stderr
+    assert b"Traceback" not in demo.stderr
