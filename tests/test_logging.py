@@ -414,6 +414,53 @@ def test_writer_wakes_for_errors_and_a_filling_queue(monkeypatch: Any) -> None:
         structlog.reset_defaults()
 
 
+def test_concurrent_writers_lose_and_tangle_nothing(tmp_path: Any) -> None:
+    """Eight threads log at once, to a stream and a rotating file.
+
+    Every line arrives whole and once, across rotations, in each thread's order.
+    """
+    path = tmp_path / "app.log"
+    stream = io.StringIO()
+    handle = configure_logging(
+        settings(
+            queue_size=100_000,
+            file_path=str(path),
+            file_max_bytes=200_000,
+            file_backup_count=100,
+        ),
+        stream=stream,
+    )
+    try:
+
+        def burst(thread: int) -> None:
+            log = structlog.get_logger("app")
+            for n in range(2000):
+                log.info("line", thread=thread, n=n)
+
+        threads = [threading.Thread(target=burst, args=(t,)) for t in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert handle.flush(timeout=30)
+    finally:
+        handle.stop()
+        structlog.reset_defaults()
+    assert handle.dropped == 0
+    parts = sorted(  # app.log.N is older the larger N is; app.log is the newest
+        tmp_path.glob("app.log*"),
+        key=lambda part: -int(part.name.removeprefix("app.log").lstrip(".") or 0),
+    )
+    assert len(parts) > 5  # it rotated, several times
+    file_text = "".join(part.read_text() for part in parts)
+    for text in (stream.getvalue(), file_text):
+        lines = [json.loads(line) for line in text.splitlines()]
+        seen = [(line["thread"], line["n"]) for line in lines if line["event"] == "line"]
+        assert len(seen) == 16_000
+        for index in range(8):
+            assert [n for t, n in seen if t == index] == list(range(2000))
+
+
 def test_stop_gives_up_on_a_stuck_output(monkeypatch: Any) -> None:
     monkeypatch.setattr(_BatchingListener, "STOP_TIMEOUT", 0.2)
     stream = BlockingStream()
