@@ -6,15 +6,15 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["safe_extra"]
+__all__ = ["RECORD_ATTRIBUTES", "safe_extra"]
 
-# Attributes every LogRecord has: logging raises KeyError when ``extra`` repeats one.
-_RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+RECORD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message",
     "asctime",
 }
+"""Attributes every LogRecord has: logging raises KeyError when ``extra`` repeats one."""
 
 
 def safe_extra(fields: Mapping[str, Any]) -> dict[str, Any]:
     """Return ``fields`` usable as ``extra=``: reserved names get a trailing underscore."""
-    return {f"{key}_" if key in _RESERVED else key: value for key, value in fields.items()}
+    return {f"{key}_" if key in RECORD_ATTRIBUTES else key: value for key, value in fields.items()}

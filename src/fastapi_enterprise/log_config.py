@@ -42,6 +42,7 @@ from structlog.stdlib import ProcessorFormatter
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from fastapi_enterprise._logging import RECORD_ATTRIBUTES
 from fastapi_enterprise.context import _current_scope
 from fastapi_enterprise.redaction import MASK, Redactor
 from fastapi_enterprise.routing import UNMATCHED_ROUTE, route_template
@@ -128,9 +129,9 @@ class LoggingHandle:
         root = logging.getLogger()
         if self._handler is not None and self._handler in root.handlers:
             root.removeHandler(self._handler)
-        if isinstance(self._listener, _BatchingListener) and self._listener.stop():
-            for handler in self._listener.handlers:
-                handler.close()  # a failing final flush is counted, not raised
+        if self._listener is not None and self._listener.stop():
+            for output in self._listener.outputs:
+                output.close()  # a failing final flush is counted, not raised
         # Else the writer is stuck in an output's write(): it keeps the outputs (closing
         # one would wait for its lock), and as a daemon thread it does not hold up exit.
         atexit.unregister(self.stop)
@@ -165,12 +166,15 @@ class _DroppingQueueHandler(logging.handlers.QueueHandler):
         records: queue.Queue[logging.LogRecord],
         handle: LoggingHandle,
         sampler: _EventSampler,
+        formatter: _Formatter,
     ) -> None:
         super().__init__(records)
         self.records = records
         self.owner = handle
         self.sampler = sampler
+        self.renderer = formatter
         self.addFilter(sampler)
+        self.setFormatter(formatter)
         self.high_water = max(1, min(records.maxsize // 4, _BatchingListener.BATCH))
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
@@ -204,10 +208,7 @@ class _DroppingQueueHandler(logging.handlers.QueueHandler):
         """
         if not self.sampler.keeps(event, level):
             return
-        formatter = self.formatter
-        if not isinstance(formatter, _Formatter):  # pragma: no cover - set in _install_pipeline
-            raise TypeError("submit() needs the pipeline's own formatter")
-        self.enqueue(_line_record(name, level, formatter.render(name, level, event, fields)))
+        self.enqueue(_line_record(name, level, self.renderer.render(name, level, event, fields)))
 
 
 def _line_record(name: str, level: int, line: str) -> logging.LogRecord:
@@ -317,11 +318,12 @@ class _BatchingListener(logging.handlers.QueueListener):
     STOP_TIMEOUT = 5.0
 
     def __init__(
-        self, records: queue.Queue[Any], wake: threading.Event, *outputs: logging.Handler
+        self, records: queue.Queue[Any], wake: threading.Event, outputs: list[_CountErrors]
     ) -> None:
         super().__init__(records, *outputs, respect_handler_level=False)
         self.records = records
         self.wake = wake
+        self.outputs = outputs
 
     def stop(self) -> bool:  # type: ignore[override]
         """Write what is queued and end the thread; return whether it ended.
@@ -355,36 +357,38 @@ class _BatchingListener(logging.handlers.QueueListener):
                 if not batch:
                     break
                 lines = [record for record in batch if record is not _STOP]
-                self._write(lines)
+                for output in self.outputs:
+                    output.write_batch(lines)
+                    output.flush_batch()
                 for _ in batch:
                     records.task_done()
                 if len(lines) < len(batch):
                     return
 
-    def _write(self, lines: list[logging.LogRecord]) -> None:
-        for handler in self.handlers:
-            if isinstance(handler, _CountErrors):
-                handler.write_batch(lines)
-                handler.flush_batch()
-            else:  # pragma: no cover - every output this module makes counts errors
-                for record in lines:
-                    handler.handle(record)
 
+class _TextOutput(_CountErrors):
+    """An output of text lines: each batch is handed to :meth:`_write_lines` at once."""
 
-class _StreamOutput(_CountErrors, logging.StreamHandler):  # type: ignore[type-arg]
     def write_batch(self, records: list[logging.LogRecord]) -> None:
-        """One ``write`` for the whole batch."""
+        """Write the batch's lines; a failure counts every record of the batch."""
         if not records:
             return
-        text = "".join([f"{record.msg}\n" for record in records])
         with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
             try:
-                self.stream.write(text)
-            except Exception:  # noqa: BLE001 - a broken pipe must not kill the writer
+                self._write_lines([f"{record.msg}\n" for record in records])
+            except Exception:  # noqa: BLE001 - a full disk or broken pipe must not kill the writer
                 self.handle_ref._count_write_error(self, len(records))
 
+    def _write_lines(self, lines: list[str]) -> None:
+        raise NotImplementedError
 
-class _FileOutput(_CountErrors, logging.handlers.RotatingFileHandler):
+
+class _StreamOutput(_TextOutput, logging.StreamHandler):  # type: ignore[type-arg]
+    def _write_lines(self, lines: list[str]) -> None:
+        self.stream.write("".join(lines))  # one write for the whole batch
+
+
+class _FileOutput(_TextOutput, logging.handlers.RotatingFileHandler):
     """A size-rotated file written a batch at a time.
 
     The stdlib's ``RotatingFileHandler`` checks the file's type and seeks to its end for
@@ -394,22 +398,13 @@ class _FileOutput(_CountErrors, logging.handlers.RotatingFileHandler):
     written to a fresh file rather than rotating an empty one.
     """
 
-    def write_batch(self, records: list[logging.LogRecord]) -> None:
-        """Write the batch, rotating between lines where the size limit falls."""
-        if not records:
-            return
-        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
-            try:
-                self._write_lines([f"{record.msg}\n" for record in records])
-            except Exception:  # noqa: BLE001 - a full disk must not kill the writer
-                self.handle_ref._count_write_error(self, len(records))
-
     def _opened(self) -> IO[str]:
         if self.stream is None:
             self.stream = self._open()
         return self.stream
 
     def _write_lines(self, lines: list[str]) -> None:
+        """Write the lines, rotating between them where the size limit falls."""
         stream = self._opened()
         name = self.baseFilename
         # bpo-45401: never rotate what is not a regular file (/dev/stdout, a FIFO).
@@ -517,7 +512,7 @@ def configure_logging(
 
 def _install_pipeline(
     settings: EnterpriseSettings,
-    formatter: logging.Formatter,
+    formatter: _Formatter,
     stream: IO[str] | None,
     chance: Callable[[], float],
     replace_handlers: bool,
@@ -532,7 +527,7 @@ def _install_pipeline(
 
     handle = LoggingHandle()
     records: queue.Queue[logging.LogRecord] = queue.Queue(maxsize=options.queue_size)
-    outputs: list[logging.Handler] = [_StreamOutput(stream or sys.stdout)]
+    outputs: list[_CountErrors] = [_StreamOutput(stream or sys.stdout)]
     if options.file_path is not None:
         outputs.append(
             _FileOutput(
@@ -550,14 +545,13 @@ def _install_pipeline(
             )
         )
     for output in outputs:
-        output.handle_ref = handle  # type: ignore[attr-defined]
+        output.handle_ref = handle
         output.setFormatter(_LINE)
 
     handler = _DroppingQueueHandler(
-        records, handle, _EventSampler(options.event_sample_rates, chance)
+        records, handle, _EventSampler(options.event_sample_rates, chance), formatter
     )
-    handler.setFormatter(formatter)
-    listener = _BatchingListener(records, handle._wake, *outputs)
+    listener = _BatchingListener(records, handle._wake, outputs)
     handle._queue, handle._listener, handle._handler = records, listener, handler
 
     root.addHandler(handler)
@@ -573,9 +567,9 @@ def _install_pipeline(
     return handle
 
 
-_STANDARD_RECORD_ATTRIBUTES = frozenset(
-    logging.LogRecord("", 0, "", 0, "", None, None).__dict__
-) | {"message", "asctime", "color_message", "_logger", "_name"}
+# What a record carries besides the extra fields: the stdlib's attributes, uvicorn's
+# coloured message and structlog's bookkeeping.
+_STANDARD_RECORD_ATTRIBUTES = RECORD_ATTRIBUTES | {"color_message", "_logger", "_name"}
 
 
 class _Formatter(ProcessorFormatter):
