@@ -35,7 +35,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import Scope
+from starlette.types import Receive, Scope, Send
 
 from fastapi_enterprise.context import get_request_id
 from fastapi_enterprise.routing import route_template
@@ -44,6 +44,7 @@ from fastapi_enterprise.security_events import SecurityEvent, security_event
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
     "ProblemResponse",
+    "answer_exception",
     "error_response",
     "http_exception_handler",
     "internal_error_response",
@@ -240,6 +241,22 @@ def register_exception_handlers(app: Starlette) -> None:
     """
     app.add_exception_handler(StarletteHTTPException, http_exception_handler)
     app.add_exception_handler(RequestValidationError, request_validation_exception_handler)
+
+
+async def answer_exception(
+    scope: Scope, receive: Receive, send: Send, exc: Exception, *, response_started: bool
+) -> None:
+    """What an error shield does with an exception that escaped the app.
+
+    Before the response started: send the answer of :func:`error_response`. After: too
+    late for a 500 (the status line is gone), so the exception is logged once and the
+    response ends; the server closes the connection on the incomplete body.
+    """
+    if response_started:
+        log_unhandled_exception(scope, exc)
+        return
+    response = await error_response(scope, exc)
+    await response(scope, receive, send)
 
 
 async def error_response(scope: Scope, exc: Exception) -> Response:

@@ -29,7 +29,7 @@ from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from fastapi_enterprise._http import is_header_name
 from fastapi_enterprise.context import _enter_request, _exit_request
-from fastapi_enterprise.errors import error_response, log_unhandled_exception
+from fastapi_enterprise.errors import answer_exception
 from fastapi_enterprise.security_events import SecurityEvent, security_event
 
 __all__ = [
@@ -198,13 +198,9 @@ class RequestIDMiddleware:
         try:
             await self.app(scope, receive, send_with_request_id)
         except Exception as exc:  # noqa: BLE001 - the shield exists to catch everything
-            if response_started:
-                # Too late for a 500: the status line is gone. Log once and end the
-                # response; the server closes the connection on an incomplete body.
-                log_unhandled_exception(scope, exc)
-                return
-            response = await error_response(scope, exc)
-            await response(scope, receive, send_with_request_id)
+            await answer_exception(
+                scope, receive, send_with_request_id, exc, response_started=response_started
+            )
         finally:
             reset_contextvars(**log_tokens)
             _exit_request(tokens)

@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastapi_enterprise.context import _reset_csp_nonce, _set_csp_nonce
 from fastapi_enterprise.csp import API_POLICY, ContentSecurityPolicy, new_nonce
-from fastapi_enterprise.errors import error_response, log_unhandled_exception
+from fastapi_enterprise.errors import answer_exception
 
 __all__ = ["DEFAULT_PERMISSIONS_POLICY", "SecurityHeadersMiddleware", "hsts_value"]
 
@@ -190,11 +190,9 @@ class SecurityHeadersMiddleware:
         try:
             await self.app(scope, receive, send_with_security_headers)
         except Exception as exc:  # noqa: BLE001 - answered here so the 500 keeps its headers
-            if response_started:
-                log_unhandled_exception(scope, exc)
-                return
-            response = await error_response(scope, exc)
-            await response(scope, receive, send_with_security_headers)
+            await answer_exception(
+                scope, receive, send_with_security_headers, exc, response_started=response_started
+            )
         finally:
             _reset_csp_nonce(token)
 
