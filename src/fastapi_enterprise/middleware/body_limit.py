@@ -4,7 +4,6 @@ Starlette reads whatever a client sends. This layer, before the app reads a byte
 
 - answers 400 to a ``Content-Length`` that is negative, non-numeric, absurdly long, or
   given twice with different values (a request-smuggling signal);
-- answers 413 to a declared length over the largest configured limit;
 
 and while the app reads:
 
