@@ -140,6 +140,9 @@ def test_exemptions() -> None:
     client = TestClient(make_app(exempt_paths=["/free"]))
     assert statuses(client, "GET", ["/webhook"] * 20) == [200] * 20
     assert statuses(client, "GET", ["/free"] * 20) == [200] * 20
+    assert statuses(client, "GET", ["/free/below"] * 20) == [404] * 20  # under the prefix
+    # A lookalike is not under "/free": it spends the app-wide budget of 6.
+    assert statuses(client, "GET", ["/freebie"] * 8) == [404] * 6 + [429] * 2
 
 
 def test_spoofed_forwarded_for_does_not_escape() -> None:

@@ -109,6 +109,21 @@ def test_opt_outs_exclusions_and_event_streams(path: str) -> None:
     assert BODY in response.text
 
 
+def test_excluded_prefixes_end_at_a_path_segment() -> None:
+    app = make_app()  # "/metrics" is excluded by default
+
+    @app.get("/metrics/history")
+    async def history() -> PlainTextResponse:
+        return PlainTextResponse(BODY)
+
+    @app.get("/metricsx")
+    async def lookalike() -> PlainTextResponse:
+        return PlainTextResponse(BODY)
+
+    assert "content-encoding" not in get("/metrics/history", "gzip", app).headers
+    assert get("/metricsx", "gzip", app).headers["content-encoding"] == "gzip"
+
+
 def test_already_encoded_bodies_are_left_alone() -> None:
     response = TestClient(make_app()).get("/encoded", headers={"Accept-Encoding": "gzip"})
     assert response.headers["content-encoding"] == "gzip"

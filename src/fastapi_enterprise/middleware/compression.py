@@ -26,6 +26,8 @@ from starlette.middleware.gzip import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fastapi_enterprise._http import PathPrefixes
+
 __all__ = ["CompressionMiddleware", "accepts_gzip", "no_compression"]
 
 _ATTRIBUTE = "__fastapi_enterprise_no_compression__"
@@ -117,11 +119,12 @@ class CompressionMiddleware:
         self.minimum_size = minimum_size
         self.compresslevel = compresslevel
         self.exclude_paths = tuple(exclude_paths)
+        self._excluded_paths = PathPrefixes(self.exclude_paths)
         self.exclude_content_types = tuple(exclude_content_types)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Compress eligible HTTP responses; other scopes pass through untouched."""
-        if scope["type"] != "http" or self._excluded(scope["path"]):
+        if scope["type"] != "http" or self._excluded_paths.covers(scope["path"]):
             await self.app(scope, receive, send)
             return
         accept = b""
@@ -169,9 +172,3 @@ class CompressionMiddleware:
         # What the responder's own ``__call__`` would do before running the app.
         responder.send = send
         return responder
-
-    def _excluded(self, path: str) -> bool:
-        return any(
-            path == prefix or path.startswith(prefix.rstrip("/") + "/")
-            for prefix in self.exclude_paths
-        )

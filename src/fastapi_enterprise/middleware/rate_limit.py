@@ -22,6 +22,7 @@ from typing import Any, Literal
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fastapi_enterprise._http import PathPrefixes
 from fastapi_enterprise.errors import problem_response
 from fastapi_enterprise.ratelimit.headers import legacy_headers, ratelimit_headers
 from fastapi_enterprise.ratelimit.keys import client_ip
@@ -81,8 +82,7 @@ class RateLimitMiddleware:
         self.default = _policy(default) if default is not None else None
         self.routes = {template: _policy(value) for template, value in (routes or {}).items()}
         self.exempt_paths = tuple(exempt_paths)
-        self._exempt_exact = frozenset(self.exempt_paths)
-        self._exempt_under = tuple(prefix.rstrip("/") + "/" for prefix in self.exempt_paths)
+        self._exempt = PathPrefixes(self.exempt_paths)
         self.key = key
         self.fail_mode = fail_mode
         self.shadow = shadow
@@ -210,7 +210,7 @@ class RateLimitMiddleware:
 
     def is_exempt(self, path: str) -> bool:
         """Whether ``path`` is under an exempt prefix."""
-        return path in self._exempt_exact or path.startswith(self._exempt_under)
+        return self._exempt.covers(path)
 
     def _route(self, scope: Scope) -> tuple[str, object]:
         """Ask the app's router which route will handle ``scope``: (template, endpoint)."""

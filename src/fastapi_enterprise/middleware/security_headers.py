@@ -24,6 +24,7 @@ from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fastapi_enterprise._http import under_prefix
 from fastapi_enterprise.context import _reset_csp_nonce, _set_csp_nonce
 from fastapi_enterprise.csp import API_POLICY, ContentSecurityPolicy, new_nonce
 from fastapi_enterprise.errors import answer_exception
@@ -131,7 +132,7 @@ class SecurityHeadersMiddleware:
             (path_policies or {}).items(), key=lambda item: len(item[0]), reverse=True
         )
         self._prefixes = [
-            (prefix, prefix.rstrip("/") + "/", policy) for prefix, policy in self.path_policies
+            (prefix, under_prefix(prefix), policy) for prefix, policy in self.path_policies
         ]
         self.override = override
         # Everything but a nonce is known now: each policy's header list, over plain
