@@ -25,7 +25,13 @@ from dataclasses import dataclass
 
 from starlette.types import Scope
 
-__all__ = ["ClientIPResolver", "ClientInfo", "client_key", "get_client_info"]
+__all__ = [
+    "ClientIPResolver",
+    "ClientInfo",
+    "client_address",
+    "client_key",
+    "get_client_info",
+]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -68,6 +74,16 @@ def client_key(ip: str | None) -> str:
     if address.version == 6:
         return str(ipaddress.IPv6Network((int(address) >> 64 << 64, 64)))
     return str(address)
+
+
+def client_address(scope: Scope) -> str | None:
+    """The client's IP as the request reached the app: ``scope["client"]``'s host.
+
+    Behind trusted proxies, ``ProxyHeadersMiddleware`` has already put the resolved
+    client there; otherwise it is the socket peer. ``None`` when the server gave none.
+    """
+    client = scope.get("client")
+    return client[0] if client else None
 
 
 def get_client_info(scope: Scope) -> ClientInfo | None:
@@ -115,8 +131,7 @@ class ClientIPResolver:
 
     def resolve(self, scope: Scope) -> ClientInfo:
         """Resolve the client of an HTTP or WebSocket ``scope``."""
-        client = scope.get("client")
-        peer_text = client[0] if client else None
+        peer_text = client_address(scope)
         scheme: str = scope.get("scheme", "http")
         peer_ip, trusted = self._peer(peer_text)
         if not trusted:

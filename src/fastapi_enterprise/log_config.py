@@ -43,6 +43,7 @@ from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from fastapi_enterprise._logging import RECORD_ATTRIBUTES
+from fastapi_enterprise.client_ip import client_address
 from fastapi_enterprise.context import _current_scope
 from fastapi_enterprise.redaction import MASK, Redactor
 from fastapi_enterprise.routing import UNMATCHED_ROUTE, route_template
@@ -682,9 +683,9 @@ def _add_request_context(logger: WrappedLogger, method: str, event: EventDict) -
             if route != UNMATCHED_ROUTE:
                 event["route"] = route
         if "client_ip" not in event:
-            client = scope.get("client")
-            if client:
-                event["client_ip"] = client[0]
+            address = client_address(scope)
+            if address:
+                event["client_ip"] = address
     return event
 
 

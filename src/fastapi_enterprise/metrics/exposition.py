@@ -25,6 +25,7 @@ from pathlib import Path
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from fastapi_enterprise.client_ip import client_address
 from fastapi_enterprise.errors import problem_response
 from fastapi_enterprise.metrics._prometheus import REGISTRY, CollectorRegistry, prometheus_client
 from fastapi_enterprise.middleware.compression import accepts_gzip
@@ -157,9 +158,9 @@ class MetricsEndpoint:
                     ):
                         return None
         if self.networks:
-            client = scope.get("client")
+            peer = client_address(scope)
             try:
-                address = ipaddress.ip_address(client[0]) if client else None
+                address = ipaddress.ip_address(peer) if peer else None
             except ValueError:
                 address = None
             if address is not None and any(address in network for network in self.networks):

@@ -28,6 +28,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastapi_enterprise._logging import safe_extra
+from fastapi_enterprise.client_ip import client_address
 from fastapi_enterprise.context import get_request_fields
 from fastapi_enterprise.log_config import _direct_handler
 from fastapi_enterprise.redaction import DEFAULT_REDACTOR, Redactor
@@ -160,7 +161,7 @@ class AccessLogMiddleware:
             "duration_ms": round(duration * 1000, 3),
             "request_bytes": request_bytes,
             "response_bytes": response_bytes,
-            "client_ip": _client_ip(scope),
+            "client_ip": client_address(scope),
             "user_agent": self._user_agent(scope),
             "http_version": scope.get("http_version", "1.1"),
         }
@@ -198,8 +199,3 @@ class AccessLogMiddleware:
                 text: str = value[: self.user_agent_max_length].decode("latin-1")
                 return text
         return None
-
-
-def _client_ip(scope: Scope) -> str | None:
-    client = scope.get("client")
-    return client[0] if client else None

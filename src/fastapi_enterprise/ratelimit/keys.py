@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from starlette.types import Scope
 
-from fastapi_enterprise.client_ip import client_key
+from fastapi_enterprise.client_ip import client_address, client_key
 from fastapi_enterprise.ratelimit.policy import KeyFunction
 
 __all__ = ["api_key_header", "client_ip", "composite", "composite_or_ip", "user"]
@@ -19,8 +19,7 @@ __all__ = ["api_key_header", "client_ip", "composite", "composite_or_ip", "user"
 
 def client_ip(scope: Scope) -> str:
     """The client IP resolved by the proxy layer; IPv6 grouped by /64."""
-    client = scope.get("client")
-    return "ip:" + client_key(client[0] if client else None)
+    return "ip:" + client_key(client_address(scope))
 
 
 def api_key_header(name: str = "X-Api-Key") -> KeyFunction:
