@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import signal
@@ -15,6 +16,8 @@ import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from typing_extensions import Self
 
 import httpx2
 import pytest
@@ -73,46 +76,43 @@ class LiveServer:
         self.thread.join(timeout=10)
 
 
-class UvicornProcess:
-    """``python -m uvicorn TARGET`` in a process group of its own, on a free port.
+class ServerProcess:
+    """A server command in a process group of its own, on a free port.
 
     For what a server in a thread cannot show: several worker processes, separate
-    processes sharing a storage, the app as a deployment starts it. Stopped (the whole
-    group) on exit; with ``capture_stderr``, what it wrote is in :attr:`stderr` then.
+    processes sharing a storage, the app as a deployment starts it, signals. Stopped (the
+    whole group, SIGTERM then SIGKILL) on exit. With ``capture_stderr`` what it wrote to
+    stderr is in :attr:`stderr` after exit; with ``capture_stdout``, its stdout in
+    :attr:`stdout`.
     """
 
     def __init__(
         self,
-        target: str,
         *,
         env: dict[str, str],
         cwd: Path,
-        workers: int = 1,
-        args: Sequence[str] = (),
         capture_stderr: bool = False,
+        capture_stdout: bool = False,
     ) -> None:
-        self.target = target
         self.env = env
         self.cwd = cwd
-        self.workers = workers
-        self.args = list(args)
         self.capture_stderr = capture_stderr
+        self.capture_stdout = capture_stdout
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
         self.stderr = b""
+        self.stdout = b""
 
-    def __enter__(self) -> UvicornProcess:
-        command = [
-            *(sys.executable, "-m", "uvicorn", self.target),
-            *("--host", "127.0.0.1", "--port", str(self.port)),
-            *("--workers", str(self.workers), "--log-level", "warning", *self.args),
-        ]
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
         self.process = subprocess.Popen(  # noqa: S603 - fixed interpreter and arguments
-            command,
+            self.command(),
             cwd=self.cwd,
             env=self.env,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if self.capture_stdout else subprocess.DEVNULL,
             stderr=subprocess.PIPE if self.capture_stderr else subprocess.DEVNULL,
             start_new_session=True,
         )
@@ -123,7 +123,7 @@ class UvicornProcess:
 
         Fails at once if the process exited, and after ``timeout`` seconds otherwise.
         """
-        assert self.process is not None, "use UvicornProcess as a context manager"
+        assert self.process is not None, "use the server as a context manager"
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -133,17 +133,98 @@ class UvicornProcess:
                     raise
                 time.sleep(0.1)
 
+    def send_signal(self, signum: int) -> None:
+        """Send ``signum`` to the server's main process (not the whole group)."""
+        assert self.process is not None, "use the server as a context manager"
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float = 15.0) -> int:
+        """Wait for the server to exit by itself; collect its output; return its code."""
+        assert self.process is not None, "use the server as a context manager"
+        stdout, stderr = self.process.communicate(timeout=timeout)
+        self.stdout, self.stderr = stdout or b"", stderr or b""
+        return self.process.returncode
+
     def __exit__(self, *exc: object) -> None:
-        if self.process is None:
+        if self.process is None or self.process.returncode is not None:
             return
         with contextlib.suppress(ProcessLookupError):  # the group may be gone already
             os.killpg(self.process.pid, signal.SIGTERM)
         try:
-            _, stderr = self.process.communicate(timeout=15)
+            stdout, stderr = self.process.communicate(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
-            _, stderr = self.process.communicate(timeout=5)
-        self.stderr = stderr or b""
+            stdout, stderr = self.process.communicate(timeout=5)
+        self.stdout, self.stderr = stdout or b"", stderr or b""
+
+
+class UvicornProcess(ServerProcess):
+    """``python -m uvicorn TARGET`` (see :class:`ServerProcess`)."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        env: dict[str, str],
+        cwd: Path,
+        workers: int = 1,
+        args: Sequence[str] = (),
+        capture_stderr: bool = False,
+        capture_stdout: bool = False,
+    ) -> None:
+        super().__init__(
+            env=env, cwd=cwd, capture_stderr=capture_stderr, capture_stdout=capture_stdout
+        )
+        self.target = target
+        self.workers = workers
+        self.args = list(args)
+
+    def command(self) -> list[str]:
+        return [
+            *(sys.executable, "-m", "uvicorn", self.target),
+            *("--host", "127.0.0.1", "--port", str(self.port)),
+            *("--workers", str(self.workers), "--log-level", "warning", *self.args),
+        ]
+
+
+class GunicornProcess(ServerProcess):
+    """``python -m gunicorn TARGET`` with uvicorn workers (see :class:`ServerProcess`).
+
+    Skips without gunicorn installed, except under ``CI=true``, where it fails.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        env: dict[str, str],
+        cwd: Path,
+        workers: int = 2,
+        preload: bool = False,
+        args: Sequence[str] = (),
+        capture_stderr: bool = False,
+        capture_stdout: bool = False,
+    ) -> None:
+        if importlib.util.find_spec("gunicorn") is None:
+            if IN_CI:
+                pytest.fail("CI=true but gunicorn is not installed (test dependency group)")
+            pytest.skip("gunicorn is not installed")
+        super().__init__(
+            env=env, cwd=cwd, capture_stderr=capture_stderr, capture_stdout=capture_stdout
+        )
+        self.target = target
+        self.workers = workers
+        self.preload = preload
+        self.args = list(args)
+
+    def command(self) -> list[str]:
+        return [
+            *(sys.executable, "-m", "gunicorn", self.target),
+            *("--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers)),
+            *("--worker-class", "uvicorn_worker.UvicornWorker", "--graceful-timeout", "10"),
+            *(["--preload"] if self.preload else []),
+            *self.args,
+        ]
 
 
 @pytest.fixture
