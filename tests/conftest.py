@@ -17,12 +17,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from typing_extensions import Self
-
 import httpx2
 import pytest
 import uvicorn
 from starlette.types import ASGIApp
+from typing_extensions import Self
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
