@@ -137,3 +137,36 @@ def test_postman_collection_validates_against_the_schema(tmp_path: Path) -> None
     ].items()
     names = {item["name"] for item in collection["item"]}
     assert names
+
+
+def export(command: str, environment: str) -> str:
+    """Run the real command on the usage example with ``FE_ENVIRONMENT=environment``."""
+    app = "examples.usage.app:app"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FE_")}
+    env.update(
+        FE_ENVIRONMENT=environment,
+        FE_SECURITY__SECRET_KEY=STRONG_KEY,
+        FE_SECURITY__ALLOWED_HOSTS="api.example.com",
+    )
+    result = subprocess.run(  # noqa: S603 - the package's own command
+        [sys.executable, "-m", "fastapi_enterprise.cli", "--app-dir", str(ROOT), command, app],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.mark.parametrize("command", ["openapi", "postman"])
+def test_the_exported_contract_does_not_depend_on_the_environment(command: str) -> None:
+    """Production serves no docs, but the contract it exports is the development one."""
+    production = export(command, "production")
+    assert production == export(command, "development")
+    if command == "openapi":
+        operation = json.loads(production)["paths"]["/courses/{course_id}"]["get"]
+        assert operation["operationId"] == "read_course"
+        assert {"422", "429", "500"} <= set(operation["responses"])
+        assert "application/json" not in operation["responses"]["422"]["content"]

@@ -152,3 +152,28 @@ def test_generated_examples_follow_types_and_constraints() -> None:
     assert body["example"]["title"] == "FastAPI in production"  # the declared example
     assert body["example"]["price"] >= 0
     CourseIn.model_validate(body["example"])
+
+
+@pytest.mark.parametrize("environment", ["staging", "production"])
+def test_the_schema_does_not_depend_on_serving_the_docs(environment: str) -> None:
+    """Docs off changes what is served, never the contract ``app.openapi()`` returns."""
+
+    def build(settings: EnterpriseSettings) -> dict[str, Any]:
+        app = FastAPI()
+
+        @app.post("/items/{item_id}")
+        async def update_item(item_id: int, course: CourseIn) -> dict[str, int]:
+            return {"id": item_id}
+
+        install(app, settings)
+        schema: dict[str, Any] = app.openapi()
+        return schema
+
+    security = {"secret_key": "Xk3#9vLq2!mZ8wP4rT6yB1nC5hJ7dF0gS-aQ", "allowed_hosts": ["a.test"]}
+    served = build(EnterpriseSettings(environment="development", security=security))
+    hidden = EnterpriseSettings(
+        environment=environment, security=security, metrics={"enabled": False}
+    )
+    assert hidden.app.docs is False
+    assert build(hidden) == served
+    assert served["paths"]["/items/{item_id}"]["post"]["operationId"] == "update_item"

@@ -77,8 +77,9 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
 
     Adds the request-ID middleware (with its error shield), the access log and the
     problem+json exception handlers; initialises Sentry when a DSN is configured;
-    documents errors as problem+json in the OpenAPI schema, or removes the API docs
-    routes when ``settings.app.docs`` is off. Logging itself is configured only by an
+    documents every status the stack can answer in the OpenAPI schema (in every
+    environment: the exported contract does not depend on it), and serves the API docs
+    pages only when ``settings.app.docs`` is on. Logging itself is configured only by an
     explicit :func:`~fastapi_enterprise.configure_logging` call.
 
     In production, the deploy check runs first and any error-level finding stops the
@@ -103,29 +104,13 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
 
     register_exception_handlers(app)
     limiter = _rate_limiter(settings)
+    if isinstance(app, FastAPI):
+        # The contract is the same in every environment; only serving it depends on docs.
+        apply_customizers(app, *_contract(app, settings, limiter))
     docs_csp: dict[str, ContentSecurityPolicy] = {}
     if not settings.app.docs:
         _remove_docs(app)
     elif isinstance(app, FastAPI):
-        customizers: list[OpenAPICustomizer] = [
-            document_problem_errors,
-            customizers_module.info(
-                description=settings.app.description, logo_url=settings.app.logo_url
-            ),
-            customizers_module.standard_errors(app),
-            customizers_module.generated_examples,
-        ]
-        if settings.app.servers:
-            customizers.append(
-                customizers_module.servers([{"url": url} for url in settings.app.servers])
-            )
-        if settings.app.readable_operation_ids:
-            customizers.append(customizers_module.readable_operation_ids(app))
-        if limiter is not None:
-            # A twin of the stack's instance, same rules and engine, to read policies.
-            rules = RateLimitMiddleware(app, **limiter)
-            customizers.append(document_rate_limits(app, rules))
-        apply_customizers(app, *customizers)
         # The themed pages answer with their own CSP, computed from the HTML they serve;
         # the path policies cover any docs route they do not replace.
         docs_csp = dict(docs_policies(app))
@@ -149,6 +134,35 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
 
         init_sentry(settings)
     setattr(app.state, _STATE_KEY, settings)
+
+
+def _contract(
+    app: FastAPI, settings: EnterpriseSettings, limiter: dict[str, Any] | None
+) -> list[OpenAPICustomizer]:
+    """The customizers that make ``app.openapi()`` document what the stack really does.
+
+    Applied whether or not the docs are served: ``fastapi-enterprise openapi`` and
+    ``postman`` export the same contract from a production app as from a laptop.
+    """
+    customizers: list[OpenAPICustomizer] = [
+        document_problem_errors,
+        customizers_module.info(
+            description=settings.app.description, logo_url=settings.app.logo_url
+        ),
+        customizers_module.standard_errors(app),
+        customizers_module.generated_examples,
+    ]
+    if settings.app.servers:
+        customizers.append(
+            customizers_module.servers([{"url": url} for url in settings.app.servers])
+        )
+    if settings.app.readable_operation_ids:
+        customizers.append(customizers_module.readable_operation_ids(app))
+    if limiter is not None:
+        # A twin of the stack's instance, same rules and engine, to read policies.
+        rules = RateLimitMiddleware(app, **limiter)
+        customizers.append(document_rate_limits(app, rules))
+    return customizers
 
 
 def _rate_limiter(settings: EnterpriseSettings) -> dict[str, Any] | None:
