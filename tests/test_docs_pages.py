@@ -123,7 +123,8 @@ def test_docs_csp_is_exact_and_never_relaxed(live_server: type[LiveServer]) -> N
     page = client.get("/docs")
     policy = page.headers["content-security-policy"]
     assert len(page.headers.get_list("content-security-policy")) == 1
-    assert "http://testserver/docs/assets/swagger-ui-bundle.js" in policy
+    assert re.search(r"script-src 'self' 'sha256-[^ ]+';", policy)  # the local bundle
+    assert "testserver" not in policy
     assert "'unsafe-eval'" not in policy
     assert "cdn" not in policy
     scripts = re.search(r"script-src ([^;]+)", policy)
@@ -139,7 +140,53 @@ def test_root_path_prefix_is_in_the_page_and_its_policy() -> None:
     client = TestClient(make_app(), root_path="/api")
     page = client.get("/docs")
     assert "url: '/api/openapi.json'" in page.text
-    assert "/api/docs/assets/swagger-ui-bundle.js" in page.headers["content-security-policy"]
+    assert 'src="/api/docs/assets/swagger-ui-bundle.js"' in page.text
+    # The inline script names /api/openapi.json: its hash is the prefixed page's.
+    direct = TestClient(make_app()).get("/docs").headers["content-security-policy"]
+    assert page.headers["content-security-policy"] != direct
+
+
+HOSTILE_HOSTS = [
+    b"a;b",
+    b"a b",
+    b"a'b",
+    b'a"b',
+    b"a,b",
+    b"x" * 20_000,
+    "bücher.example".encode(),
+    b"\xff\xfe",
+    b"",
+    b"evil.example:443",
+]
+DOCS_ROUTES = [
+    "/docs",
+    "/redoc",
+    "/docs/oauth2-redirect",
+    "/docs/assets/theme.css",
+    "/openapi.json",
+]
+
+
+@pytest.mark.parametrize("offline", [True, False], ids=["offline", "cdn"])
+def test_no_host_header_reaches_a_docs_page_or_its_policy(offline: bool) -> None:
+    """A hostile Host never causes a 500 and is never written into a page or a policy."""
+    app = FastAPI()
+    install(
+        app,
+        EnterpriseSettings(
+            environment="development", app={"docs_offline": offline}, metrics={"enabled": False}
+        ),
+    )
+    client = TestClient(app, raise_server_exceptions=False)
+    for path in DOCS_ROUTES:
+        expected = client.get(path)
+        assert expected.status_code == 200
+        for host in HOSTILE_HOSTS:
+            response = client.get(path, headers={b"host": host})
+            assert response.status_code == 200, (path, host[:20])
+            assert response.content == expected.content, (path, host[:20])
+            policy = response.headers.get("content-security-policy")
+            assert policy == expected.headers.get("content-security-policy"), (path, host[:20])
 
 
 def test_theme_and_assets() -> None:

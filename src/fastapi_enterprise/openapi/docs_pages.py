@@ -1,9 +1,10 @@
 """Swagger UI and ReDoc pages that work under a strict Content-Security-Policy.
 
 Each page is rendered by FastAPI's own HTML builders and answered with its own CSP,
-computed from the exact HTML served: the script and stylesheet URLs it loads and the
-SHA-256 of each inline script. The policy is computed once per ``root_path`` (the
-OpenAPI URL inside the inline script depends on it), so a proxy prefix does not break it.
+computed from the exact HTML served: the script and stylesheet URLs it loads (``'self'``
+for the app's own assets) and the SHA-256 of each inline script. The policy is computed
+once per ``root_path`` (the OpenAPI URL inside the inline script depends on it), so a
+proxy prefix does not break it. No request header reaches the page or its policy.
 No ``'unsafe-eval'``, no bare CDN host; inline *styles* are allowed on these pages only,
 because Swagger UI and ReDoc set style attributes at run time.
 
@@ -38,7 +39,7 @@ from fastapi_enterprise.openapi.docs_policy import policy_from_html
 __all__ = ["DocsTheme", "install_docs_pages", "offline_assets_directory"]
 
 _ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png")
-_MAX_CACHED_ORIGINS = 16  # (origin, root_path) pairs; hosts are checked upstream
+_MAX_CACHED_ROOTS = 16  # root_path values: set by the server or a mount, not by clients
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,12 @@ def install_docs_pages(
 
 
 _REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+_REDOC_EXTRA = {
+    "worker-src": ["blob:"],
+    "font-src": ["'self'", "data:", "https://fonts.gstatic.com"],
+    # ReDoc's "API docs by Redocly" footer loads this one image.
+    "img-src": [_REDOC_LOGO],
+}
 _CDN = {
     "swagger_js": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js",
     "swagger_css": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css",
@@ -204,25 +211,22 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def _page_endpoint(render: Callable[[str], str], *, workers: bool = False) -> Endpoint:
-    """An endpoint answering the page with its own CSP, both cached per root_path."""
-    cache: dict[tuple[str, str], tuple[bytes, str]] = {}
+    """An endpoint answering the page with its own CSP, both cached per root_path.
+
+    Nothing of the request but the server-set ``root_path`` shapes the page or its
+    policy: same-origin assets are ``'self'``, never the request's ``Host``.
+    """
+    cache: dict[str, tuple[bytes, str]] = {}
+    extra = _REDOC_EXTRA if workers else None
 
     async def endpoint(request: Request) -> Response:
         root = request.scope.get("root_path", "").rstrip("/")
-        origin = f"{request.url.scheme}://{request.url.netloc}"
-        cached = cache.get((origin, root))
+        cached = cache.get(root)
         if cached is None:
             html = render(root)
-            extra = {
-                "worker-src": ["blob:"],
-                "font-src": ["'self'", "data:", "https://fonts.gstatic.com"],
-                # ReDoc's "API docs by Redocly" footer loads this one image.
-                "img-src": [_REDOC_LOGO],
-            }
-            policy = policy_from_html(html, origin=origin, extra=extra if workers else None)
-            cached = (html.encode(), policy.render())
-            if len(cache) < _MAX_CACHED_ORIGINS:
-                cache[(origin, root)] = cached
+            cached = (html.encode(), policy_from_html(html, extra=extra).render())
+            if len(cache) < _MAX_CACHED_ROOTS:
+                cache[root] = cached
         body, csp = cached
         return HTMLResponse(
             body, headers={"Content-Security-Policy": csp, "Cache-Control": "no-cache"}

@@ -53,30 +53,32 @@ def inline_script_hashes(html: str) -> list[str]:
 
 
 def policy_from_html(
-    html: str, *, origin: str | None = None, extra: dict[str, list[str]] | None = None
+    html: str, *, extra: dict[str, list[str]] | None = None
 ) -> ContentSecurityPolicy:
     """Compute the CSP a docs page needs from its HTML: exact asset URLs, script hashes.
 
+    Same-origin assets (a path such as ``/docs/assets/x.js``) become ``'self'``: a CSP
+    source cannot be a bare path, and the request's ``Host`` must never be written into
+    a policy.
+
     Args:
         html: The page as served.
-        origin: ``scheme://host`` that same-origin asset paths (``/docs/assets/x.js``)
-            are made absolute with: a CSP source cannot be a bare path.
         extra: More sources per directive (``worker-src blob:`` for ReDoc).
     """
 
-    def absolute(url: str) -> str:
-        return f"{origin}{url}" if origin and url.startswith("/") else url
+    def source(url: str) -> str:
+        return "'self'" if url.startswith("/") and not url.startswith("//") else url
 
-    scripts = [absolute(url) for url in _SCRIPT_SRC.findall(html)]
+    scripts = [source(url) for url in _SCRIPT_SRC.findall(html)]
     scripts += inline_script_hashes(html)
-    styles = [absolute(first or second) for first, second in _STYLESHEET.findall(html)]
-    icons = [absolute(url) for url in _ICON.findall(html)]
+    styles = [source(first or second) for first, second in _STYLESHEET.findall(html)]
+    icons = [source(url) for url in _ICON.findall(html)]
     directives: dict[str, list[str]] = {key: list(value) for key, value in _BASE.items()}
     directives["script-src"] = _unique(scripts) or ["'none'"]
     directives["style-src"] = [*_unique(styles), "'unsafe-inline'"]
-    directives["img-src"] = ["'self'", "data:", *_unique(icons)]
+    directives["img-src"] = _unique(["'self'", "data:", *icons])
     for key, value in (extra or {}).items():
-        directives[key] = [*directives.get(key, []), *value]
+        directives[key] = _unique([*directives.get(key, []), *value])
     return ContentSecurityPolicy(directives)
 
 
