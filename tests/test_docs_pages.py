@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import re
 import shutil
@@ -16,7 +18,12 @@ from pydantic import BaseModel
 from fastapi_enterprise import EnterpriseSettings, install
 
 pytest.importorskip("fastapi_offline")  # the docs-offline extra: these pages need no CDN
-from fastapi_enterprise.openapi.docs_pages import DocsTheme, offline_assets_directory
+from fastapi_enterprise.openapi.docs_pages import (
+    REDOC_VERSION,
+    SWAGGER_UI_VERSION,
+    DocsTheme,
+    offline_assets_directory,
+)
 from tests.conftest import LiveServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -220,3 +227,44 @@ def test_theme_stylesheet_options() -> None:
     css = DocsTheme(primary_color="#000", dark_mode=False, logo_url="/logo.svg").stylesheet()
     assert "prefers-color-scheme" not in css
     assert 'url("/logo.svg")' in css
+
+
+def sri(content: bytes) -> str:
+    return f"sha384-{base64.b64encode(hashlib.sha384(content).digest()).decode()}"
+
+
+@pytest.mark.parametrize("offline", [True, False], ids=["offline", "cdn"])
+def test_every_script_and_stylesheet_carries_subresource_integrity(offline: bool) -> None:
+    client = TestClient(make_app(docs_offline=offline))
+    for path in ("/docs", "/redoc"):
+        page = client.get(path).text
+        tags = re.findall(r"<script[^>]*\ssrc=[^>]*>|<link[^>]*stylesheet[^>]*>", page)
+        assert tags
+        for tag in tags:
+            assert re.search(r'integrity="sha384-[A-Za-z0-9+/=]{64}"', tag), tag
+            assert 'crossorigin="anonymous"' in tag, tag
+        assert "fonts.googleapis.com" not in page  # varies per browser: no integrity possible
+        if not offline:
+            assert "@5/" not in page
+            assert "@2/" not in page
+
+
+def test_cdn_pins_are_the_offline_bundle_byte_for_byte() -> None:
+    """The CDN files are the ones the docs-offline extra ships: same versions, same hashes.
+
+    If fastapi-offline moves to other versions, update SWAGGER_UI_VERSION, REDOC_VERSION
+    and the hashes in docs_pages.py together (``npm pack swagger-ui-dist@X redoc@Y``).
+    """
+    directory = offline_assets_directory()
+    bundle = (directory / "swagger-ui-bundle.js").read_text(encoding="utf-8")
+    assert f'PACKAGE_VERSION:"{SWAGGER_UI_VERSION}"' in bundle
+    pages = TestClient(make_app(docs_offline=False))
+    swagger, redoc = pages.get("/docs").text, pages.get("/redoc").text
+    expected = {
+        "swagger-ui-bundle.js": (swagger, f"swagger-ui-dist@{SWAGGER_UI_VERSION}/"),
+        "swagger-ui.css": (swagger, f"swagger-ui-dist@{SWAGGER_UI_VERSION}/"),
+        "redoc.standalone.js": (redoc, f"redoc@{REDOC_VERSION}/bundles/"),
+    }
+    for name, (page, prefix) in expected.items():
+        tag = f'{prefix}{name}" integrity="{sri((directory / name).read_bytes())}"'
+        assert tag in page, name

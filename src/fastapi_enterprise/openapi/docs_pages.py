@@ -8,14 +8,18 @@ proxy prefix does not break it. No request header reaches the page or its policy
 No ``'unsafe-eval'``, no bare CDN host; inline *styles* are allowed on these pages only,
 because Swagger UI and ReDoc set style attributes at run time.
 
-``offline=True`` serves the assets from the ``fastapi-offline`` package
-(``pip install 'fastapi-enterprise[docs-offline]'``) under ``/docs/assets/``: no CDN, and
-the pages work on a closed network. A small theme stylesheet (brand colour, dark mode
-following the system setting) is served next to them.
+From the CDN, the pages load exact versions (Swagger UI :data:`SWAGGER_UI_VERSION`, ReDoc
+:data:`REDOC_VERSION`) with subresource integrity: a changed file is refused by the
+browser, not run. No Google Fonts. ``offline=True`` serves the same files from the
+``fastapi-offline`` package (``pip install 'fastapi-enterprise[docs-offline]'``) under
+``/docs/assets/``: no CDN, and the pages work on a closed network. A small theme
+stylesheet (brand colour, dark mode following the system setting) is served next to them.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import importlib.util
 import mimetypes
 from collections.abc import Awaitable, Callable
@@ -36,7 +40,19 @@ from fastapi_enterprise._extras import MissingExtraError
 from fastapi_enterprise.errors import problem_response
 from fastapi_enterprise.openapi.docs_policy import policy_from_html
 
-__all__ = ["DocsTheme", "install_docs_pages", "offline_assets_directory"]
+__all__ = [
+    "REDOC_VERSION",
+    "SWAGGER_UI_VERSION",
+    "DocsTheme",
+    "install_docs_pages",
+    "offline_assets_directory",
+]
+
+SWAGGER_UI_VERSION = "5.32.6"
+"""The ``swagger-ui-dist`` version the docs page loads from the CDN."""
+
+REDOC_VERSION = "2.5.3"
+"""The ``redoc`` version the reference page loads from the CDN."""
 
 _ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png")
 _MAX_CACHED_ROOTS = 16  # root_path values: set by the server or a mount, not by clients
@@ -120,13 +136,10 @@ def install_docs_pages(
         for route in app.router.routes
         if not (isinstance(route, Route) and route.path in docs_paths)
     ]
-    stylesheet = theme.stylesheet().encode()
+    files = {name: (directory / name).read_bytes() for name in _ASSETS} if directory else {}
+    files["theme.css"] = theme.stylesheet().encode()
     routes: list[Route] = [
-        Route(
-            f"{assets_path}/{{name}}",
-            _asset_endpoint(directory, stylesheet),
-            include_in_schema=False,
-        )
+        Route(f"{assets_path}/{{name}}", _asset_endpoint(files), include_in_schema=False)
     ]
     parameters = {
         **(app.swagger_ui_parameters or {}),
@@ -136,15 +149,24 @@ def install_docs_pages(
         "displayRequestDuration": True,
     }
 
-    def urls(root: str) -> dict[str, str]:
-        local = f"{root}{assets_path}"
+    # Subresource integrity of every script and stylesheet, checked by the browser.
+    local = {name: _integrity(content) for name, content in files.items()}
+
+    def urls(root: str) -> dict[str, tuple[str, str | None]]:
+        base = f"{root}{assets_path}"
+
+        def asset(key: str, name: str) -> tuple[str, str | None]:
+            if offline:
+                return f"{base}/{name}", local[name]
+            return _CDN[key]
+
+        icon = theme.favicon_url or (f"{base}/favicon.png" if offline else _CDN_FAVICON)
         return {
-            "swagger_js": f"{local}/swagger-ui-bundle.js" if offline else _CDN["swagger_js"],
-            "swagger_css": f"{local}/swagger-ui.css" if offline else _CDN["swagger_css"],
-            "redoc_js": f"{local}/redoc.standalone.js" if offline else _CDN["redoc_js"],
-            "favicon": theme.favicon_url
-            or (f"{local}/favicon.png" if offline else _CDN["favicon"]),
-            "theme": f"{local}/theme.css",
+            "swagger_js": asset("swagger_js", "swagger-ui-bundle.js"),
+            "swagger_css": asset("swagger_css", "swagger-ui.css"),
+            "redoc_js": asset("redoc_js", "redoc.standalone.js"),
+            "favicon": (icon, None),
+            "theme": (f"{base}/theme.css", local["theme.css"]),
         }
 
     if app.docs_url:
@@ -155,15 +177,18 @@ def install_docs_pages(
             html = get_swagger_ui_html(
                 openapi_url=root + openapi_url,
                 title=f"{app.title} - API docs",
-                swagger_js_url=address["swagger_js"],
-                swagger_css_url=address["swagger_css"],
-                swagger_favicon_url=address["favicon"],
+                swagger_js_url=address["swagger_js"][0],
+                swagger_css_url=address["swagger_css"][0],
+                swagger_favicon_url=address["favicon"][0],
                 oauth2_redirect_url=root + redirect if redirect else None,
                 init_oauth=app.swagger_ui_init_oauth,
                 swagger_ui_parameters=parameters,
             ).body
-            link = f'<link type="text/css" rel="stylesheet" href="{address["theme"]}">'
-            return bytes(html).decode().replace("</head>", f"{link}\n</head>", 1)
+            link = f'<link type="text/css" rel="stylesheet" href="{address["theme"][0]}">'
+            page = bytes(html).decode().replace("</head>", f"{link}\n</head>", 1)
+            return _with_integrity(
+                page, address["swagger_js"], address["swagger_css"], address["theme"]
+            )
 
         routes.append(Route(app.docs_url, _page_endpoint(swagger), include_in_schema=False))
         if redirect:
@@ -176,15 +201,14 @@ def install_docs_pages(
 
         def redoc(root: str) -> str:
             address = urls(root)
-            return bytes(
-                get_redoc_html(
-                    openapi_url=root + openapi_url,
-                    title=f"{app.title} - API reference",
-                    redoc_js_url=address["redoc_js"],
-                    redoc_favicon_url=address["favicon"],
-                    with_google_fonts=not offline,
-                ).body
-            ).decode()
+            page = get_redoc_html(
+                openapi_url=root + openapi_url,
+                title=f"{app.title} - API reference",
+                redoc_js_url=address["redoc_js"][0],
+                redoc_favicon_url=address["favicon"][0],
+                with_google_fonts=False,  # a stylesheet that varies per browser: no SRI
+            ).body
+            return _with_integrity(bytes(page).decode(), address["redoc_js"])
 
         routes.append(
             Route(app.redoc_url, _page_endpoint(redoc, workers=True), include_in_schema=False)
@@ -195,16 +219,47 @@ def install_docs_pages(
 _REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
 _REDOC_EXTRA = {
     "worker-src": ["blob:"],
-    "font-src": ["'self'", "data:", "https://fonts.gstatic.com"],
+    "font-src": ["'self'", "data:"],
     # ReDoc's "API docs by Redocly" footer loads this one image.
     "img-src": [_REDOC_LOGO],
 }
-_CDN = {
-    "swagger_js": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js",
-    "swagger_css": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css",
-    "redoc_js": "https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js",
-    "favicon": "https://fastapi.tiangolo.com/img/favicon.png",
+# Exact versions with their SHA-384, byte-identical to the files the docs-offline extra
+# bundles (tests/test_docs_pages.py compares them).
+_JSDELIVR = "https://cdn.jsdelivr.net/npm"
+_CDN: dict[str, tuple[str, str | None]] = {
+    "swagger_js": (
+        f"{_JSDELIVR}/swagger-ui-dist@{SWAGGER_UI_VERSION}/swagger-ui-bundle.js",
+        "sha384-EYdOaiRwn44zNjrw+Tfs06qYz9BGQVo2f4/pLY5i7VorbjnZNhdplAbTBk8FXHUJ",
+    ),
+    "swagger_css": (
+        f"{_JSDELIVR}/swagger-ui-dist@{SWAGGER_UI_VERSION}/swagger-ui.css",
+        "sha384-9Q2fpS+xeS4ffJy6CagnwoUl+4ldAYhOs9pgZuEKxypVModhmZFzeMlvVsAjf7uT",
+    ),
+    "redoc_js": (
+        f"{_JSDELIVR}/redoc@{REDOC_VERSION}/bundles/redoc.standalone.js",
+        "sha384-xiEssMQFSpSfLbzRZCGfxxIM5QDb2DTrU6vyoZdp2sV1L6pmOMy6MpTtUoLbpC96",
+    ),
 }
+_CDN_FAVICON = "https://fastapi.tiangolo.com/img/favicon.png"
+
+
+def _integrity(content: bytes) -> str:
+    return f"sha384-{base64.b64encode(hashlib.sha384(content).digest()).decode()}"
+
+
+def _with_integrity(html: str, *assets: tuple[str, str | None]) -> str:
+    """Add ``integrity`` and ``crossorigin`` to the tag that loads each asset."""
+    for url, integrity in assets:
+        if integrity is None:
+            continue
+        found = 0
+        for attribute in ("src", "href"):
+            needle = f'{attribute}="{url}"'
+            found += html.count(needle)
+            html = html.replace(needle, f'{needle} integrity="{integrity}" crossorigin="anonymous"')
+        if found != 1:  # FastAPI changed its page: never serve an asset without its hash
+            raise RuntimeError(f"the docs page loads {url} {found} times, expected once")
+    return html
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -235,9 +290,7 @@ def _page_endpoint(render: Callable[[str], str], *, workers: bool = False) -> En
     return endpoint
 
 
-def _asset_endpoint(directory: Path | None, stylesheet: bytes) -> Endpoint:
-    files = {name: (directory / name).read_bytes() for name in _ASSETS} if directory else {}
-    files["theme.css"] = stylesheet
+def _asset_endpoint(files: dict[str, bytes]) -> Endpoint:
 
     async def endpoint(request: Request) -> Response:
         name = request.path_params["name"]
