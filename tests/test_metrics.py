@@ -26,6 +26,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from prometheus_client.parser import text_string_to_metric_families as parse_text
+from starlette.types import Message
 
 from fastapi_enterprise import EnterpriseSettings, install
 from fastapi_enterprise.install import installed_health_checks, installed_metrics_registry
@@ -255,6 +256,101 @@ def test_protection() -> None:
         .status_code
         == 200
     )
+
+
+TOKEN = "s3cret-token"
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer ",
+        "Bearer wrong",
+        f"Bearer {TOKEN[:-1]}",  # a prefix
+        f"Bearer {TOKEN[:1]}",
+        f"Bearer {TOKEN}x",  # the token plus a suffix
+        f"Bearer {TOKEN}{TOKEN}",
+        f"Bearer x{TOKEN}",
+        f"Basic {TOKEN}",
+        f"Token {TOKEN}",
+        TOKEN,
+        f"Bearer {TOKEN.upper()}",
+        f"Bearer {TOKEN} extra",
+    ],
+)
+def test_only_the_exact_bearer_token_scrapes(authorization: str | None) -> None:
+    client = TestClient(make_app(bearer_token=TOKEN))
+    headers = {} if authorization is None else {"Authorization": authorization}
+    response = client.get("/metrics", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert TOKEN not in response.text
+
+
+@pytest.mark.parametrize(
+    "authorization", [f"Bearer {TOKEN}", f"bearer {TOKEN}", f"Bearer  {TOKEN} "]
+)
+def test_the_bearer_token_scrapes(authorization: str) -> None:
+    client = TestClient(make_app(bearer_token=TOKEN))
+    assert client.get("/metrics", headers={"Authorization": authorization}).status_code == 200
+
+
+@pytest.mark.parametrize("token", ["", "   "])
+def test_an_empty_configured_token_fails_at_startup(token: str) -> None:
+    with pytest.raises(ValueError, match="bearer_token must not be empty"):
+        make_app(bearer_token=token)
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "PURGE"])
+def test_metrics_answers_only_get_and_head(method: str) -> None:
+    client = TestClient(make_app())
+    response = client.request(method, "/metrics")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD"
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == 405
+    assert "x-request-id" in response.headers
+    # Protection is not bypassed by a method either: denied scrapes stay denied.
+    protected = TestClient(make_app(bearer_token=TOKEN))
+    assert protected.request(method, "/metrics").status_code == 405
+
+
+def test_head_gives_the_headers_of_a_scrape_without_its_body() -> None:
+    """At the ASGI level: HTTP clients drop a HEAD body, so only the messages can tell."""
+    app = make_app()
+    messages: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        messages.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "HEAD",
+        "scheme": "http",
+        "path": "/metrics",
+        "raw_path": b"/metrics",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+    asyncio.run(app(scope, receive, send))
+    start, *bodies = messages
+    assert start["status"] == 200
+    headers = dict(start["headers"])
+    assert headers[b"content-type"].startswith(b"text/plain")
+    assert int(headers[b"content-length"]) > 0
+    assert b"".join(body.get("body", b"") for body in bodies) == b""
 
 
 def test_streamed_duration_disconnects_and_in_flight_scrapes() -> None:

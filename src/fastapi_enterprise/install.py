@@ -218,7 +218,8 @@ def _metrics(
     )
     if limiter is not None:
         metrics.RateLimitCollector(limiter["limiter"].stats, registry=registry)
-    token = options.bearer_token.get_secret_value() if options.bearer_token else None
+    secret = options.bearer_token
+    token = secret.get_secret_value() if secret is not None else None  # "" fails loudly
     endpoint = metrics.MetricsEndpoint(
         metrics.CombinedRegistry(registry, REGISTRY),
         bearer_token=token,

@@ -4,9 +4,11 @@
   Prometheus does when exemplars are enabled) gets it, exemplars included; everyone else
   gets the classic text format 0.0.4.
 - The body is gzipped when the scraper accepts it.
-- Access: a bearer token (compared in constant time) and/or an IP allowlist (the client
-  as resolved from trusted proxies). In production, with neither configured, only
-  loopback may scrape: metrics are not public by default.
+- Access: a bearer token (compared in constant time, whatever the length of the
+  candidate) and/or an IP allowlist (the client as resolved from trusted proxies). In
+  production, with neither configured, only loopback may scrape: metrics are not public
+  by default.
+- ``GET`` and ``HEAD`` only: any other method is a 405 problem with ``Allow``.
 - Under gunicorn or ``uvicorn --workers N`` with ``PROMETHEUS_MULTIPROC_DIR`` set, the
   scrape aggregates every worker's files, after dropping the live-gauge files of workers
   that died (the cleanup users otherwise write by hand).
@@ -15,6 +17,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import hmac
 import ipaddress
 import os
@@ -35,6 +38,8 @@ Metric = prometheus_client.metrics_core.Metric
 __all__ = ["CombinedRegistry", "MetricsEndpoint", "cleanup_dead_processes", "multiprocess_registry"]
 
 _LIVE_GAUGE = re.compile(r"gauge_live[a-z]*_(\d+)\.db$")
+_METHODS = ("GET", "HEAD")
+_ALLOW = {"Allow": ", ".join(_METHODS)}
 
 
 def cleanup_dead_processes(directory: str | os.PathLike[str]) -> list[int]:
@@ -72,6 +77,10 @@ def _alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
+def _digest(token: bytes) -> bytes:
+    return hashlib.sha256(token).digest()
+
+
 class CombinedRegistry:
     """Several registries exposed as one (the app's own and the global default)."""
 
@@ -98,10 +107,13 @@ class MetricsEndpoint:
         registry: What to expose; the global registry by default. When
             ``PROMETHEUS_MULTIPROC_DIR`` is set, every process's files are aggregated
             instead.
-        bearer_token: Require ``Authorization: Bearer <token>``.
+        bearer_token: Require ``Authorization: Bearer <token>``; must not be empty.
         allow_ips: Addresses or CIDR networks allowed to scrape.
         require_protection: Refuse every scrape that is neither authenticated nor from
             an allowed address (production default: loopback only).
+
+    Raises:
+        ValueError: ``bearer_token`` is an empty string (which would protect nothing).
     """
 
     def __init__(
@@ -112,8 +124,11 @@ class MetricsEndpoint:
         allow_ips: Iterable[str] = (),
         require_protection: bool = False,
     ) -> None:
+        if bearer_token is not None and not bearer_token.strip():
+            raise ValueError("bearer_token must not be empty; pass None for no token")
         self.registry = registry
-        self.token = bearer_token.encode() if bearer_token else None
+        # Compared as digests: equal lengths, so the time taken says nothing about the token.
+        self.token = _digest(bearer_token.strip().encode()) if bearer_token is not None else None
         networks = [ipaddress.ip_network(item, strict=False) for item in allow_ips]
         if require_protection and self.token is None and not networks:
             networks = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
@@ -121,6 +136,11 @@ class MetricsEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one scrape."""
+        method = scope.get("method", "GET")
+        if method not in _METHODS:
+            detail = "Metrics are read with GET (or HEAD)."
+            await problem_response(405, detail=detail, headers=_ALLOW)(scope, receive, send)
+            return
         denied = self._denied(scope)
         if denied is not None:
             await denied(scope, receive, send)
@@ -144,7 +164,7 @@ class MetricsEndpoint:
             response_headers.append((b"content-encoding", b"gzip"))
         response_headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": 200, "headers": response_headers})
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
 
     def _denied(self, scope: Scope) -> Response | None:
         if self.token is None and not self.networks:
@@ -154,7 +174,7 @@ class MetricsEndpoint:
                 if name.lower() == b"authorization":
                     scheme, _, credential = value.partition(b" ")
                     if scheme.lower() == b"bearer" and hmac.compare_digest(
-                        credential.strip(), self.token
+                        _digest(credential.strip()), self.token
                     ):
                         return None
         if self.networks:
