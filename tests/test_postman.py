@@ -13,7 +13,14 @@ from uuid import UUID
 import pytest
 from fastapi import Depends, FastAPI, Form, Header, Query, UploadFile
 from fastapi import Path as PathParam
-from fastapi.security import HTTPBearer
+from fastapi.security import (
+    APIKeyCookie,
+    APIKeyHeader,
+    APIKeyQuery,
+    HTTPBasic,
+    HTTPBearer,
+    OAuth2PasswordBearer,
+)
 from jsonschema import Draft7Validator
 from pydantic import BaseModel, Field
 
@@ -91,6 +98,8 @@ def _schema_path() -> Path | None:
 def validator() -> Draft7Validator:
     path = _schema_path()
     if path is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but {_SCHEMA_FILE} is not found; set POSTMAN_SCHEMA")
         pytest.skip(f"{_SCHEMA_FILE} not found; set POSTMAN_SCHEMA to its path")
     schema = json.loads(path.read_text(encoding="utf-8"))
     Draft7Validator.check_schema(schema)
@@ -291,12 +300,44 @@ def test_uploads_become_formdata_file_fields(validator: Draft7Validator) -> None
     ]
 
 
-def test_http_bearer_becomes_collection_auth(validator: Draft7Validator) -> None:
+def test_each_request_carries_its_own_operations_auth(validator: Draft7Validator) -> None:
+    """An API-key route sends its key, not the collection's bearer token (issue 12, D23)."""
     app = FastAPI()
+    header_key = APIKeyHeader(name="X-API-Key")
+    query_key = APIKeyQuery(name="api_key")
+    cookie_key = APIKeyCookie(name="session")
 
     @app.get("/me", summary="Me", dependencies=[Depends(HTTPBearer())])
     def me() -> str:
         return "me"
+
+    @app.get("/reports", summary="Reports", dependencies=[Depends(header_key)])
+    def reports() -> str:
+        return "reports"
+
+    @app.get("/feed", summary="Feed", dependencies=[Depends(query_key)])
+    def feed() -> str:
+        return "feed"
+
+    @app.get("/cart", summary="Cart", dependencies=[Depends(cookie_key)])
+    def cart() -> str:
+        return "cart"
+
+    @app.get("/admin", summary="Admin", dependencies=[Depends(HTTPBasic())])
+    def admin() -> str:
+        return "admin"
+
+    @app.get("/orders", summary="Orders", dependencies=[Depends(OAuth2PasswordBearer("token"))])
+    def orders() -> str:
+        return "orders"
+
+    @app.get("/both", summary="Both", dependencies=[Depends(header_key), Depends(HTTPBearer())])
+    def both() -> str:
+        return "both"
+
+    @app.get("/public", summary="Public")
+    def public() -> str:
+        return "public"
 
     @app.get("/health", summary="Health", openapi_extra={"security": []})
     def health() -> str:
@@ -304,13 +345,75 @@ def test_http_bearer_becomes_collection_auth(validator: Draft7Validator) -> None
 
     collection = export(app, validator)
 
-    assert collection["auth"] == {
-        "type": "bearer",
-        "bearer": [{"key": "token", "value": "{{bearerToken}}", "type": "string"}],
+    def auth(name: str) -> Any:
+        return item_named(collection, name)["request"]["auth"]
+
+    def attributes(name: str) -> dict[str, str]:
+        found = auth(name)
+        return {entry["key"]: entry["value"] for entry in found[found["type"]]}
+
+    assert "auth" not in collection  # nothing to inherit
+    assert auth("Me")["type"] == "bearer"
+    assert attributes("Me") == {"token": "{{HTTPBearer}}"}
+    assert auth("Reports")["type"] == "apikey"
+    assert attributes("Reports") == {
+        "key": "X-API-Key",
+        "value": "{{APIKeyHeader}}",
+        "in": "header",
     }
-    assert {"key": "bearerToken", "value": "", "type": "string"} in collection["variable"]
-    assert "auth" not in item_named(collection, "Me")["request"]  # inherits the collection's
-    assert item_named(collection, "Health")["request"]["auth"] == {"type": "noauth"}
+    assert attributes("Feed") == {"key": "api_key", "value": "{{APIKeyQuery}}", "in": "query"}
+    # Postman's apikey helper has no cookie placement: the key goes into a Cookie header.
+    by_cookie = item_named(collection, "Cart")["request"]
+    assert by_cookie["auth"] == {"type": "noauth"}
+    assert {"key": "Cookie", "value": "session={{APIKeyCookie}}"} in by_cookie["header"]
+    assert auth("Admin")["type"] == "basic"
+    assert attributes("Admin") == {
+        "username": "{{HTTPBasicUsername}}",
+        "password": "{{HTTPBasicPassword}}",
+    }
+    assert attributes("Orders") == {"token": "{{OAuth2PasswordBearer}}"}
+    # FastAPI needs both dependencies: both are sent, the second one as its header.
+    two = item_named(collection, "Both")["request"]
+    assert two["auth"]["type"] == "apikey"
+    assert {"key": "Authorization", "value": "Bearer {{HTTPBearer}}"} in two["header"]
+    assert auth("Public") == {"type": "noauth"}
+    assert auth("Health") == {"type": "noauth"}
+    variables = [entry["key"] for entry in collection["variable"]]
+    assert variables[0] == "baseUrl"
+    assert sorted(variables[1:]) == [
+        "APIKeyCookie",
+        "APIKeyHeader",
+        "APIKeyQuery",
+        "HTTPBasicPassword",
+        "HTTPBasicUsername",
+        "HTTPBearer",
+        "OAuth2PasswordBearer",
+    ]
+    assert all(entry["value"] == "" for entry in collection["variable"][1:])
+
+
+def test_a_document_wide_requirement_applies_unless_the_operation_opts_out(
+    validator: Draft7Validator,
+) -> None:
+    app = FastAPI()
+
+    @app.get("/items", summary="Items")
+    def items() -> str:
+        return "items"
+
+    @app.get("/status", summary="Status", openapi_extra={"security": []})
+    def status() -> str:
+        return "up"
+
+    spec = app.openapi()
+    spec["components"] = {
+        "securitySchemes": {"key": {"type": "apiKey", "in": "header", "name": "K"}}
+    }
+    spec["security"] = [{"key": []}]
+    collection = openapi_to_postman(spec)
+    assert not list(validator.iter_errors(collection))
+    assert item_named(collection, "Items")["request"]["auth"]["type"] == "apikey"
+    assert item_named(collection, "Status")["request"]["auth"] == {"type": "noauth"}
 
 
 def test_documented_responses_become_saved_examples(validator: Draft7Validator) -> None:

@@ -3,7 +3,9 @@
 The output is deterministic (no ``_postman_id``, no generated ids), so an exported
 collection can be committed and diffed. Requests are grouped in one folder per first tag,
 use a ``{{baseUrl}}`` collection variable, and carry request bodies and saved example
-responses generated from the schemas by :func:`example_from_schema`.
+responses generated from the schemas by :func:`example_from_schema`. Each request carries
+its own operation's auth (API key in a header, query or cookie; bearer; basic; none for
+public operations), with one collection variable per security scheme.
 
 Format reference: https://schema.postman.com/collection/json/v2.1.0/draft-07/docs/index.html
 """
@@ -15,6 +17,8 @@ import math
 import re
 from http import HTTPStatus
 from typing import Any
+
+from fastapi_enterprise.openapi._postman_auth import PostmanAuth
 
 __all__ = ["POSTMAN_SCHEMA_URL", "example_from_schema", "openapi_to_postman"]
 
@@ -83,6 +87,10 @@ def openapi_to_postman(
     server = ((spec.get("servers") or [{}])[0]).get("url", "")
     if isinstance(server, str) and server.startswith("/"):
         base_url = base_url.rstrip("/") + server.rstrip("/")
+    schemes = components.get("securitySchemes") or {}
+    auth = PostmanAuth(
+        spec, {name: _resolve(scheme, components) for name, scheme in schemes.items()}
+    )
     folders: dict[str, list[dict[str, Any]]] = {}
     for path, path_item in (spec.get("paths") or {}).items():
         path_item = _resolve(path_item, components)
@@ -90,7 +98,7 @@ def openapi_to_postman(
             operation = path_item.get(method)
             if isinstance(operation, dict):
                 tag = (operation.get("tags") or ["default"])[0]
-                item = _request_item(path, method, operation, path_item, components)
+                item = _request_item(path, method, operation, path_item, components, auth)
                 folders.setdefault(tag, []).append(item)
     tag_docs = {tag.get("name"): tag.get("description") for tag in spec.get("tags") or []}
     details = {"name": name or info.get("title") or "API", "schema": POSTMAN_SCHEMA_URL}
@@ -102,14 +110,7 @@ def openapi_to_postman(
         ],
         "variable": [{"key": "baseUrl", "value": base_url, "type": "string"}],
     }
-    for scheme in (components.get("securitySchemes") or {}).values():
-        scheme = _resolve(scheme, components) or {}
-        # OAuth2 access tokens are sent as bearer tokens too (FastAPI's OAuth2PasswordBearer).
-        if scheme.get("type") == "oauth2" or str(scheme.get("scheme")).lower() == "bearer":
-            token = {"key": "token", "value": "{{bearerToken}}", "type": "string"}
-            collection["auth"] = {"type": "bearer", "bearer": [token]}
-            collection["variable"].append({"key": "bearerToken", "value": "", "type": "string"})
-            break
+    collection["variable"].extend(auth.variables())
     return collection
 
 
@@ -280,6 +281,7 @@ def _request_item(
     operation: dict[str, Any],
     path_item: dict[str, Any],
     components: dict[str, Any],
+    auth: PostmanAuth,
 ) -> dict[str, Any]:
     params: dict[tuple[str, str], dict[str, Any]] = {}
     for param in [*path_item.get("parameters", []), *operation.get("parameters", [])]:
@@ -299,15 +301,19 @@ def _request_item(
             url["query"].extend({**entry, "value": _text(one), **optional} for one in values)
         elif place == "header":
             header.append({**entry, "value": _text(value), **optional})
+    credentials = auth.for_operation(operation, header, url["query"])
     enabled = [f"{q['key']}={q['value']}" for q in url["query"] if not q.get("disabled")]
     url["raw"] = "{{baseUrl}}/" + "/".join(segments) + ("?" if enabled else "") + "&".join(enabled)
-    request: dict[str, Any] = {"method": method.upper(), "header": header, "url": url}
+    request: dict[str, Any] = {
+        "method": method.upper(),
+        "header": header,
+        "url": url,
+        "auth": credentials,
+    }
     request.update(_optional("description", operation.get("description")))
     body = _resolve(operation.get("requestBody"), components)
     if isinstance(body, dict) and body.get("content"):
         request["body"] = _body(body["content"], header, components)
-    if operation.get("security") == []:
-        request["auth"] = {"type": "noauth"}
     responses = [
         _response(status, _resolve(response, components), components)
         for status, response in (operation.get("responses") or {}).items()
