@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from fastapi_enterprise import EnterpriseSettings, get_csp_nonce, install
 from fastapi_enterprise.csp import NONCE, ContentSecurityPolicy
 from fastapi_enterprise.middleware.security_headers import SecurityHeadersMiddleware, hsts_value
+from fastapi_enterprise.openapi.docs_pages import REDOC_VERSION, SWAGGER_UI_VERSION
 from tests.conftest import LiveServer
 from tests.observatory import grade
 
@@ -245,11 +246,12 @@ def test_docs_pages_get_hash_based_policies_matching_the_served_html() -> None:
     for script in re.findall(r"<script>(.*?)</script>", response.text, re.DOTALL):
         digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
         assert f"'sha256-{digest}'" in policy
-    assert "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js" in policy
+    cdn = "https://cdn.jsdelivr.net/npm"
+    assert f"{cdn}/swagger-ui-dist@{SWAGGER_UI_VERSION}/swagger-ui-bundle.js" in policy
     assert "'unsafe-eval'" not in policy
     assert not re.search(r"script-src[^;]*(https://cdn\.jsdelivr\.net)( |;|$)", policy)
     redoc = client.get("/redoc").headers["content-security-policy"]
-    assert "https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js" in redoc
+    assert f"{cdn}/redoc@{REDOC_VERSION}/bundles/redoc.standalone.js" in redoc
     assert (
         client.get("/openapi.json")
         .headers["content-security-policy"]
