@@ -48,6 +48,7 @@ from fastapi_enterprise.openapi import (
     document_problem_errors,
 )
 from fastapi_enterprise.openapi import customizers as customizers_module
+from fastapi_enterprise.openapi.body_limits import document_body_limits
 from fastapi_enterprise.openapi.docs_pages import DocsTheme, install_docs_pages
 from fastapi_enterprise.openapi.docs_policy import docs_policies
 from fastapi_enterprise.openapi.rate_limits import document_rate_limits
@@ -149,6 +150,8 @@ def _contract(
         customizers_module.info(
             description=settings.app.description, logo_url=settings.app.logo_url
         ),
+        # Before standard_errors, so the 400 says what the stack checks.
+        document_body_limits(app, BodyLimitMiddleware(app, **_body_limits(settings))),
         customizers_module.standard_errors(app),
         customizers_module.generated_examples,
     ]
@@ -163,6 +166,16 @@ def _contract(
         rules = RateLimitMiddleware(app, **limiter)
         customizers.append(document_rate_limits(app, rules))
     return customizers
+
+
+def _body_limits(settings: EnterpriseSettings) -> dict[str, Any]:
+    """Keyword arguments of ``BodyLimitMiddleware`` from settings."""
+    body = settings.body_limit
+    return {
+        "max_bytes": body.max_bytes,
+        "route_limits": body.routes,
+        "read_timeout": body.read_timeout,
+    }
 
 
 def _rate_limiter(settings: EnterpriseSettings) -> dict[str, Any] | None:
@@ -278,13 +291,7 @@ def _add_middleware(
     if limiter is not None:
         app.add_middleware(RateLimitMiddleware, **limiter)
         setattr(app.state, _LIMITER_KEY, limiter["limiter"])
-    body = settings.body_limit
-    app.add_middleware(
-        BodyLimitMiddleware,
-        max_bytes=body.max_bytes,
-        route_limits=body.routes,
-        read_timeout=body.read_timeout,
-    )
+    app.add_middleware(BodyLimitMiddleware, **_body_limits(settings))
     if security.cors_origins or security.cors_origin_regex:
         app.add_middleware(
             CORSPolicyMiddleware,

@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastapi_enterprise.errors import problem_response
-from fastapi_enterprise.routing import route_template
+from fastapi_enterprise.routing import UNMATCHED_ROUTE, route_template
 
 __all__ = ["BodyLimitMiddleware", "body_limit"]
 
@@ -105,13 +105,18 @@ class BodyLimitMiddleware:
 
     def limit_for(self, scope: Scope) -> int:
         """The limit for the route that handles ``scope``; the default before routing."""
-        route = scope.get("route")
-        marked = getattr(getattr(route, "endpoint", None), _ATTRIBUTE, None)
+        template = route_template(scope) if self.route_limits else UNMATCHED_ROUTE
+        return self.limit_for_route(template, getattr(scope.get("route"), "endpoint", None))
+
+    def limit_for_route(self, template: str, endpoint: object) -> int:
+        """The limit of the route ``template`` served by ``endpoint`` (as OpenAPI documents it).
+
+        The endpoint's :func:`body_limit` wins, then ``route_limits``, then ``max_bytes``.
+        """
+        marked = getattr(endpoint, _ATTRIBUTE, None)
         if isinstance(marked, int):
             return marked
-        if self.route_limits:
-            return self.route_limits.get(route_template(scope), self.max_bytes)
-        return self.max_bytes
+        return self.route_limits.get(template, self.max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the declared length, then police the body as the app reads it."""

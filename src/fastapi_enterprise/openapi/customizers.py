@@ -39,7 +39,9 @@ __all__ = [
     "declare_errors",
     "generated_examples",
     "info",
+    "problem",
     "readable_operation_ids",
+    "route_operations",
     "servers",
     "standard_errors",
     "tags",
@@ -176,13 +178,7 @@ def standard_errors(app: FastAPI) -> Customizer:
                 codes |= {401, 403}
             responses = operation.setdefault("responses", {})
             for code in sorted(codes):
-                responses.setdefault(
-                    str(code),
-                    {
-                        "description": HTTPStatus(code).phrase,
-                        "content": {PROBLEM_CONTENT_TYPE: {"schema": dict(_ERROR_REF)}},
-                    },
-                )
+                responses.setdefault(str(code), problem(HTTPStatus(code).phrase))
         return schema
 
     return customize
@@ -215,6 +211,38 @@ def generated_examples(schema: Schema) -> Schema:
                 if example is not None:
                     media["example"] = example
     return schema
+
+
+def problem(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An OpenAPI response object: ``application/problem+json`` with ``ErrorResponse``.
+
+    Args:
+        description: What the status means on this operation.
+        headers: OpenAPI header objects by name (``Retry-After``...).
+    """
+    response: dict[str, Any] = {"description": description}
+    if headers:
+        response["headers"] = headers
+    response["content"] = {PROBLEM_CONTENT_TYPE: {"schema": dict(_ERROR_REF)}}
+    return response
+
+
+def route_operations(app: FastAPI, schema: Schema) -> Iterator[tuple[str, Any, dict[str, Any]]]:
+    """Yield ``(route template, endpoint, operation)`` for every operation of ``app``.
+
+    Routes of included routers come with their full template; routes left out of the
+    schema are skipped.
+    """
+    paths = schema.get("paths", {})
+    for template, methods, context in _routes(app):
+        path_item = paths.get(template)
+        if not isinstance(path_item, dict):
+            continue
+        endpoint = getattr(context, "endpoint", None)
+        for method in methods:
+            operation = path_item.get(method.lower())
+            if isinstance(operation, dict):
+                yield template, endpoint, operation
 
 
 def _operations(schema: Schema) -> Iterator[tuple[str, str, dict[str, Any]]]:

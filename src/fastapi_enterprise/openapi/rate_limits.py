@@ -1,4 +1,4 @@
-"""Document each rate-limited operation's 429: problem body, headers and its limits."""
+"""Document each rate-limited operation's 429 (and 503 when it fails closed)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from fastapi_enterprise.errors import PROBLEM_CONTENT_TYPE
 from fastapi_enterprise.middleware.rate_limit import RateLimitMiddleware
+from fastapi_enterprise.openapi.customizers import problem, route_operations
 from fastapi_enterprise.ratelimit.policy import describe, policy_of
 
 __all__ = ["document_rate_limits"]
@@ -32,22 +32,18 @@ _HEADERS = {
 def document_rate_limits(
     app: FastAPI, limiter: RateLimitMiddleware
 ) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """Return a customizer that adds a 429 response to every rate-limited operation.
+    """Return a customizer that documents the rate-limit answers of every limited operation.
 
-    The 429's description states the limits that apply, so they read in ``/docs``.
+    - 429 with ``Retry-After`` and the ``RateLimit`` fields; its description states the
+      limits that apply, so they read in ``/docs``;
+    - 503 with ``Retry-After`` where the policy fails closed (the storage is down).
     """
 
     def customize(schema: dict[str, Any]) -> dict[str, Any]:
-        from fastapi.routing import iter_route_contexts
-
-        paths = schema.get("paths", {})
-        for context in iter_route_contexts(app.router.routes):
-            template = getattr(context, "path_format", None)
-            if not isinstance(template, str) or template not in paths:
-                continue
+        for template, endpoint, operation in route_operations(app, schema):
             if limiter.is_exempt(template):
                 continue
-            declared = policy_of(getattr(context, "endpoint", None))
+            declared = policy_of(endpoint)
             if declared == "exempt":
                 continue
             policy, _budget, name = limiter.policy_for(declared, template)
@@ -58,20 +54,20 @@ def document_rate_limits(
                 if name == "default"
                 else (f"shared budget '{name}'" if policy.scope else "per client on this route")
             )
-            for method in getattr(context, "methods", None) or ():
-                operation = paths[template].get(method.lower())
-                if not isinstance(operation, dict):
-                    continue
-                limits = describe(policy.limits)
-                operation.setdefault("responses", {})["429"] = {
-                    "description": f"Too Many Requests. Limits: {limits} ({budget}).",
-                    "headers": _HEADERS,
-                    "content": {
-                        PROBLEM_CONTENT_TYPE: {
-                            "schema": {"$ref": "#/components/schemas/ErrorResponse"}
-                        }
-                    },
-                }
+            responses = operation.setdefault("responses", {})
+            limits = describe(policy.limits)
+            responses["429"] = problem(
+                f"Too Many Requests. Limits: {limits} ({budget}).", headers=_HEADERS
+            )
+            if (policy.fail or limiter.fail_mode) == "closed":
+                responses.setdefault(
+                    "503",
+                    problem(
+                        "Service Unavailable: the rate-limit storage is down and this "
+                        "operation does not run without it.",
+                        headers={"Retry-After": _HEADERS["Retry-After"]},
+                    ),
+                )
         return schema
 
     return customize
