@@ -80,3 +80,24 @@ def test_every_included_code_file_is_shown_in_full(site: Path) -> None:
             assert missing == [], f"{source.name} does not show {match.group('file')}: {missing}"
             included += 1
     assert included >= 2  # the home page and Getting started show examples/usage/app.py
+
+
+def test_every_security_event_is_documented_as_emitted() -> None:
+    """The logging page lists each event the library emits, with when it is emitted."""
+    from fastapi_enterprise.security_events import SecurityEvent
+
+    page = (DOCS / "how-to" / "logging.md").read_text(encoding="utf-8")
+    for event in SecurityEvent:
+        row = re.search(rf"^\| `{re.escape(event.value)}` \|(.+)$", page, re.MULTILINE)
+        assert row is not None, f"{event.value} is not in the security events table"
+        assert "reserved" not in row.group(1), row.group(0)
+
+
+def test_no_page_points_at_a_file_the_repository_does_not_have() -> None:
+    pages = [ROOT / "README.md", ROOT / "CHANGELOG.md", *DOCS.rglob("*.md")]
+    sources = [*(ROOT / "src").rglob("*.py"), *(ROOT / "examples").rglob("*.py")]
+    for path in [*pages, *sources]:
+        text = path.read_text(encoding="utf-8")
+        for name in set(re.findall(r"\b([A-Za-z_./-]+\.md)\b", text)):
+            candidates = [ROOT / name, path.parent / name, DOCS / name]
+            assert any(candidate.exists() for candidate in candidates), f"{path}: {name}"

@@ -14,9 +14,6 @@ The middleware are added innermost first, so the stack reads, outermost first, a
     RateLimit                  429 keyed on the route template; fail-open behind a breaker
     Compression                next to the app: only application bodies are compressed
     app                        problem+json handlers for HTTP and validation errors
-
-Later layers (security headers, access log, metrics, CORS, body limit, rate limit, gzip)
-slot in between, each at its documented position.
 """
 
 from __future__ import annotations
@@ -277,7 +274,10 @@ def _add_middleware(
     limiter: dict[str, Any] | None,
     metrics: dict[str, Any] | None,
 ) -> None:
-    """Build the stack of DESIGN.md, innermost first: each call wraps the previous ones."""
+    """Build the stack of ``docs/how-to/middleware-order.md``, innermost first.
+
+    Each ``add_middleware()`` call wraps the previous ones.
+    """
     security = settings.security
     compression = settings.compression
     if compression.enabled:

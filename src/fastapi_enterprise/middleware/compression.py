@@ -8,7 +8,7 @@ Compression itself is Starlette's ``GZipResponder`` (not rewritten). This layer 
 - routes can opt out with :func:`no_compression`, for responses that mix a secret with
   attacker-controlled input (BREACH);
 - the level defaults to 6: on a 21 KB JSON body, level 9 (Starlette's default)
-  costs ~2.9 times the CPU of level 6 for 4% fewer bytes (measured in DESIGN.md).
+  costs ~2.9 times the CPU of level 6 for 4% fewer bytes (409 against 142 us).
 
 Already-encoded bodies, partial content, ``text/event-stream`` and binary media types
 pass through untouched, and compressed responses carry ``Vary: Accept-Encoding``.
