@@ -94,7 +94,7 @@ def test_every_security_event_is_documented_as_emitted() -> None:
 
 
 def test_no_page_points_at_a_file_the_repository_does_not_have() -> None:
-    pages = [ROOT / "README.md", ROOT / "CHANGELOG.md", *DOCS.rglob("*.md")]
+    pages = [ROOT / "README.md", *DOCS.rglob("*.md")]  # the changelog may name old files
     sources = [*(ROOT / "src").rglob("*.py"), *(ROOT / "examples").rglob("*.py")]
     for path in [*pages, *sources]:
         text = path.read_text(encoding="utf-8")
