@@ -575,3 +575,41 @@ def test_example_from_schema_terminates_on_a_huge_schema() -> None:
     assert isinstance(value, dict)
     assert set(value) == set(properties)
     assert len(json.dumps(value)) < 1_000_000
+
+
+def test_every_listed_scheme_is_sent_and_unknown_ones_are_ignored(
+    validator: Draft7Validator,
+) -> None:
+    spec: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": "Keys", "version": "1"},
+        "paths": {
+            "/export": {
+                "get": {
+                    "summary": "Export",
+                    "security": [
+                        {"header": [], "query": []},
+                        {"second": [], "digest": [], "missing": []},
+                    ],
+                    "responses": {"200": {"description": "OK"}},
+                }
+            }
+        },
+        "components": {
+            "securitySchemes": {
+                "header": {"type": "apiKey", "in": "header", "name": "X-Key"},
+                "query": {"type": "apiKey", "in": "query", "name": "key"},
+                "second": {"type": "apiKey", "in": "header", "name": "X-Tenant"},
+                "digest": {"type": "http", "scheme": "digest"},
+            }
+        },
+    }
+    collection = openapi_to_postman(spec)
+    assert not list(validator.iter_errors(collection))
+    request = item_named(collection, "Export")["request"]
+    assert request["auth"]["type"] == "apikey"
+    assert {"key": "key", "value": "{{query}}"} in request["url"]["query"]
+    assert request["url"]["raw"].endswith("?key={{query}}")
+    assert {"key": "X-Tenant", "value": "{{second}}"} in request["header"]
+    names = [entry["key"] for entry in collection["variable"]]
+    assert names == ["baseUrl", "header", "query", "second"]  # digest cannot be exported
