@@ -271,15 +271,20 @@ def _page_endpoint(render: Callable[[str], str], *, workers: bool = False) -> En
     Nothing of the request but the server-set ``root_path`` shapes the page or its
     policy: same-origin assets are ``'self'``, never the request's ``Host``.
     """
-    cache: dict[str, tuple[bytes, str]] = {}
     extra = _REDOC_EXTRA if workers else None
+
+    def build(root: str) -> tuple[bytes, str]:
+        html = render(root)
+        return html.encode(), policy_from_html(html, extra=extra).render()
+
+    # Rendered once now: a page that cannot be served safely fails at startup.
+    cache = {"": build("")}
 
     async def endpoint(request: Request) -> Response:
         root = request.scope.get("root_path", "").rstrip("/")
         cached = cache.get(root)
         if cached is None:
-            html = render(root)
-            cached = (html.encode(), policy_from_html(html, extra=extra).render())
+            cached = build(root)
             if len(cache) < _MAX_CACHED_ROOTS:
                 cache[root] = cached
         body, csp = cached
