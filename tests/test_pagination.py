@@ -86,8 +86,8 @@ def test_pages_with_links_that_keep_other_parameters() -> None:
     assert [item["id"] for item in body["items"]] == list(range(21, 41))
     assert (body["total"], body["page"], body["size"], body["pages"]) == (45, 2, 20, 3)
     links = body["links"]
-    assert links["prev"] == "http://testserver/courses?q=py&page=1&size=20"
-    assert links["next"] == "http://testserver/courses?q=py&page=3&size=20"
+    assert links["prev"] == "/courses?q=py&page=1&size=20"
+    assert links["next"] == "/courses?q=py&page=3&size=20"
     assert links["first"].endswith("?q=py&page=1&size=20")
     assert links["last"].endswith("?q=py&page=3&size=20")
     last = client.get("/courses", params={"page": 3, "size": 20}).json()
@@ -96,6 +96,28 @@ def test_pages_with_links_that_keep_other_parameters() -> None:
     beyond = client.get("/courses", params={"page": 99}).json()
     assert beyond["items"] == []
     assert beyond["links"]["prev"].endswith("page=3&size=20")
+
+
+def test_links_are_relative_so_no_host_header_reaches_the_body() -> None:
+    """A client's Host (or a cache poisoner's) never appears in the links it is served."""
+    client = TestClient(make_app())
+    response = client.get(
+        "/courses", params={"page": 2}, headers={"Host": "evil.example:8443"}
+    )
+    links = response.json()["links"]
+    assert links == {
+        "first": "/courses?page=1&size=20",
+        "prev": "/courses?page=1&size=20",
+        "next": "/courses?page=3&size=20",
+        "last": "/courses?page=3&size=20",
+    }
+    assert "evil" not in response.text
+
+
+def test_links_keep_the_proxy_prefix() -> None:
+    client = TestClient(make_app(), root_path="/api")
+    links = client.get("/api/courses", params={"page": 2}).json()["links"]
+    assert links["next"] == "/api/courses?page=3&size=20"
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Response, status
+from fastapi import Depends, FastAPI, HTTPException, Path, Response, status
 from pydantic import BaseModel, Field
 
 from fastapi_enterprise import EnterpriseSettings, get_request_id, install, problem_responses
@@ -42,6 +42,8 @@ def connect() -> Iterator[sqlite3.Connection]:
 
 
 Database = Annotated[sqlite3.Connection, Depends(connect)]
+# SQLite integers are 64-bit: a larger ID is a 422 here, not an OverflowError (a 500) there.
+NoteID = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 @asynccontextmanager
@@ -95,7 +97,7 @@ def create_note(note: NoteIn, db: Database) -> Note:
 
 
 @app.get("/notes/{note_id}", responses=problem_responses(404))
-def read_note(note_id: int, db: Database) -> Note:
+def read_note(note_id: NoteID, db: Database) -> Note:
     """Read one note."""
     row = db.execute("select id, title, body from notes where id = ?", (note_id,)).fetchone()
     if row is None:
@@ -104,7 +106,7 @@ def read_note(note_id: int, db: Database) -> Note:
 
 
 @app.delete("/notes/{note_id}", status_code=204, responses=problem_responses(404))
-def delete_note(note_id: int, db: Database) -> Response:
+def delete_note(note_id: NoteID, db: Database) -> Response:
     """Delete one note."""
     if db.execute("delete from notes where id = ?", (note_id,)).rowcount == 0:
         raise HTTPException(404, detail=f"No note with ID {note_id}.")

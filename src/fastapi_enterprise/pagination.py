@@ -84,8 +84,12 @@ Page = Annotated[PageParams, Depends(page_params())]
 
 
 def _links(request: Request, params: PageParams, pages: int) -> PageLinks:
+    # Relative references (RFC 3986 section 4.2): the path and query the client asked for,
+    # never scheme and host, which would come from the client's own Host header and carry
+    # whatever it says into the body (and into any cache in front of the API).
     def url(page: int) -> str:
-        return str(request.url.include_query_params(page=page, size=params.size))
+        target = request.url.include_query_params(page=page, size=params.size)
+        return f"{target.path}?{target.query}"
 
     last = max(pages, 1)
     return PageLinks(

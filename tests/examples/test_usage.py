@@ -59,6 +59,20 @@ def test_demo_app_crud(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert (tmp_path / "demo.db").exists()
 
 
+@pytest.mark.parametrize("note_id", ["0", "-1", str(2**63), "22171342303346716672"])
+def test_demo_app_answers_out_of_range_ids_with_422(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, note_id: str
+) -> None:
+    """An ID SQLite cannot hold is the client's mistake (422), not an OverflowError (500)."""
+    monkeypatch.setenv("FE_DATABASE__URL", f"sqlite:///{tmp_path}/demo.db")
+    app = load("examples.minimal.app").app
+    with TestClient(app) as client:
+        for method in ("GET", "DELETE"):
+            response = client.request(method, f"/notes/{note_id}")
+            assert response.status_code == 422, (method, response.text)
+            assert response.headers["content-type"] == "application/problem+json"
+
+
 def test_demo_app_refuses_other_databases(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FE_DATABASE__URL", "postgresql://u@h/db")
     with pytest.raises(ValueError, match="only speaks SQLite"):
