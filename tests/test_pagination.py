@@ -101,9 +101,7 @@ def test_pages_with_links_that_keep_other_parameters() -> None:
 def test_links_are_relative_so_no_host_header_reaches_the_body() -> None:
     """A client's Host (or a cache poisoner's) never appears in the links it is served."""
     client = TestClient(make_app())
-    response = client.get(
-        "/courses", params={"page": 2}, headers={"Host": "evil.example:8443"}
-    )
+    response = client.get("/courses", params={"page": 2}, headers={"Host": "evil.example:8443"})
     links = response.json()["links"]
     assert links == {
         "first": "/courses?page=1&size=20",
