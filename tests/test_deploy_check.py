@@ -38,30 +38,6 @@ def test_safe_production_settings_have_no_findings() -> None:
         ({"secret_key": "short"}, "security.secret_key_weak"),
         ({"secret_key": "a" * 64}, "security.secret_key_weak"),
         ({"secret_key": "changeme-changeme-changeme-0123456789"}, "security.secret_key_weak"),
-        (
-            {"secret_key": STRONG_KEY, "cors_origins": ["*"], "cors_allow_credentials": True},
-            "security.cors_wildcard_with_credentials",
-        ),
-        (
-            {"secret_key": STRONG_KEY, "cors_origin_regex": r"https://[a-z]+\.example\.com"},
-            "security.cors_regex_unanchored",
-        ),
-        (
-            {"secret_key": STRONG_KEY, "cors_origin_regex": r"^https://[a-z]+\.example\.com"},
-            "security.cors_regex_unanchored",
-        ),
-        (
-            {"secret_key": STRONG_KEY, "cors_origin_regex": r"^https://.*.example\.com$"},
-            "security.cors_regex_unescaped_dot",
-        ),
-        (
-            {"secret_key": STRONG_KEY, "cors_origin_regex": r"^https://.*example\.com$"},
-            "security.cors_regex_unescaped_dot",
-        ),
-        (
-            {"secret_key": STRONG_KEY, "cors_origin_regex": r"^https://app.example.com$"},
-            "security.cors_regex_unescaped_dot",
-        ),
         ({"secret_key": STRONG_KEY, "trusted_proxies": ["*"]}, "security.proxy_trust_all"),
         ({"secret_key": STRONG_KEY, "hsts_max_age": 3600}, "security.hsts_too_short"),
         ({"secret_key": STRONG_KEY, "hsts_max_age": 0}, "security.hsts_too_short"),

@@ -38,6 +38,7 @@ __all__ = [
     "client_key",
     "get_client_info",
     "is_private_network",
+    "parse_networks",
 ]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -138,6 +139,23 @@ def _unmapped(host: str) -> str:
     return host
 
 
+def parse_networks(entries: Iterable[str]) -> tuple[IPNetwork, ...]:
+    """Parse IP addresses and CIDR networks (host bits ignored, IPv4-mapped as IPv4).
+
+    Raises:
+        ValueError: An entry is not an address or network. The message gives the
+            entry's position, never its text (it may come from the environment).
+    """
+    networks: list[IPNetwork] = []
+    for position, entry in enumerate(entries, start=1):
+        try:
+            network = ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError:
+            raise ValueError(f"entry {position} is not an IP address or CIDR network") from None
+        networks.append(_unmapped_network(network))
+    return tuple(networks)
+
+
 def is_private_network(network: IPNetwork) -> bool:
     """Whether every address of ``network`` is private.
 
@@ -173,23 +191,14 @@ class TrustedProxies:
     """
 
     def __init__(self, entries: Iterable[str] = ()) -> None:
-        networks: list[IPNetwork] = []
-        trust_all = False
-        for position, entry in enumerate(entries, start=1):
-            text = entry.strip()
-            if text == "*":
-                trust_all = True
-                continue
-            try:
-                network = ipaddress.ip_network(text, strict=False)
-            except ValueError:
-                raise ValueError(
-                    f"entry {position} is neither '*' nor an IP address or CIDR network"
-                ) from None
-            networks.append(_unmapped_network(network))
-        self.trust_all = trust_all
+        listed = list(entries)
+        self.trust_all = any(entry.strip() == "*" for entry in listed)
         """``*`` was given: every peer is trusted."""
-        self.networks: tuple[IPNetwork, ...] = tuple(networks)
+        # '*' stands in as a plain address, so an error's position counts every entry.
+        parsed = parse_networks("127.0.0.1" if entry.strip() == "*" else entry for entry in listed)
+        self.networks: tuple[IPNetwork, ...] = tuple(
+            network for entry, network in zip(listed, parsed, strict=True) if entry.strip() != "*"
+        )
         """The trusted networks (single addresses as /32 or /128)."""
 
     def __bool__(self) -> bool:
