@@ -11,7 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 
-__all__ = ["url_problem"]
+__all__ = ["REDIS_SCHEMES", "STORAGE_SCHEMES", "storage_url_problem", "url_problem"]
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+"""Schemes of a Redis client URL (redis-py's ``from_url``)."""
+
+STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix", "redis+cluster", "redis+sentinel")
+"""Schemes of a rate-limit storage URL (each may be prefixed ``async+``)."""
 
 _SCHEME = re.compile(r"[a-z][a-z0-9+.\-]*", re.IGNORECASE)
 _AUTHORITY_END = re.compile(r"[/?#]")
@@ -75,3 +81,17 @@ def _host_problem(host: str) -> str | None:
     if port and not (port.isdigit() and port.isascii() and 0 < int(port) < 65536):
         return "has a port that is not a number from 1 to 65535"
     return None
+
+
+def storage_url_problem(uri: str) -> str | None:
+    """:func:`url_problem` for a rate-limit storage URL (``async+`` prefix allowed)."""
+    scheme, separator, rest = uri.partition("://")
+    bare = scheme.lower().removeprefix("async+")
+    if not separator:
+        return "is not a URL of the form scheme://..."
+    return url_problem(
+        f"{bare}://{rest}",
+        schemes=STORAGE_SCHEMES,
+        several_hosts=bare in ("redis+cluster", "redis+sentinel"),
+        require_path=bare == "redis+sentinel",
+    )

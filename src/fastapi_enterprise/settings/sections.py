@@ -24,7 +24,12 @@ from pydantic_settings import NoDecode
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 
 from fastapi_enterprise._http import is_header_name
-from fastapi_enterprise._urls import url_problem
+from fastapi_enterprise._urls import (
+    REDIS_SCHEMES,
+    STORAGE_SCHEMES,
+    storage_url_problem,
+    url_problem,
+)
 
 __all__ = [
     "DSN_MARKER",
@@ -43,12 +48,6 @@ __all__ = [
     "SecuritySettings",
     "SentrySettings",
 ]
-
-REDIS_SCHEMES = ("redis", "rediss", "unix")
-"""Schemes of ``redis.url`` (redis-py's ``from_url``)."""
-
-STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix", "redis+cluster", "redis+sentinel")
-"""Schemes of ``rate_limit.storage_url`` (each may be prefixed ``async+``)."""
 
 DSN_MARKER = "fastapi_enterprise:dsn"
 """Metadata marking a SecretStr field that holds a connection URL: ``safe_dump()`` shows
@@ -628,16 +627,9 @@ class RateLimitSettings(BaseModel):
     @field_validator("storage_url")
     @classmethod
     def _check_storage(cls, url: SecretStr) -> SecretStr:
-        scheme, separator, rest = url.get_secret_value().partition("://")
-        bare = scheme.lower().removeprefix("async+")
-        if not separator:
-            raise ValueError("the URL is not a URL of the form scheme://...")
-        _checked_url(
-            SecretStr(f"{bare}://{rest}"),
-            schemes=STORAGE_SCHEMES,
-            several_hosts=bare in ("redis+cluster", "redis+sentinel"),
-            require_path=bare == "redis+sentinel",
-        )
+        problem = storage_url_problem(url.get_secret_value())
+        if problem is not None:
+            raise ValueError(f"the URL {problem}")
         return url
 
 
