@@ -78,12 +78,17 @@ class ProxyHeadersMiddleware:
             # Without trusted proxies the socket peer is the client: nothing to resolve
             # beyond unmapping an IPv4-mapped peer.
             client = scope.get("client")
-            if client:
+            if client and ":" in client[0]:
                 host = client_address(scope)
                 if host != client[0]:
                     scope["client"] = (host, client[1])
             if self.report_interval is not None:
-                self._notice_forwarding(scope, self.report_interval)
+                # One pass over the header names (lower case, as ASGI requires), no
+                # allocation: the only cost this adds to a request.
+                for name, _value in scope.get("headers", ()):
+                    if name in _FORWARDING_HEADERS:
+                        self._notice_forwarding(scope, self.report_interval)
+                        break
             await self.app(scope, receive, send)
             return
         info = self.resolver.resolve(scope)
@@ -99,20 +104,14 @@ class ProxyHeadersMiddleware:
             if client and info.ip != client[0]:
                 scope["client"] = (info.ip, client[1])
             if self.report_interval is not None and not self.resolver.peer_is_trusted(scope):
-                self._notice_forwarding(scope, self.report_interval)
+                for name, _value in scope.get("headers", ()):
+                    if name in _FORWARDING_HEADERS:
+                        self._notice_forwarding(scope, self.report_interval)
+                        break
         await self.app(scope, receive, send)
 
     def _notice_forwarding(self, scope: Scope, interval: float) -> None:
-        """Count a request from an untrusted peer with forwarding headers; report when due.
-
-        One pass over the header names (lower case, as ASGI requires), no allocation: the
-        only cost on the hot path.
-        """
-        for name, _value in scope.get("headers", ()):
-            if name in _FORWARDING_HEADERS:
-                break
-        else:
-            return
+        """Count a request from an untrusted peer with forwarding headers; report when due."""
         self._unreported += 1
         now = time.monotonic()
         if now < self._next_report:
