@@ -391,10 +391,20 @@ def _trial_build(added: list[Any]) -> None:
         return None
 
     for middleware in added:
-        kwargs = dict(middleware.kwargs)
-        if "registry" in kwargs:
-            kwargs["registry"] = type(kwargs["registry"])()
+        kwargs = {
+            name: type(value)() if _is_registry(value) else value
+            for name, value in middleware.kwargs.items()
+        }
         middleware.cls(nothing, *middleware.args, **kwargs)
+
+
+def _is_registry(value: object) -> bool:
+    """Whether ``value`` is a Prometheus registry (any keyword may carry one)."""
+    try:
+        from fastapi_enterprise.metrics._prometheus import CollectorRegistry
+    except MissingExtraError:
+        return False
+    return isinstance(value, CollectorRegistry)
 
 
 def _guard_stack_build(app: Starlette, header_name: str) -> None:
