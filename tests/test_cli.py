@@ -72,6 +72,8 @@ def test_check_exit_codes(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "security.secret_key_missing" in text
     monkeypatch.setenv("FE_SECURITY__SECRET_KEY", STRONG_KEY)
     monkeypatch.setenv("FE_SECURITY__ALLOWED_HOSTS", "api.example.com")
+    monkeypatch.setenv("FE_SECURITY__TRUSTED_PROXIES", "10.0.1.0/24")
+    monkeypatch.setenv("FE_RATE_LIMIT__STORAGE_URL", "redis://cache.internal:6379/0")
     code, text = run("check")
     assert code == 0
     assert STRONG_KEY not in text

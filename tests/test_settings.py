@@ -229,3 +229,230 @@ def test_the_secret_field_check_catches_a_plain_str() -> None:
     assert _is_plain_str(fields["extra_section.api_token"])
     assert not _is_plain_str(fields["security.secret_key"])
     assert not _is_plain_str(fields["logging.redact_keys"])
+
+
+MARKER = "hunter2-Mk7Qz"
+# Planted values meant to reach every validator: plain, inside a list or a mapping, in a
+# URL's password (with a malformed port and an unknown scheme), and in broken syntax.
+ENV_PLANTS = (
+    MARKER,
+    f"10.0.0.0/8,{MARKER}",
+    f'["{MARKER}"]',
+    f'{{"{MARKER}": "{MARKER}"}}',
+    f'{{"/a": "{MARKER}"}}',
+    f"redis://u:{MARKER}@h:6x/0",
+    f"{MARKER}+tls://u:{MARKER}@h/0",
+    f"^{MARKER}(",
+    f"a*{MARKER}",
+)
+KWARG_PLANTS: tuple[object, ...] = (
+    *ENV_PLANTS,
+    [MARKER],
+    {MARKER: MARKER},
+    {"/a": MARKER},
+    {MARKER: 2},
+)
+# Fields that take any text: nothing planted is rejected, so nothing can leak. A new
+# field that lands here must be free text on purpose.
+FREE_TEXT_FIELDS = {
+    "app.description",
+    "app.favicon_url",
+    "app.logo_url",
+    "app.name",
+    "app.servers",
+    "app.version",
+    "compression.exclude_content_types",
+    "compression.exclude_paths",
+    "logging.access_exclude_paths",
+    "logging.file_path",
+    "logging.redact_headers",
+    "logging.redact_keys",
+    "logging.syslog_address",
+    "metrics.bearer_token",
+    "metrics.exclude_paths",
+    "metrics.path",
+    "rate_limit.exempt_paths",
+    "rate_limit.identity_header",
+    "rate_limit.storage_prefix",
+    "security.cors_expose_headers",
+    "security.cors_headers",
+    "security.cors_methods",
+    "security.secret_key",
+    "sentry.environment",
+    "sentry.release",
+}
+
+
+def _leaf_fields() -> list[str]:
+    return [name for name, _annotation in _fields(EnterpriseSettings)]
+
+
+def _assert_no_marker(error: SettingsValidationError) -> None:
+    texts = [
+        str(error),
+        repr(error),
+        repr(error.errors()),
+        "".join(traceback.format_exception(error)),
+    ]
+    assert error.__cause__ is None
+    assert error.__context__ is None
+    for text in texts:
+        assert MARKER not in text, text
+
+
+def test_no_validation_error_of_any_field_carries_the_input(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 12 B8: plant a marker in every field, by environment and by keyword."""
+    rejected_text: set[str] = set()  # fields that refused a planted string from the environment
+    for dotted in _leaf_fields():
+        section, _, name = dotted.rpartition(".")
+        env_name = "FE_" + dotted.replace(".", "__").upper()
+        for plant in ENV_PLANTS:
+            monkeypatch.setenv(env_name, plant)
+            try:
+                EnterpriseSettings()
+            except SettingsValidationError as error:
+                _assert_no_marker(error)
+                rejected_text.add(dotted)
+            monkeypatch.delenv(env_name)
+        for value in KWARG_PLANTS:
+            kwargs: dict[str, object] = {section: {name: value}} if section else {name: value}
+            try:
+                EnterpriseSettings(**kwargs)
+            except SettingsValidationError as error:
+                _assert_no_marker(error)
+    # Every field but the free-text ones refused some planted text, so its validator's
+    # message was checked above.
+    assert set(_leaf_fields()) - rejected_text == FREE_TEXT_FIELDS
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"security": {"trusted_proxies": ["10.0.0.0/8", MARKER]}}, "entry 2 "),
+        ({"security": {"cors_origins": [MARKER]}}, "origin 1 "),
+        ({"security": {"allowed_hosts": [f"a*{MARKER}"]}}, "entry 1 "),
+        ({"metrics": {"allow_ips": [MARKER]}}, "entry 1 "),
+        ({"rate_limit": {"default": MARKER}}, "10/second"),
+        ({"rate_limit": {"routes": {"/a": MARKER}}}, "entry 1 "),
+        ({"logging": {"syslog_facility": MARKER}}, "local0"),
+        ({"security": {"csp": MARKER}}, "directive 1"),
+        (
+            {"security": {"csp": f"default-src 'self'; img-src 'x{MARKER}'"}},
+            "source 1 of 'img-src'",
+        ),
+        ({"body_limit": {"routes": {MARKER: "many"}}}, r"body_limit\.routes\.<key>"),
+    ],
+)
+def test_the_issue_fields_name_the_position_not_the_value(
+    kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(SettingsValidationError, match=message) as caught:
+        EnterpriseSettings(**kwargs)
+    _assert_no_marker(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "field", "expected"),
+    [
+        ("FE_LOGGING__LEVEL", "info", ("logging", "level"), "INFO"),
+        ("FE_LOGGING__LEVEL", " Warning ", ("logging", "level"), "WARNING"),
+        ("FE_LOGGING__FORMAT", "JSON", ("logging", "format"), "json"),
+        ("FE_RATE_LIMIT__FAIL_MODE", "Closed", ("rate_limit", "fail_mode"), "closed"),
+        ("FE_RATE_LIMIT__STRATEGY", "Fixed-Window", ("rate_limit", "strategy"), "fixed-window"),
+        ("FE_RATE_LIMIT__KEY", "API_KEY", ("rate_limit", "key"), "api_key"),
+        ("FE_SENTRY__EVENT_LEVEL", "critical", ("sentry", "event_level"), "CRITICAL"),
+        ("FE_SENTRY__BREADCRUMB_LEVEL", "debug", ("sentry", "breadcrumb_level"), "DEBUG"),
+        ("FE_SECURITY__FRAME_OPTIONS", "sameorigin", ("security", "frame_options"), "SAMEORIGIN"),
+        (
+            "FE_SECURITY__REFERRER_POLICY",
+            "Same-Origin",
+            ("security", "referrer_policy"),
+            "same-origin",
+        ),
+    ],
+)
+def test_enumerated_values_are_accepted_in_any_case(
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    value: str,
+    field: tuple[str, str],
+    expected: str,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    section, name = field
+    assert getattr(getattr(EnterpriseSettings(), section), name) == expected
+
+
+@pytest.mark.parametrize("environment", ["development", "test", "staging", "production"])
+@pytest.mark.parametrize(
+    ("security", "message"),
+    [
+        ({"cors_origins": ["*"], "cors_allow_credentials": True}, "credentialed"),
+        ({"cors_origin_regex": "^.*$", "cors_allow_credentials": True}, "anyone can register"),
+        ({"cors_origin_regex": "^https://.*$", "cors_allow_credentials": True}, "anyone"),
+        ({"cors_origin_regex": "^https://[^/]+$", "cors_allow_credentials": True}, "anyone"),
+        ({"cors_origin_regex": r"^https?://\S+$", "cors_allow_credentials": True}, "anyone"),
+        ({"cors_origin_regex": r"^https://[a-z]+\.com$", "cors_allow_credentials": True}, "anyone"),
+        ({"cors_origin_regex": r"https://[a-z]+\.example\.com"}, "anchored"),
+        ({"cors_origin_regex": r"^https://.*example\.com$"}, "look-alike"),
+        ({"cors_origin_regex": r"^https://app.example.com$"}, "look-alike"),
+        ({"cors_origin_regex": "^(https://"}, "regular expression"),
+        ({"cors_origins": ["null"]}, "null"),
+        ({"cors_origins": ["https://app.example.com/"]}, "no path"),
+        ({"frame_options": "ALLOWALL"}, "DENY or SAMEORIGIN"),
+        ({"frame_options": "ALLOW-FROM https://a.example.com"}, "DENY or SAMEORIGIN"),
+        ({"referrer_policy": "unsafe"}, "token 1 "),
+    ],
+)
+def test_policies_unsafe_everywhere_are_refused_in_every_environment(
+    environment: str, security: dict[str, object], message: str
+) -> None:
+    with pytest.raises(SettingsValidationError, match=message):
+        EnterpriseSettings(environment=environment, security=security)
+
+
+@pytest.mark.parametrize(
+    "security",
+    [
+        {"cors_origin_regex": "^https://.*$"},  # any origin without credentials, like '*'
+        {"cors_origins": ["*"]},
+        {
+            "cors_origin_regex": r"^https://[a-z0-9-]+\.example\.com$",
+            "cors_allow_credentials": True,
+        },
+        {"cors_origin_regex": r"^https://(.*\.)?example\.com$", "cors_allow_credentials": True},
+        {"cors_origin_regex": r"^http://localhost(:\d+)?$", "cors_allow_credentials": True},
+        {"frame_options": ""},
+        {"referrer_policy": "no-referrer, strict-origin-when-cross-origin"},
+    ],
+)
+def test_safe_policies_are_accepted(security: dict[str, object]) -> None:
+    EnterpriseSettings(security=security)
+
+
+@pytest.mark.parametrize(
+    ("section", "field", "url"),
+    [
+        ("rate_limit", "storage_url", f"redis://:{PASSWORD}@cache:63a79/0"),
+        ("rate_limit", "storage_url", f"rediss+tls://:{PASSWORD}@cache/0"),
+        ("rate_limit", "storage_url", f"redis+sentinel://:{PASSWORD}@s1:26379,s2:2637x/main"),
+        ("rate_limit", "storage_url", f"redis+sentinel://:{PASSWORD}@s1:26379"),
+        ("rate_limit", "storage_url", f"redis://:{PASSWORD}/x@cache:6379/0"),
+        ("redis", "url", f"redis://:{PASSWORD}@cache:6379x/0"),
+        ("redis", "url", f"http://:{PASSWORD}@cache"),
+        ("database", "url", f"postgresql://app:{PASSWORD}@db:5432x/app"),
+        ("database", "url", f"postgresql://app:{PASSWORD}#@db/app"),
+        ("database", "url", f"app:{PASSWORD}@db/app"),
+        ("sentry", "dsn", f"https://{PASSWORD}@o1.ingest.sentry.io:99999/1"),
+        ("sentry", "dsn", f"ftp://{PASSWORD}@o1.ingest.sentry.io/1"),
+        ("sentry", "dsn", "https://o1.ingest.sentry.io/1"),
+    ],
+)
+def test_malformed_connection_urls_are_refused_without_their_password(
+    section: str, field: str, url: str
+) -> None:
+    with pytest.raises(SettingsValidationError, match=rf"{section}\.{field}: .*the URL") as caught:
+        EnterpriseSettings(**{section: {field: url}})
+    assert leaks(caught.value) == []

@@ -10,6 +10,13 @@ at startup, the mistakes that are easy to make by hand:
 - ``'strict-dynamic'`` without a nonce or hash: it would block every script;
 - an unknown directive name, or a malformed hash.
 
+Error messages name directives and keywords (from the fixed CSP vocabulary) and the
+position of a bad source, never the text of a source or of an unknown directive: a
+policy may come from the environment, and errors end up in logs.
+
+:meth:`ContentSecurityPolicy.unsafe_script_sources` tells the deploy check which sources
+let any script run (``*``, ``https:``, ``'unsafe-eval'``, ...).
+
 Nonces: put :data:`NONCE` among a directive's sources, and the middleware renders a fresh
 ``'nonce-...'`` per request, readable through :func:`get_csp_nonce` for templates.
 """
@@ -86,6 +93,9 @@ _VALUELESS = frozenset({"upgrade-insecure-requests", "block-all-mixed-content"})
 _HASH = re.compile(r"'(sha256|sha384|sha512)-([A-Za-z0-9+/_-]+={0,2})'")
 _HASH_BYTES = {"sha256": 32, "sha384": 48, "sha512": 64}
 _SOURCE_CHARS = re.compile(r"[!-~]+")  # visible ASCII, no spaces
+# Sources that let scripts from anywhere (or any inline or eval'd code) run.
+_ANY_SCRIPT = frozenset({"*", "http:", "https:", "data:", "blob:", "filesystem:"})
+_SCRIPT_DIRECTIVES = ("script-src", "script-src-elem", "script-src-attr")
 
 
 class CSPError(ValueError):
@@ -122,14 +132,16 @@ class ContentSecurityPolicy:
         report_to: str | None = None,
     ) -> None:
         parsed: dict[str, tuple[str, ...]] = {}
-        for raw_name, raw_sources in directives.items():
+        for position, (raw_name, raw_sources) in enumerate(directives.items(), start=1):
             name = raw_name.strip().lower()
             if name not in _DIRECTIVES:
-                raise CSPError(f"unknown CSP directive {raw_name!r}")
+                raise CSPError(f"unknown CSP directive (directive {position})")
             if name in parsed:
                 raise CSPError(f"CSP directive {name!r} is given twice")
             sources = raw_sources.split() if isinstance(raw_sources, str) else list(raw_sources)
-            parsed[name] = tuple(_check_source(name, source) for source in sources)
+            parsed[name] = tuple(
+                _check_source(name, source, index) for index, source in enumerate(sources, start=1)
+            )
             if name in _VALUELESS and parsed[name]:
                 raise CSPError(f"CSP directive {name!r} takes no value")
         for name in ("report-uri", "report-to"):
@@ -137,7 +149,7 @@ class ContentSecurityPolicy:
             if value is not None:
                 if name in parsed:
                     raise CSPError(f"CSP directive {name!r} is given twice")
-                parsed[name] = (_check_source(name, value),)
+                parsed[name] = (_check_source(name, value, 1),)
         for name, checked in parsed.items():
             if "'strict-dynamic'" in checked and not any(
                 source == NONCE or _HASH.fullmatch(source) for source in checked
@@ -166,6 +178,40 @@ class ContentSecurityPolicy:
             raise CSPError("this policy uses a nonce: pass one to render()")
         return f"'nonce-{nonce}'".join(self._parts)
 
+    def unsafe_script_sources(self) -> tuple[str, ...]:
+        """The sources that let scripts from anywhere, inline or through ``eval`` run.
+
+        Read from ``script-src`` (``default-src`` when it is absent),
+        ``script-src-elem`` and ``script-src-attr``: ``*``, a bare scheme (``https:``,
+        ``data:``, ...), ``'unsafe-eval'``, and ``'unsafe-inline'`` unless a nonce or a
+        hash makes browsers ignore it. Every value comes from the CSP vocabulary.
+        """
+        found: list[str] = []
+        names = [name for name in _SCRIPT_DIRECTIVES if name in self.directives]
+        if "script-src" not in self.directives and "default-src" in self.directives:
+            names.insert(0, "default-src")
+        for name in names:
+            sources = self.directives[name]
+            pinned = any(
+                source == NONCE or source.startswith("'nonce-") or _HASH.fullmatch(source)
+                for source in sources
+            )
+            for source in sources:
+                lowered = source.lower()
+                unsafe = (
+                    lowered in _ANY_SCRIPT
+                    or lowered == "'unsafe-eval'"
+                    or (lowered == "'unsafe-inline'" and not pinned)
+                )
+                if unsafe and lowered not in found:
+                    found.append(lowered)
+        return tuple(found)
+
+    @property
+    def restricts_scripts(self) -> bool:
+        """Whether any directive governs scripts (``script-src*`` or ``default-src``)."""
+        return any(name in self.directives for name in (*_SCRIPT_DIRECTIVES, "default-src"))
+
     def __str__(self) -> str:
         return self.render("{nonce}") if self.uses_nonce else self.render()
 
@@ -188,44 +234,48 @@ class ContentSecurityPolicy:
             if not tokens:
                 continue
             name = tokens[0].lower()
+            if name not in _DIRECTIVES:
+                raise CSPError(f"unknown CSP directive (directive {len(directives) + 1})")
             if name in directives:
                 raise CSPError(f"CSP directive {name!r} is given twice")
             directives[name] = tokens[1:]
         return cls(directives, report_only=report_only, report_uri=report_uri, report_to=report_to)
 
 
-def _check_source(directive: str, source: str) -> str:
+def _check_source(directive: str, source: str, position: int) -> str:
+    """Validate one source; messages say where (directive, position), never what."""
     if source == NONCE:
         return source
+    where = f"source {position} of {directive!r}"
     if not _SOURCE_CHARS.fullmatch(source):
-        raise CSPError(f"CSP source {source!r} in {directive!r} contains spaces or controls")
+        raise CSPError(f"CSP {where} contains spaces or controls")
     if ";" in source or "," in source:
-        raise CSPError(f"CSP source {source!r} in {directive!r} contains ';' or ','")
+        raise CSPError(f"CSP {where} contains ';' or ','")
     bare = source.strip("'").lower()
     if bare in _KEYWORDS and source != f"'{bare}'":
-        raise CSPError(f"CSP keyword {bare!r} in {directive!r} must be quoted: '{bare}'")
+        raise CSPError(f"CSP keyword {bare!r} ({where}) must be quoted: '{bare}'")
     if source.startswith(("'sha", "'nonce-")):
-        _check_hash_or_nonce(directive, source)
+        _check_hash_or_nonce(where, source)
     elif source.startswith("'") and bare not in _KEYWORDS:
-        raise CSPError(f"unknown quoted CSP keyword {source!r} in {directive!r}")
+        raise CSPError(f"CSP {where} is an unknown quoted keyword")
     return source
 
 
-def _check_hash_or_nonce(directive: str, source: str) -> None:
+def _check_hash_or_nonce(where: str, source: str) -> None:
     if source.startswith("'nonce-"):
         if not re.fullmatch(r"'nonce-[A-Za-z0-9+/_-]+={0,2}'", source):
-            raise CSPError(f"malformed nonce source {source!r} in {directive!r}")
+            raise CSPError(f"CSP {where} is a malformed nonce")
         return
     match = _HASH.fullmatch(source)
     if match is None:
-        raise CSPError(f"malformed hash source {source!r} in {directive!r}")
+        raise CSPError(f"CSP {where} is a malformed hash")
     algorithm, digest = match.groups()
     try:
         raw = base64.b64decode(digest.replace("-", "+").replace("_", "/"), validate=True)
     except (binascii.Error, ValueError):
-        raise CSPError(f"hash source {source!r} in {directive!r} is not base64") from None
+        raise CSPError(f"CSP {where} is a hash that is not base64") from None
     if len(raw) != _HASH_BYTES[algorithm]:
-        raise CSPError(f"hash source {source!r} in {directive!r} has the wrong length")
+        raise CSPError(f"CSP {where} is a hash of the wrong length")
 
 
 API_POLICY = ContentSecurityPolicy(

@@ -14,21 +14,34 @@ The middleware are added innermost first, so the stack reads, outermost first, a
     RateLimit                  429 keyed on the route template; fail-open behind a breaker
     Compression                next to the app: only application bodies are compressed
     app                        problem+json handlers for HTTP and validation errors
+
+Every middleware ``install()`` adds is built once, as a trial, before ``install()``
+returns, so a bad option fails at startup in every environment, not at the first
+request. Should the stack still fail to build when the app first runs (a middleware
+added by the app), the lifespan startup fails with the reason and any request gets a
+problem+json 500 with a request ID, never a plain-text 500. Settings keyed by route
+template must name routes the app has when it starts.
 """
 
 from __future__ import annotations
 
+import contextlib
+import difflib
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.middleware.httpsredirect import HTTPSRedirectMiddleware
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fastapi_enterprise._extras import MissingExtraError
+from fastapi_enterprise.context import _enter_request, _exit_request
 from fastapi_enterprise.csp import ContentSecurityPolicy
 from fastapi_enterprise.deploy_check import DeployCheckError
-from fastapi_enterprise.errors import register_exception_handlers
+from fastapi_enterprise.errors import problem_response, register_exception_handlers
 from fastapi_enterprise.health import HealthChecks, health_routes
 from fastapi_enterprise.middleware.access_log import AccessLogMiddleware
 from fastapi_enterprise.middleware.body_limit import BodyLimitMiddleware
@@ -36,7 +49,7 @@ from fastapi_enterprise.middleware.compression import CompressionMiddleware
 from fastapi_enterprise.middleware.cors import CORSPolicyMiddleware
 from fastapi_enterprise.middleware.proxy_headers import ProxyHeadersMiddleware
 from fastapi_enterprise.middleware.rate_limit import RateLimitMiddleware
-from fastapi_enterprise.middleware.request_id import RequestIDMiddleware
+from fastapi_enterprise.middleware.request_id import RequestIDMiddleware, generate_request_id
 from fastapi_enterprise.middleware.security_headers import SecurityHeadersMiddleware
 from fastapi_enterprise.middleware.trusted_host import TrustedHostMiddleware
 from fastapi_enterprise.openapi import (
@@ -52,11 +65,13 @@ from fastapi_enterprise.openapi.rate_limits import document_rate_limits
 from fastapi_enterprise.ratelimit.keys import api_key_header, client_ip, composite_or_ip
 from fastapi_enterprise.ratelimit.limiter import RateLimiter
 from fastapi_enterprise.ratelimit.policy import KeyFunction
-from fastapi_enterprise.redaction import Redactor
+from fastapi_enterprise.redaction import DEFAULT_REDACTOR, Redactor
+from fastapi_enterprise.routing import route_templates
 from fastapi_enterprise.security_events import SecurityEvent, security_event
 from fastapi_enterprise.settings import EnterpriseSettings, Environment
 
 __all__ = [
+    "UnknownRouteTemplateError",
     "install",
     "installed_health_checks",
     "installed_metrics_registry",
@@ -68,6 +83,29 @@ _STATE_KEY = "fastapi_enterprise_settings"
 _LIMITER_KEY = "fastapi_enterprise_rate_limiter"
 _REGISTRY_KEY = "fastapi_enterprise_metrics_registry"
 _HEALTH_KEY = "fastapi_enterprise_health_checks"
+
+logger = logging.getLogger("fastapi_enterprise.install")
+
+
+class UnknownRouteTemplateError(ValueError):
+    """A setting keyed by route template names a route the app does not have.
+
+    Raised at the app's startup (lifespan), once every route is defined, so a typo in
+    ``FE_RATE_LIMIT__ROUTES`` stops the start instead of silently limiting nothing.
+
+    Attributes:
+        unknown: Setting name to the templates it names that the app lacks.
+    """
+
+    def __init__(self, unknown: Mapping[str, list[str]], known: frozenset[str]) -> None:
+        self.unknown = dict(unknown)
+        lines = ["settings name route templates this app does not have:"]
+        for setting, templates in self.unknown.items():
+            for template in templates:
+                close = difflib.get_close_matches(template, sorted(known), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                lines.append(f"  {setting}: {template!r}{hint}")
+        super().__init__("\n".join(lines))
 
 
 def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
@@ -92,6 +130,11 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
         RuntimeError: ``install()`` was already called on this app, or the app has
             already started serving.
         DeployCheckError: Production settings failed the deploy check.
+        ValueError: A middleware refused its options (the trial build at startup).
+
+    At the app's startup, :class:`UnknownRouteTemplateError` stops it when
+    ``rate_limit.routes``, ``body_limit.routes`` or ``logging.access_sample_routes``
+    names a route template the app does not have.
     """
     if installed_settings(app) is not None:
         raise RuntimeError("install() was already called on this app; call it once")
@@ -122,7 +165,11 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
             offline=settings.app.docs_offline,
         )
     metrics = _metrics(app, settings, limiter)
+    before = len(app.user_middleware)
     _add_middleware(app, settings, docs_csp, limiter, metrics)
+    _trial_build(app.user_middleware[: len(app.user_middleware) - before])
+    _guard_stack_build(app, settings.request_id.header_name)
+    _check_route_templates_at_startup(app, settings)
     if settings.metrics.health:
         checks = HealthChecks(timeout=settings.metrics.health_timeout)
         app.router.routes.extend(health_routes(checks))
@@ -352,6 +399,126 @@ def _add_middleware(
         use_traceparent=request_id.use_traceparent,
     )
     app.add_middleware(ProxyHeadersMiddleware, trusted_proxies=security.trusted_proxies)
+
+
+def _trial_build(added: list[Any]) -> None:
+    """Build each middleware ``install()`` added once, now, so bad options fail here.
+
+    Starlette builds the stack at the first request (or lifespan), where an error in a
+    middleware's ``__init__`` has no request ID shield around it yet. Metrics collectors
+    register on a scratch registry of the same type, so the real one stays untouched.
+    """
+
+    async def nothing(scope: Scope, receive: Receive, send: Send) -> None:  # pragma: no cover
+        return None
+
+    for middleware in added:
+        kwargs = {
+            name: type(value)() if _is_registry(value) else value
+            for name, value in middleware.kwargs.items()
+        }
+        middleware.cls(nothing, *middleware.args, **kwargs)
+
+
+def _is_registry(value: object) -> bool:
+    """Whether ``value`` is a Prometheus registry (any keyword may carry one)."""
+    try:
+        from fastapi_enterprise.metrics._prometheus import CollectorRegistry
+    except MissingExtraError:
+        return False
+    return isinstance(value, CollectorRegistry)
+
+
+def _guard_stack_build(app: Starlette, header_name: str) -> None:
+    """If the stack fails to build when the app first runs, fail loudly, never plainly.
+
+    A middleware the app added itself (or one ``install()`` could not try) may still
+    raise when Starlette builds the stack; Starlette would then let the server answer a
+    plain-text 500 without a request ID to every request, and a server whose lifespan is
+    ``auto`` would even keep serving. The failure is logged with its traceback, the
+    lifespan startup fails with its reason, and requests get a problem+json 500.
+    """
+    build: Callable[[], ASGIApp] = app.build_middleware_stack
+
+    def build_or_refuse() -> ASGIApp:
+        try:
+            return build()
+        except Exception as exc:
+            logger.error("The middleware stack could not be built", exc_info=exc)
+            return _BrokenStack(exc, header_name)
+
+    app.build_middleware_stack = build_or_refuse  # type: ignore[method-assign]
+
+
+class _BrokenStack:
+    """Stands in for a middleware stack that failed to build: fails startup, answers 500."""
+
+    def __init__(self, error: Exception, header_name: str) -> None:
+        reason = DEFAULT_REDACTOR.text(str(error))[:500]
+        self.reason = f"the middleware stack could not be built: {type(error).__name__}: {reason}"
+        self.header_name = header_name
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.failed", "message": self.reason})
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1011})
+            return
+        request_id = generate_request_id()
+        tokens = _enter_request(request_id, scope)
+        try:
+            response = problem_response(
+                500,
+                detail="The server is misconfigured and cannot answer.",
+                headers={
+                    self.header_name: request_id,
+                    "Cache-Control": "no-store",
+                    "Content-Security-Policy": "default-src 'none'",
+                    "X-Content-Type-Options": "nosniff",
+                    "X-Frame-Options": "DENY",
+                },
+            )
+        finally:
+            _exit_request(tokens)
+        await response(scope, receive, send)
+
+
+def _check_route_templates_at_startup(app: Starlette, settings: EnterpriseSettings) -> None:
+    """At startup, refuse settings keyed by a route template the app does not have.
+
+    Checked when the lifespan starts rather than in ``install()``: routes are usually
+    declared after ``install(app)`` (decorators below it, ``include_router()``), and
+    all of them exist once the server starts the app. Without a lifespan (a bare
+    ``TestClient(app)``), nothing is checked.
+    """
+    keyed: dict[str, Mapping[str, object]] = {
+        "rate_limit.routes": settings.rate_limit.routes if settings.rate_limit.enabled else {},
+        "body_limit.routes": settings.body_limit.routes,
+        "logging.access_sample_routes": (
+            settings.logging.access_sample_routes if settings.logging.access_log else {}
+        ),
+    }
+    if not any(keyed.values()):
+        return
+    app_lifespan = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan_checking_route_templates(asgi_app: Any) -> AsyncIterator[Any]:
+        known = route_templates(app)
+        unknown = {
+            setting: sorted(set(templates) - known)
+            for setting, templates in keyed.items()
+            if set(templates) - known
+        }
+        if unknown:
+            raise UnknownRouteTemplateError(unknown, known)
+        async with app_lifespan(asgi_app) as state:
+            yield state
+
+    app.router.lifespan_context = lifespan_checking_route_templates
 
 
 def installed_settings(app: Starlette) -> EnterpriseSettings | None:

@@ -29,6 +29,7 @@ __all__ = [
     "Redactor",
     "is_secret_key",
     "mask_dsn",
+    "mask_dsn_in_text",
 ]
 
 MASK = "**********"
@@ -104,7 +105,9 @@ def mask_dsn(dsn: str) -> str:
 
     ``postgresql://app:hunter2@db:5432/prod?sslpassword=x`` becomes
     ``postgresql://app:**********@db:5432/prod?sslpassword=**********``. A value that
-    does not parse as a URL is masked whole rather than risk showing a secret.
+    does not parse as a URL is masked whole rather than risk showing a secret, and so
+    is one with an ``@`` after its host part (an unencoded ``/``, ``?`` or ``#`` in the
+    password would otherwise leave part of it in the path).
 
     Args:
         dsn: A database, cache or error-tracker URL.
@@ -116,6 +119,8 @@ def mask_dsn(dsn: str) -> str:
     except ValueError:
         return MASK
     if not parts.scheme or "://" not in dsn:
+        return MASK
+    if "@" in dsn.split("://", 1)[1][len(parts.netloc) :]:
         return MASK
     netloc = parts.netloc
     if "@" in netloc:
@@ -139,6 +144,35 @@ def mask_dsn(dsn: str) -> str:
     if parts.fragment:
         masked += f"#{parts.fragment}"
     return masked
+
+
+def mask_dsn_in_text(text: str, dsn: str) -> str:
+    """Mask ``dsn``, and its password, wherever they occur in ``text``.
+
+    For the message of an error a client library raised about a connection URL: the
+    URL becomes its :func:`mask_dsn` form, and the password quoted on its own, raw or
+    percent-decoded, becomes ``**********``; so does a user part without a password
+    (a Sentry DSN's key, a token used as the user name).
+
+    Args:
+        text: The message to clean.
+        dsn: The URL the message may quote.
+    """
+    if not dsn:
+        return text
+    cleaned = text.replace(dsn, mask_dsn(dsn))
+    _scheme, _, rest = dsn.partition("://")
+    authority = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    userinfo, at, _hostinfo = authority.rpartition("@")
+    if not at:
+        return cleaned
+    user, has_password, password = userinfo.partition(":")
+    secrets = [password] if has_password else [user]
+    for secret in secrets:
+        for form in {secret, unquote_plus(secret)}:
+            if form:
+                cleaned = cleaned.replace(form, MASK)
+    return cleaned
 
 
 class Redactor:

@@ -6,6 +6,8 @@ Needs the ``redis`` extra: ``pip install 'fastapi-enterprise[redis]'``.
 from __future__ import annotations
 
 from fastapi_enterprise._extras import MissingExtraError
+from fastapi_enterprise._urls import REDIS_SCHEMES, url_problem
+from fastapi_enterprise.redaction import mask_dsn, mask_dsn_in_text
 from fastapi_enterprise.settings import RedisSettings
 
 try:
@@ -25,11 +27,25 @@ def create_redis(settings: RedisSettings) -> aioredis.Redis:
 
     Args:
         settings: The ``redis`` section of the settings.
+
+    Raises:
+        ValueError: The URL is malformed; the message shows it with the password
+            masked, never the password.
     """
-    return aioredis.Redis.from_url(
-        settings.url.get_secret_value(),
-        socket_timeout=settings.socket_timeout,
-        socket_connect_timeout=settings.socket_connect_timeout,
-        max_connections=settings.max_connections,
-        health_check_interval=settings.health_check_interval,
-    )
+    url = settings.url.get_secret_value()
+    problem = url_problem(url, schemes=REDIS_SCHEMES)
+    error: str | None = None
+    if problem is None:
+        try:
+            return aioredis.Redis.from_url(
+                url,
+                socket_timeout=settings.socket_timeout,
+                socket_connect_timeout=settings.socket_connect_timeout,
+                max_connections=settings.max_connections,
+                health_check_interval=settings.health_check_interval,
+            )
+        except (ValueError, TypeError) as exc:
+            error = mask_dsn_in_text(str(exc), url)
+    # Raised outside the except block: the original error, which may quote the URL, is
+    # neither the cause nor the context of this one.
+    raise ValueError(f"redis.url {mask_dsn(url)}: {error or 'the URL ' + str(problem)}")

@@ -20,12 +20,13 @@ mounts) gets the single value :data:`UNMATCHED_ROUTE`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from starlette.routing import Mount
 from starlette.types import Scope
 
-__all__ = ["UNMATCHED_ROUTE", "route_template"]
+__all__ = ["UNMATCHED_ROUTE", "route_template", "route_templates"]
 
 UNMATCHED_ROUTE = "<unmatched>"
 """The template reported for every request that no route matched."""
@@ -120,3 +121,39 @@ def _match_mounts(routes: Any, path: str, consumed: int, depth: int = 0) -> str 
             if inner is not None:
                 return template + inner
     return None
+
+
+def route_templates(app: Any) -> frozenset[str]:
+    """Every template :func:`route_template` can report for ``app``'s routes.
+
+    Included routers with their prefixes, and mounted apps (the mount's template
+    followed by each inner template, and ``{mount}/{path}`` for what matches no inner
+    route). :data:`UNMATCHED_ROUTE` is not included. Read it once the app has all its
+    routes (at startup): routes added later are not in it.
+
+    Args:
+        app: A Starlette or FastAPI app (or a router).
+    """
+    router = getattr(app, "router", app)
+    return frozenset(_templates(getattr(router, "routes", ()), "", 0))
+
+
+def _templates(routes: Any, prefix: str, depth: int) -> Iterator[str]:
+    if depth >= _MAX_MOUNT_DEPTH:
+        return
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # pragma: no cover - FastAPI < 0.137 keeps a flat route list
+        contexts: Iterable[Any] = list(routes)
+    else:
+        contexts = iter_route_contexts(list(routes))
+    for context in contexts:
+        path = getattr(context, "path_format", None)
+        if not isinstance(path, str):
+            continue
+        yield prefix + path
+        original = getattr(context, "original_route", context)
+        if isinstance(original, Mount):
+            inner = original.routes
+            if inner:
+                yield from _templates(inner, prefix + path.removesuffix(_MOUNT_SUFFIX), depth + 1)

@@ -44,6 +44,10 @@ class SecurityEvent(str, Enum):
     DEPLOY_CHECK_WARNING = "deploy_check.warning"
     """The deploy check reported a finding at startup."""
 
+    UNTRUSTED_FORWARDED_HEADERS = "proxy.untrusted_forwarded_headers"
+    """Forwarding headers came from a peer that is not a trusted proxy (reported at most
+    once per interval, with the number of such requests)."""
+
 
 class SecurityEventLogger:
     """Writes security events with per-event flood control.

@@ -25,12 +25,13 @@ from typing import Any
 from fastapi_enterprise._extras import MissingExtraError
 from fastapi_enterprise.context import get_request_id
 from fastapi_enterprise.middleware.access_log import ACCESS_LOGGER
-from fastapi_enterprise.redaction import MASK, Redactor
+from fastapi_enterprise.redaction import MASK, Redactor, mask_dsn_in_text
 from fastapi_enterprise.settings import EnterpriseSettings
 
 try:
     import sentry_sdk
     from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
+    from sentry_sdk.utils import BadDsn
 except ImportError as exc:  # pragma: no cover - exercised by the tests_minimal session
     raise MissingExtraError("sentry", module=__name__, missing="sentry-sdk") from exc
 
@@ -93,7 +94,16 @@ def init_sentry(
         ],
     }
     init_options.update(options)
-    sentry_sdk.init(**init_options)
+    error: str | None = None
+    try:
+        sentry_sdk.init(**init_options)
+    except (BadDsn, ValueError, TypeError) as exc:
+        error = mask_dsn_in_text(str(exc), init_options.get("dsn") or "")
+    if error is not None:
+        # Outside the except block, so the SDK's error (which may quote the DSN) is
+        # neither the cause nor the context of this one. The DSN itself is not shown:
+        # its user part is the project's key, whatever the scheme.
+        raise ValueError(f"sentry.dsn is not a usable DSN: {error}")
     # An access line at error level repeats what the error shield already reported.
     ignore_logger(ACCESS_LOGGER)
     return True

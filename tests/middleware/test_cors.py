@@ -112,11 +112,23 @@ def test_regex_origins() -> None:
         ({"allow_origin_regex": r"https://[a-z]+\.example\.com"}, "anchored"),
         ({"allow_origin_regex": r"^https://.*example\.com$"}, "look-alike"),
         ({"allow_origin_regex": r"^https://app.example.com$"}, "look-alike"),
+        ({"allow_origin_regex": "^https://.*$", "allow_credentials": True}, "anyone can register"),
+        ({"allow_origin_regex": "^.*$", "allow_credentials": True}, "anyone can register"),
+        ({"allow_origin_regex": r"^https://\w+\.\w+$", "allow_credentials": True}, "anyone"),
+        ({"allow_origins": ["https://a.example", "ftp:/x"]}, "origin 2 is not"),
     ],
 )
 def test_unsafe_policies_fail_at_startup(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         CORSPolicyMiddleware(FastAPI(), **kwargs)
+
+
+def test_an_any_host_regex_without_credentials_is_a_public_api() -> None:
+    """Issue 12 A4: with credentials it reflected any origin with Allow-Credentials."""
+    app = make_app(cors_origins=[], cors_origin_regex="^https://.*$", cors_allow_credentials=False)
+    response = TestClient(app).get("/data", headers={"Origin": "https://anyone.example"})
+    assert response.headers["access-control-allow-origin"] == "https://anyone.example"
+    assert "access-control-allow-credentials" not in response.headers
 
 
 def test_public_api_with_wildcard_and_no_credentials() -> None:

@@ -273,6 +273,9 @@ def test_no_relaxed_policy_exists_when_docs_are_off() -> None:
         ({"hsts_max_age": -1}, "negative"),
         ({"hsts_max_age": 3600, "hsts_preload": True}, "preload"),
         ({"extra_headers": {"X-Evil": "a\r\nSet-Cookie: x=1"}}, "control character"),
+        ({"frame_options": "ALLOWALL"}, "DENY or SAMEORIGIN"),
+        ({"frame_options": "ALLOW-FROM https://a.example"}, "DENY or SAMEORIGIN"),
+        ({"referrer_policy": "no-referrer, everything"}, "token 2 "),
     ],
 )
 def test_invalid_configuration_fails_at_startup(kwargs: dict[str, Any], message: str) -> None:

@@ -2,9 +2,11 @@
 
 The matching and header logic is Starlette's; this subclass adds what it leaves to you:
 
-- the policy is checked at startup: ``*`` with credentials, an unanchored origin regex,
-  a regex with unescaped dots (``.example.com`` matches ``evil-example.com``), a
-  ``null`` origin or an origin with a path are refused with a clear error;
+- the origin policy is a :class:`~fastapi_enterprise.cors_policy.CORSPolicy`, checked
+  when the middleware is built: ``*`` or a regex matching arbitrary hosts with
+  credentials, an unanchored origin regex, a regex with unescaped dots
+  (``.example.com`` matches ``evil-example.com``), a ``null`` origin or an origin with
+  a path are refused with a clear error (``install()`` builds it at startup);
 - a response to a disallowed, ``null`` or look-alike origin carries no
   ``Access-Control-*`` header at all (Starlette adds ``Allow-Credentials`` and
   ``Expose-Headers`` whenever an ``Origin`` is present);
@@ -15,14 +17,14 @@ The matching and header logic is Starlette's; this subclass adds what it leaves 
 
 from __future__ import annotations
 
-import re
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Send
 
+from fastapi_enterprise.cors_policy import CORSPolicy, origin_regex_problems
 from fastapi_enterprise.errors import problem_response
 from fastapi_enterprise.security_events import SecurityEvent, security_event
 
@@ -36,53 +38,6 @@ DEFAULT_EXPOSE_HEADERS = (
 )
 """Response headers browsers may read by default: the request ID and the rate limits."""
 
-_ORIGIN = re.compile(r"[a-z][a-z0-9+.\-]*://[^/?#@\s]+", re.IGNORECASE)
-_WILDCARD_BEFORE_NAME = re.compile(r"\.[*+?]\??[A-Za-z0-9]|\.\{\d*,?\d*\}[A-Za-z0-9]")
-
-
-def origin_regex_problems(pattern: str) -> Iterator[tuple[str, str]]:
-    """Yield ``(id, message)`` for each flaw of a CORS origin regex.
-
-    Shared by the deploy check and the middleware's own startup validation.
-    """
-    anchored_start = pattern.startswith(("^", r"\A"))
-    anchored_end = (pattern.endswith("$") and not pattern.endswith(r"\$")) or pattern.endswith(
-        r"\Z"
-    )
-    if not (anchored_start and anchored_end):
-        yield (
-            "security.cors_regex_unanchored",
-            "the CORS origin regex is not anchored with ^ and $: it can match inside a "
-            "longer, attacker-controlled origin.",
-        )
-    if _has_unescaped_host_dot(pattern):
-        yield (
-            "security.cors_regex_unescaped_dot",
-            "the CORS origin regex has an unescaped '.' or a wildcard directly before a host "
-            "name: it also matches look-alike domains such as 'evilexample.com'.",
-        )
-
-
-def _has_unescaped_host_dot(pattern: str) -> bool:
-    """Find a '.' meant literally (``.example``) or a wildcard glued to a name (``.*example``)."""
-    escaped = False
-    in_class = False
-    for index, char in enumerate(pattern):
-        if escaped:
-            escaped = False
-            continue
-        if char == "\\":
-            escaped = True
-        elif char == "[":
-            in_class = True
-        elif char == "]":
-            in_class = False
-        elif char == "." and not in_class:
-            following = pattern[index + 1 : index + 2]
-            if following.isalnum() or _WILDCARD_BEFORE_NAME.match(pattern, index):
-                return True
-    return False
-
 
 class CORSPolicyMiddleware(CORSMiddleware):
     """Starlette's CORS handling behind a policy that is validated when it is built.
@@ -91,7 +46,8 @@ class CORSPolicyMiddleware(CORSMiddleware):
     to :data:`DEFAULT_EXPOSE_HEADERS`.
 
     Raises:
-        ValueError: The policy is unsafe or malformed (see the module docstring).
+        CORSPolicyError: The policy is unsafe or malformed (a ``ValueError``; see the
+            module docstring).
     """
 
     def __init__(
@@ -106,23 +62,7 @@ class CORSPolicyMiddleware(CORSMiddleware):
         expose_headers: Collection[str] = DEFAULT_EXPOSE_HEADERS,
         max_age: int = 600,
     ) -> None:
-        if "*" in allow_origins and allow_credentials:
-            raise ValueError(
-                "CORS: allow_origins='*' with allow_credentials would let any website make "
-                "credentialed requests; list the origins instead"
-            )
-        for origin in allow_origins:
-            if origin == "*":
-                continue
-            if origin.lower() == "null":
-                raise ValueError("CORS: the 'null' origin must never be allowed")
-            if _ORIGIN.fullmatch(origin) is None:
-                raise ValueError(
-                    f"CORS: origin {origin!r} is not scheme://host[:port] (no path, no slash)"
-                )
-        if allow_origin_regex is not None:
-            for _id, message in origin_regex_problems(allow_origin_regex):
-                raise ValueError(f"CORS: {message}")
+        self.policy = CORSPolicy(tuple(allow_origins), allow_origin_regex, allow_credentials)
         super().__init__(
             app,
             allow_origins=allow_origins,

@@ -29,7 +29,14 @@ from fastapi_enterprise.context import _reset_csp_nonce, _set_csp_nonce
 from fastapi_enterprise.csp import API_POLICY, ContentSecurityPolicy, new_nonce
 from fastapi_enterprise.errors import answer_exception
 
-__all__ = ["DEFAULT_PERMISSIONS_POLICY", "SecurityHeadersMiddleware", "hsts_value"]
+__all__ = [
+    "DEFAULT_PERMISSIONS_POLICY",
+    "REFERRER_POLICIES",
+    "SecurityHeadersMiddleware",
+    "check_frame_options",
+    "check_referrer_policy",
+    "hsts_value",
+]
 
 DEFAULT_PERMISSIONS_POLICY = (
     "accelerometer=(), camera=(), display-capture=(), geolocation=(), gyroscope=(), "
@@ -38,6 +45,65 @@ DEFAULT_PERMISSIONS_POLICY = (
 """Deny the powerful browser features an API never needs."""
 
 _MIN_PRELOAD_AGE = 31_536_000
+
+REFERRER_POLICIES = frozenset(
+    {
+        "no-referrer",
+        "no-referrer-when-downgrade",
+        "origin",
+        "origin-when-cross-origin",
+        "same-origin",
+        "strict-origin",
+        "strict-origin-when-cross-origin",
+        "unsafe-url",
+    }
+)
+"""The ``Referrer-Policy`` tokens browsers know (W3C Referrer Policy)."""
+
+
+def check_frame_options(value: str | None) -> str | None:
+    """Validate an ``X-Frame-Options`` value: ``DENY`` or ``SAMEORIGIN``, in any case.
+
+    Returns:
+        The value in upper case, or ``None`` (send no header) for ``None`` or ``""``.
+
+    Raises:
+        ValueError: Any other value. ``ALLOWALL`` is not a value and ``ALLOW-FROM`` is
+            obsolete: browsers ignore both, so the page can be framed by anyone. To allow
+            framing, send no header and set the CSP ``frame-ancestors`` directive.
+    """
+    if value is None or not value.strip():
+        return None
+    normalised = value.strip().upper()
+    if normalised not in ("DENY", "SAMEORIGIN"):
+        raise ValueError(
+            "X-Frame-Options must be DENY or SAMEORIGIN (browsers ignore any other value); "
+            "leave it empty and use the CSP frame-ancestors directive to allow framing"
+        )
+    return normalised
+
+
+def check_referrer_policy(value: str | None) -> str | None:
+    """Validate a ``Referrer-Policy`` value: one token or a comma-separated fallback list.
+
+    Returns:
+        The value normalised to lower case, or ``None`` (send no header) for ``None`` or
+        ``""``.
+
+    Raises:
+        ValueError: A token is not one of :data:`REFERRER_POLICIES` (the message gives
+            its position, not its text).
+    """
+    if value is None or not value.strip():
+        return None
+    tokens = [token.strip().lower() for token in value.split(",")]
+    for position, token in enumerate(tokens, start=1):
+        if token not in REFERRER_POLICIES:
+            raise ValueError(
+                f"Referrer-Policy token {position} is not one of "
+                + ", ".join(sorted(REFERRER_POLICIES))
+            )
+    return ", ".join(tokens)
 
 
 def hsts_value(max_age: int, *, include_subdomains: bool = True, preload: bool = False) -> str:
@@ -70,8 +136,8 @@ class SecurityHeadersMiddleware:
         hsts_max_age: HSTS max-age in seconds; ``None`` disables HSTS (development).
         hsts_include_subdomains: Add ``includeSubDomains``.
         hsts_preload: Add ``preload`` (checked for its prerequisites).
-        frame_options: ``X-Frame-Options`` value; ``None`` to omit.
-        referrer_policy: ``Referrer-Policy`` value; ``None`` to omit.
+        frame_options: ``X-Frame-Options``: ``DENY`` or ``SAMEORIGIN``; ``None`` to omit.
+        referrer_policy: ``Referrer-Policy`` value (known tokens only); ``None`` to omit.
         permissions_policy: ``Permissions-Policy`` value; ``None`` to omit.
         cross_origin_opener_policy: ``Cross-Origin-Opener-Policy``; ``None`` to omit.
         cross_origin_resource_policy: ``Cross-Origin-Resource-Policy``; ``None`` to omit.
@@ -100,8 +166,8 @@ class SecurityHeadersMiddleware:
     ) -> None:
         static = {
             "X-Content-Type-Options": "nosniff",
-            "X-Frame-Options": frame_options,
-            "Referrer-Policy": referrer_policy,
+            "X-Frame-Options": check_frame_options(frame_options),
+            "Referrer-Policy": check_referrer_policy(referrer_policy),
             "Permissions-Policy": permissions_policy,
             "Cross-Origin-Opener-Policy": cross_origin_opener_policy,
             "Cross-Origin-Resource-Policy": cross_origin_resource_policy,

@@ -37,11 +37,12 @@ from limits.aio.strategies import (
 from limits.aio.strategies import (
     RateLimiter as LimitsRateLimiter,
 )
-from limits.errors import ConfigurationError
 from limits.storage import storage_from_string
 
 from fastapi_enterprise._extras import MissingExtraError
+from fastapi_enterprise._urls import storage_url_problem
 from fastapi_enterprise.ratelimit.policy import RateLimitPolicy
+from fastapi_enterprise.redaction import mask_dsn, mask_dsn_in_text
 
 __all__ = [
     "STRATEGIES",
@@ -225,17 +226,20 @@ def create_storage(
     """Build an async ``limits`` storage from a URI.
 
     ``memory://`` gives a :class:`BoundedMemoryStorage`; ``redis://``, ``rediss://``,
-    ``redis+cluster://`` and ``redis+sentinel://`` use redis-py's asyncio client.
+    ``redis+unix://``, ``redis+cluster://`` and ``redis+sentinel://`` use redis-py's
+    asyncio client.
 
     Raises:
-        ValueError: The URI's scheme is not supported.
+        ValueError: The URI is malformed or its scheme is not supported. The message
+            shows the URI with its password masked, never the password.
         MissingExtraError: A Redis URI without the ``redis`` extra installed.
     """
+    problem = storage_url_problem(uri)
+    if problem is not None:
+        raise ValueError(f"rate-limit storage URL {mask_dsn(uri)} {problem}")
     scheme = uri.split("://", 1)[0].lower()
     if scheme in ("memory", "async+memory"):
         return BoundedMemoryStorage(max_keys=memory_max_keys)
-    if not scheme.removeprefix("async+").startswith(("redis", "rediss")):
-        raise ValueError(f"unsupported rate-limit storage scheme {scheme!r}")
     try:
         import redis.asyncio  # noqa: F401 - only to fail early with the right advice
     except ImportError as exc:  # pragma: no cover - exercised by the tests_minimal session
@@ -243,10 +247,15 @@ def create_storage(
             "redis", module="fastapi_enterprise.ratelimit", missing="redis"
         ) from exc
     target = uri if uri.startswith("async+") else "async+" + uri
+    error: str | None = None
     try:
         storage = storage_from_string(target, implementation="redispy", key_prefix=key_prefix)
-    except ConfigurationError as exc:
-        raise ValueError(f"rate-limit storage: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - limits' and redis-py's errors, all reworded
+        # The client libraries quote the URL, password included: mask it, and raise
+        # outside the except block so the original is neither cause nor context.
+        error = mask_dsn_in_text(mask_dsn_in_text(str(exc), target), uri)
+    if error is not None:
+        raise ValueError(f"rate-limit storage URL {mask_dsn(uri)}: {error}")
     if not isinstance(storage, Storage):  # pragma: no cover - limits returns aio storages
         raise ValueError("rate-limit storage must be an async storage")
     return storage

@@ -35,13 +35,21 @@ _EXEMPT = "__fastapi_enterprise_rate_limit_exempt__"
 
 
 def parse_limits(value: str) -> tuple[RateLimitItem, ...]:
-    """Parse ``"10/second;200/hour"`` into limit items; a malformed value raises ValueError."""
+    """Parse ``"10/second;200/hour"`` into limit items.
+
+    Raises:
+        ValueError: The value is malformed. The message does not quote it (limits come
+            from the environment, and errors end up in logs).
+    """
     try:
         items = parse_many(value)
-    except ValueError as exc:
-        raise ValueError(f"invalid rate limit {value!r}: {exc}") from None
+    except ValueError:
+        items = []
     if not items:
-        raise ValueError(f"invalid rate limit {value!r}: no limit in it")
+        raise ValueError(
+            "invalid rate limit: expected one or more of '<count>/<period>' separated by "
+            "';', e.g. '10/second;1000/hour' (periods: second, minute, hour, day, month, year)"
+        )
     return tuple(items)
 
 

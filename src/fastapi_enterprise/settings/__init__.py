@@ -66,7 +66,9 @@ class SettingsValidationError(ValueError):
 
     Pydantic's own error repeats the input (``input_value='hunter2'``) in its message,
     its ``errors()`` and any chained traceback; this error keeps only the location, the
-    message and the error type, and is raised without a chained cause.
+    message and the error type, and is raised without a chained cause. Locations stop at
+    the setting: the keys of a mapping setting (``rate_limit.routes``) are part of its
+    value and show as ``<key>``. Every validator names a bad list entry by its position.
     """
 
     def __init__(self, title: str, errors: list[dict[str, Any]]) -> None:
@@ -83,13 +85,42 @@ class SettingsValidationError(ValueError):
         return [dict(error) for error in self._errors]
 
     @classmethod
-    def from_pydantic(cls, title: str, exc: ValidationError) -> SettingsValidationError:
-        """Build the sanitized error from pydantic's ``ValidationError``."""
+    def from_pydantic(
+        cls, title: str, exc: ValidationError, model: type[BaseModel] | None = None
+    ) -> SettingsValidationError:
+        """Build the sanitized error from pydantic's ``ValidationError``.
+
+        Args:
+            title: The settings class name, for the first line.
+            exc: Pydantic's error; only locations, messages and types are kept.
+            model: The model validated, to tell field names in a location from the keys
+                of a mapping value (which are replaced by ``<key>``).
+        """
         errors = [
-            {"loc": tuple(error["loc"]), "msg": error["msg"], "type": error["type"]}
+            {"loc": _safe_loc(model, error["loc"]), "msg": error["msg"], "type": error["type"]}
             for error in exc.errors(include_url=False, include_input=False, include_context=False)
         ]
         return cls(title, errors)
+
+
+def _safe_loc(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """Keep field names and list positions; a mapping's keys are input, so masked."""
+    safe: list[int | str] = []
+    current = model
+    for part in loc:
+        if isinstance(part, int):
+            safe.append(part)
+            current = None
+        elif current is not None:
+            # A field of the model, or an unknown name the user wrote (extra_forbidden).
+            safe.append(part)
+            field = current.model_fields.get(part)
+            annotation = field.annotation if field is not None else None
+            is_model = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            current = annotation if is_model else None  # type: ignore[assignment]
+        else:
+            safe.append("<key>")
+    return tuple(safe)
 
 
 class EnterpriseSettings(BaseSettings):
@@ -120,6 +151,7 @@ class EnterpriseSettings(BaseSettings):
         extra="ignore",
         use_attribute_docstrings=True,
         validate_default=True,
+        hide_input_in_errors=True,
     )
 
     environment: Environment = Environment.DEVELOPMENT
@@ -201,7 +233,7 @@ class EnterpriseSettings(BaseSettings):
         try:
             super().__init__(**values)
         except ValidationError as exc:
-            error = SettingsValidationError.from_pydantic(type(self).__name__, exc)
+            error = SettingsValidationError.from_pydantic(type(self).__name__, exc, type(self))
         except SettingsError as exc:
             # Raised for unparsable JSON in a complex variable; its cause holds the raw
             # document, which may contain a secret. Keep only pydantic-settings' message.

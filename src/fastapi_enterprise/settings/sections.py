@@ -2,25 +2,39 @@
 
 Each model is usable alone (``SecuritySettings(cors_origins=[...])``) and as a section of
 :class:`~fastapi_enterprise.settings.EnterpriseSettings` (``FE_SECURITY__CORS_ORIGINS``).
+
+Policies are validated through the objects that enforce them (``CORSPolicy``,
+``ContentSecurityPolicy``, ``TrustedProxies``, rate-limit strings, the security-header
+checks), so a value the middleware would refuse is refused here, in every environment.
+No validator message contains the rejected value: entries are named by position.
+Enumerated values (log levels, strategies, modes) are accepted in any case.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging.handlers
 import re
+from collections.abc import Callable, Collection
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 
 from fastapi_enterprise._http import is_header_name
+from fastapi_enterprise._urls import (
+    REDIS_SCHEMES,
+    STORAGE_SCHEMES,
+    storage_url_problem,
+    url_problem,
+)
 
 __all__ = [
     "DSN_MARKER",
+    "REDIS_SCHEMES",
+    "STORAGE_SCHEMES",
     "AppSettings",
     "BodyLimitSettings",
     "CompressionSettings",
@@ -62,7 +76,58 @@ def _split_list(value: Any) -> Any:
     return value
 
 
-_Section = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+def _casefold(upper: bool) -> Callable[[Any], Any]:
+    """A before-validator accepting an enumerated value in any case (``info``, ``Closed``)."""
+
+    def normalise(value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            return text.upper() if upper else text.lower()
+        return value
+
+    return normalise
+
+
+def _checked_url(
+    url: SecretStr | None,
+    *,
+    schemes: Collection[str] | None = None,
+    several_hosts: bool = False,
+    require_user: bool = False,
+    require_path: bool = False,
+) -> SecretStr | None:
+    """Refuse a malformed connection URL before a client library quotes it in an error."""
+    if url is not None:
+        problem = url_problem(
+            url.get_secret_value(),
+            schemes=schemes,
+            several_hosts=several_hosts,
+            require_user=require_user,
+            require_path=require_path,
+        )
+        if problem is not None:
+            raise ValueError(f"the URL {problem}")
+    return url
+
+
+def _regex(pattern: str) -> str:
+    """Compile-check a regular expression; the message gives the position, not the text."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        where = f" (at position {exc.pos})" if exc.pos is not None else ""
+        raise ValueError(f"not a valid regular expression{where}") from None
+    return pattern
+
+
+# hide_input_in_errors: a section used on its own (SecuritySettings(...)) raises pydantic's
+# ValidationError, whose message would otherwise repeat the rejected value.
+_Section = ConfigDict(
+    extra="forbid",
+    use_attribute_docstrings=True,
+    validate_assignment=True,
+    hide_input_in_errors=True,
+)
 
 
 class AppSettings(BaseModel):
@@ -116,7 +181,8 @@ class SecuritySettings(BaseModel):
 
     secret_key: SecretStr | None = None
     """Key for signing sessions and tokens. Required in production: at least 32
-    characters with at least 10 distinct ones; placeholders such as ``changeme`` are
+    characters and an estimated 128 bits of entropy (repeats, runs such as ``abc`` or
+    ``123`` and keyboard rows count for little); placeholders such as ``changeme`` are
     refused by the deploy check."""
 
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -126,14 +192,18 @@ class SecuritySettings(BaseModel):
 
     cors_origin_regex: str | None = None
     """A regular expression for allowed origins. It must be anchored (``^...$``) and
-    escape the dots of host names (``^https://[a-z0-9-]+\\.example\\.com$``)."""
+    escape the dots of host names (``^https://[a-z0-9-]+\\.example\\.com$``); with
+    credentials it must not match hosts anyone can register (``^https://.*$``)."""
 
     cors_allow_credentials: bool = False
-    """Allow cookies and ``Authorization`` on cross-origin requests. Never with ``*``."""
+    """Allow cookies and ``Authorization`` on cross-origin requests. Never with ``*`` or
+    an origin regex that matches any host (refused in every environment)."""
 
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Addresses or CIDR networks of reverse proxies whose ``X-Forwarded-*`` headers are
-    believed, e.g. ``10.0.0.0/8``. ``*`` trusts every peer and is refused in production."""
+    believed, e.g. ``10.0.1.0/24``. ``*``, ``0.0.0.0/0`` and networks reaching public
+    address space are refused in production; private ranges wider than /16 (IPv6: /48)
+    get a warning."""
 
     hsts_max_age: int = Field(31_536_000, ge=0, le=2 * 31_536_000)
     """``Strict-Transport-Security`` max-age in seconds (one year by default). The deploy
@@ -147,8 +217,9 @@ class SecuritySettings(BaseModel):
     a submission to the browsers' preload list that is hard to undo."""
 
     trust_all_proxies_acknowledged: bool = False
-    """Acknowledge ``trusted_proxies=["*"]`` (the server is reachable only through a
-    proxy). Without it, the deploy check refuses ``*`` in production."""
+    """Acknowledge that the server is reachable only through its proxies, so trusting
+    ``*`` or public networks (a CDN's ranges) is safe. Without it, the deploy check
+    refuses such trust in production; with it, it warns."""
 
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
     """Host names the app answers (``api.example.com``, ``*.example.com``); others get
@@ -187,10 +258,12 @@ class SecuritySettings(BaseModel):
     """Where browsers send CSP violation reports."""
 
     frame_options: str = "DENY"
-    """``X-Frame-Options`` value."""
+    """``X-Frame-Options``: ``DENY`` or ``SAMEORIGIN``; empty sends none (allow framing
+    with the CSP ``frame-ancestors`` directive instead). Other values are refused."""
 
     referrer_policy: str = "no-referrer"
-    """``Referrer-Policy`` value."""
+    """``Referrer-Policy``: a known token or a comma-separated fallback list; empty sends
+    none. ``unsafe-url`` is refused in production."""
 
     hsts_enabled: bool | None = None
     """Send HSTS (over HTTPS only). ``None`` (the default): on in staging and production,
@@ -218,53 +291,78 @@ class SecuritySettings(BaseModel):
                 raise ValueError(str(exc)) from None
         return csp
 
+    @field_validator("csp_report_uri")
+    @classmethod
+    def _check_report_uri(cls, uri: str | None) -> str | None:
+        from fastapi_enterprise.csp import ContentSecurityPolicy, CSPError
+
+        if uri is not None:
+            try:
+                ContentSecurityPolicy({}, report_uri=uri)
+            except CSPError:
+                raise ValueError("not a valid CSP report-uri source") from None
+        return uri
+
+    @field_validator("frame_options")
+    @classmethod
+    def _check_frame_options(cls, value: str) -> str:
+        from fastapi_enterprise.middleware.security_headers import check_frame_options
+
+        return check_frame_options(value) or ""
+
+    @field_validator("referrer_policy")
+    @classmethod
+    def _check_referrer_policy(cls, value: str) -> str:
+        from fastapi_enterprise.middleware.security_headers import check_referrer_policy
+
+        return check_referrer_policy(value) or ""
+
     @field_validator("allowed_hosts")
     @classmethod
     def _check_hosts(cls, hosts: list[str]) -> list[str]:
-        for host in hosts:
+        for position, host in enumerate(hosts, start=1):
             if host != "*" and (
                 "*" in host[1:] or (host.startswith("*") and not host.startswith("*."))
             ):
-                raise ValueError(f"host pattern {_quote(host)} must be a name or '*.domain'")
+                raise ValueError(f"entry {position} must be a host name, '*.domain' or '*'")
         return hosts
 
     @field_validator("cors_origins")
     @classmethod
     def _check_origins(cls, origins: list[str]) -> list[str]:
-        for origin in origins:
-            if origin == "*":
-                continue
-            if origin.lower() == "null":
-                raise ValueError("the 'null' origin must never be allowed")
-            match = re.fullmatch(r"([a-z][a-z0-9+.-]*)://([^/?#@\s]+)", origin, re.IGNORECASE)
-            if match is None:
-                raise ValueError(
-                    f"origin {_quote(origin)} is not scheme://host[:port] "
-                    "(no path, no trailing slash)"
-                )
+        from fastapi_enterprise.cors_policy import check_origins
+
+        check_origins(origins)  # a CORSPolicyError is a ValueError without the origin
         return origins
 
     @field_validator("cors_origin_regex")
     @classmethod
     def _check_regex(cls, pattern: str | None) -> str | None:
-        if pattern is not None:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc.msg}") from None
+        from fastapi_enterprise.cors_policy import check_origin_regex
+
+        check_origin_regex(pattern)
         return pattern
 
     @field_validator("trusted_proxies")
     @classmethod
     def _check_proxies(cls, proxies: list[str]) -> list[str]:
-        for proxy in proxies:
-            if proxy == "*":
-                continue
-            try:
-                ipaddress.ip_network(proxy, strict=False)
-            except ValueError:
-                raise ValueError(f"{_quote(proxy)} is not an IP address or CIDR network") from None
+        from fastapi_enterprise.client_ip import TrustedProxies
+
+        TrustedProxies(proxies)
         return proxies
+
+    @model_validator(mode="after")
+    def _check_cors_policy(self) -> SecuritySettings:
+        """Credentials with ``*`` or an any-host regex: refused in every environment."""
+        from fastapi_enterprise.cors_policy import CORSPolicy, CORSPolicyError
+
+        try:
+            CORSPolicy(
+                tuple(self.cors_origins), self.cors_origin_regex, self.cors_allow_credentials
+            )
+        except CORSPolicyError as exc:
+            raise ValueError(f"CORS: {exc}") from None
+        return self
 
 
 class RequestIDSettings(BaseModel):
@@ -296,14 +394,7 @@ class RequestIDSettings(BaseModel):
             raise ValueError("must be an HTTP header name (RFC 9110 token, 1-64 characters)")
         return name
 
-    @field_validator("pattern")
-    @classmethod
-    def _check_pattern(cls, pattern: str) -> str:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc.msg}") from None
-        return pattern
+    _check_pattern = field_validator("pattern")(_regex)
 
 
 class DatabaseSettings(BaseModel):
@@ -330,6 +421,11 @@ class DatabaseSettings(BaseModel):
 
     echo: bool = False
     """Log every SQL statement (development only)."""
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: SecretStr) -> SecretStr:
+        return _checked_url(url) or url
 
     def engine_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``sqlalchemy.create_engine(url, **kwargs)``.
@@ -372,9 +468,7 @@ class RedisSettings(BaseModel):
     @field_validator("url")
     @classmethod
     def _check_url(cls, url: SecretStr) -> SecretStr:
-        if not url.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
-        return url
+        return _checked_url(url, schemes=REDIS_SCHEMES) or url
 
 
 class BodyLimitSettings(BaseModel):
@@ -456,8 +550,9 @@ class RateLimitSettings(BaseModel):
     """Path prefixes never limited."""
 
     storage_url: Annotated[SecretStr, DSN_MARKER] = SecretStr("memory://")
-    """``memory://`` (one process) or ``redis://``, ``rediss://``, ``redis+cluster://``,
-    ``redis+sentinel://`` (shared by every worker and host)."""
+    """``memory://`` (one process) or ``redis://``, ``rediss://``, ``redis+unix://``,
+    ``redis+cluster://``, ``redis+sentinel://`` (shared by every worker and host). In
+    production, ``memory://`` is an error with several workers and a warning otherwise."""
 
     strategy: Literal["sliding-window-counter", "moving-window", "fixed-window"] = (
         "sliding-window-counter"
@@ -503,6 +598,7 @@ class RateLimitSettings(BaseModel):
     """Most keys the in-memory storage tracks (about 300 bytes each)."""
 
     _split = field_validator("exempt_paths", mode="before")(_split_list)
+    _casefold = field_validator("strategy", "key", "fail_mode", mode="before")(_casefold(False))
 
     @field_validator("default")
     @classmethod
@@ -519,16 +615,21 @@ class RateLimitSettings(BaseModel):
     def _check_routes(cls, routes: dict[str, str]) -> dict[str, str]:
         from fastapi_enterprise.ratelimit.policy import parse_limits
 
-        for value in routes.values():
-            parse_limits(value)
+        for position, value in enumerate(routes.values(), start=1):
+            try:
+                parse_limits(value)
+            except ValueError:  # noqa: PERF203 - fails once, at startup
+                raise ValueError(
+                    f"the limit of entry {position} is not like '10/second;1000/hour'"
+                ) from None
         return routes
 
     @field_validator("storage_url")
     @classmethod
     def _check_storage(cls, url: SecretStr) -> SecretStr:
-        scheme = url.get_secret_value().split("://", 1)[0].lower().removeprefix("async+")
-        if scheme != "memory" and not scheme.startswith(("redis", "rediss")):
-            raise ValueError("must be memory:// or a redis:// URL")
+        problem = storage_url_problem(url.get_secret_value())
+        if problem is not None:
+            raise ValueError(f"the URL {problem}")
         return url
 
 
@@ -575,11 +676,9 @@ class MetricsSettings(BaseModel):
     @field_validator("allow_ips")
     @classmethod
     def _check_ips(cls, networks: list[str]) -> list[str]:
-        for network in networks:
-            try:
-                ipaddress.ip_network(network, strict=False)
-            except ValueError:  # noqa: PERF203 - fails once, at startup
-                raise ValueError(f"{_quote(network)} is not an IP address or network") from None
+        from fastapi_enterprise.client_ip import parse_networks
+
+        parse_networks(networks)
         return networks
 
 
@@ -658,21 +757,24 @@ class LoggingSettings(BaseModel):
     _split = field_validator(
         "access_exclude_paths", "redact_keys", "redact_headers", mode="before"
     )(_split_list)
+    _casefold_level = field_validator("level", mode="before")(_casefold(True))
+    _casefold_format = field_validator("format", mode="before")(_casefold(False))
 
     @field_validator("access_sample_routes", "event_sample_rates")
     @classmethod
     def _check_rates(cls, rates: dict[str, float]) -> dict[str, float]:
-        for name, rate in rates.items():
+        for position, rate in enumerate(rates.values(), start=1):
             if not 0.0 <= rate <= 1.0:
-                raise ValueError(f"the rate of {_quote(name)} must be between 0 and 1")
+                raise ValueError(f"the rate of entry {position} must be between 0 and 1")
         return rates
 
     @field_validator("syslog_facility")
     @classmethod
     def _check_facility(cls, facility: str) -> str:
-        if facility.lower() not in logging.handlers.SysLogHandler.facility_names:
-            raise ValueError(f"unknown syslog facility {_quote(facility)}")
-        return facility.lower()
+        names = logging.handlers.SysLogHandler.facility_names
+        if facility.strip().lower() not in names:
+            raise ValueError("unknown syslog facility; use one of " + ", ".join(sorted(names)))
+        return facility.strip().lower()
 
 
 class SentrySettings(BaseModel):
@@ -705,8 +807,9 @@ class SentrySettings(BaseModel):
     breadcrumb_level: LogLevel = "INFO"
     """Log records at or above this level become breadcrumbs."""
 
+    _casefold = field_validator("event_level", "breadcrumb_level", mode="before")(_casefold(True))
 
-def _quote(value: str, limit: int = 80) -> str:
-    """Quote a (non-secret) configuration value for an error message, bounded."""
-    shown = value if len(value) <= limit else value[:limit] + "..."
-    return repr(shown)
+    @field_validator("dsn")
+    @classmethod
+    def _check_dsn(cls, dsn: SecretStr | None) -> SecretStr | None:
+        return _checked_url(dsn, schemes=("http", "https"), require_user=True, require_path=True)
