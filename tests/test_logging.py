@@ -99,6 +99,35 @@ def test_secrets_are_redacted_in_app_events(capture_logs: Any) -> None:
     assert first["session_id"] == "**********"
 
 
+def test_free_text_secrets_and_numeric_secrets_are_masked_in_lines(capture_logs: Any) -> None:
+    """Pairs after prose, numbers under secret names, and counts that only look secret."""
+    logs: LogCapture = capture_logs(settings())
+    logging.getLogger("app.auth").warning("login failed: password=%s", SECRET)
+    logging.getLogger("app.http").error("upstream error: token=%s", SECRET)
+    structlog.get_logger("app").info(
+        "mfa", otp=483920, pin="0000", prompt_tokens=512, total_tokens=640, token_type="bearer"
+    )
+    text = logs.text()
+    assert SECRET not in text
+    assert "483920" not in text
+    first, second, third = logs.lines()
+    assert first["event"] == "login failed: password=**********"
+    assert second["event"] == "upstream error: token=**********"
+    assert (third["otp"], third["pin"]) == ("**********", "**********")
+    assert (third["prompt_tokens"], third["total_tokens"]) == (512, 640)
+    assert third["token_type"] == "bearer"
+
+
+def test_a_secret_straddling_the_cut_is_still_masked(capture_logs: Any) -> None:
+    logs: LogCapture = capture_logs(settings(max_field_length=64))
+    note = "x" * 50 + f" password={SECRET} and then a great deal more text " * 1000
+    structlog.get_logger("app").info("long", note=note)
+    (line,) = logs.lines()
+    assert "hunter" not in line["note"]
+    assert line["note"].startswith("x" * 50 + " password=**")
+    assert line["note"].endswith(f"...[{len(note) - 64} more characters]")
+
+
 def test_remembered_clean_strings_stay_clean_and_bounded(capture_logs: Any) -> None:
     """Repeated strings come from the sanitizer's memory, masked the same every time.
 

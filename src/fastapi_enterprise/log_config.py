@@ -692,10 +692,11 @@ def _add_request_context(logger: WrappedLogger, method: str, event: EventDict) -
 class _Sanitize:
     """Redact and bound every value in one pass over the event.
 
-    Secret-looking keys are masked whole; strings are scanned by the shared redactor and
-    cut to ``limit`` characters; containers are walked to the redactor's depth. Numbers,
-    booleans and ``None`` pass untouched, and the fields the library itself writes with
-    known-safe values skip the scan.
+    Secret-looking keys are masked whole, whatever their value's type; strings are cut to
+    ``limit`` characters and scanned by the shared redactor (only what is written is
+    scanned); containers are walked to the redactor's depth. Other numbers, booleans and
+    ``None`` pass untouched, and the fields the library itself writes with known-safe
+    values skip the scan.
     """
 
     _TRUSTED = frozenset(
@@ -722,6 +723,7 @@ class _Sanitize:
     # form is remembered. The table is emptied when full, so junk cannot pin it.
     _CACHED_LENGTH = 256
     _CACHE_SIZE = 4096
+    _MARGIN = 256
 
     def __init__(self, redactor: Redactor, limit: int) -> None:
         self.redactor = redactor
@@ -732,28 +734,38 @@ class _Sanitize:
         redactor = self.redactor
         trusted = self._TRUSTED
         for key, value in event.items():
-            if key in trusted and key != "event":
-                continue
-            kind = value.__class__
-            if value is None or kind is int or kind is float or kind is bool:
+            if key in trusted or value is None:
                 continue
             if key != "event" and redactor.is_secret(key):
-                event[key] = MASK
-            elif kind is str:
+                event[key] = MASK  # numbers too: an OTP or a PIN is often an int
+                continue
+            kind = value.__class__
+            if kind is str:
                 event[key] = self._text(value)
-            else:
+            elif kind is not int and kind is not float and kind is not bool:
                 event[key] = self._walk(redactor.value(value), 0)
         return event
 
     def _text(self, value: str) -> str:
         clean = self._clean.get(value)
         if clean is None:
-            clean = self._cut(self.redactor.text(value))
+            clean = self._redact_and_cut(value)
             if len(value) <= self._CACHED_LENGTH:
                 if len(self._clean) >= self._CACHE_SIZE:
                     self._clean.clear()
                 self._clean[value] = clean
         return clean
+
+    def _redact_and_cut(self, value: str) -> str:
+        """Redact what will be written, and no more: a hostile megabyte costs the limit.
+
+        A margin past the cut keeps a secret that straddles it masked.
+        """
+        limit = self.limit
+        if len(value) <= limit:
+            return self.redactor.text(value)
+        clean = self.redactor.text(value[: limit + self._MARGIN])[:limit]
+        return f"{clean}...[{len(value) - limit} more characters]"
 
     def _cut(self, value: str) -> str:
         if len(value) > self.limit:
