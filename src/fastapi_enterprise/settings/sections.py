@@ -13,7 +13,7 @@ import re
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 
@@ -627,6 +627,10 @@ class LoggingSettings(BaseModel):
     user_agent_max_length: int = Field(256, ge=16, le=8192)
     """Longest User-Agent written on the access line."""
 
+    stdout: bool = True
+    """Write lines to standard output (or the stream given to ``configure_logging()``).
+    Off: only the file and syslog outputs, of which one must then be set."""
+
     file_path: str | None = None
     """Also write JSON lines to this file, rotated by size."""
 
@@ -673,6 +677,15 @@ class LoggingSettings(BaseModel):
         if facility.lower() not in logging.handlers.SysLogHandler.facility_names:
             raise ValueError(f"unknown syslog facility {_quote(facility)}")
         return facility.lower()
+
+    @model_validator(mode="after")
+    def _check_outputs(self) -> LoggingSettings:
+        if not self.stdout and self.file_path is None and self.syslog_address is None:
+            raise ValueError(
+                "stdout is off and neither file_path nor syslog_address is set: "
+                "log lines would go nowhere"
+            )
+        return self
 
 
 class SentrySettings(BaseModel):
