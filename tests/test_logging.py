@@ -229,8 +229,47 @@ def test_console_format_escapes_control_characters_and_indents_tracebacks() -> N
     lines = stream.getvalue().splitlines()
     record_lines = [line for line in lines if not line.startswith("    | ")]
     assert len(record_lines) == len(FORGERIES) + 1
-    assert "\x1b[31mred" not in stream.getvalue().replace("\x1b[", "ESC[")  # no raw ANSI
+    assert "\x1b" not in stream.getvalue()  # not a terminal: no colours, and no raw ANSI
+    assert "ansi\\x1b[31mred\\x1b[0m" in stream.getvalue()  # shown, escaped
     assert any("forged record" in line and line.startswith("    | ") for line in lines)
+
+
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal: the console renderer colours its output."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+HOSTILE_AGENT = "evil\x1b[2J\x1b]0;pwned\x07\x9b31m\x1bc"
+
+
+@pytest.mark.parametrize("stream", [io.StringIO(), Terminal()], ids=["pipe", "terminal"])
+def test_a_hostile_user_agent_sends_no_escape_to_the_console(stream: io.StringIO) -> None:
+    """Clear-screen, set-title, C1 CSI and reset sequences arrive escaped, never raw.
+
+    On a terminal the renderer adds colour sequences of its own; none of the hostile ones
+    may appear.
+    """
+    handle = configure_logging(EnterpriseSettings(), stream=stream)  # development: console
+    try:
+        client = TestClient(access_app({}))
+        agent = HOSTILE_AGENT.encode("latin-1")
+        assert client.get("/orders/1", headers={b"user-agent": agent}).status_code == 200
+        assert handle.flush()
+    finally:
+        handle.stop()
+        structlog.reset_defaults()
+    text = stream.getvalue()
+    (line,) = [line for line in text.splitlines() if "http.request" in line]
+    for shown in ("evil\\x1b[2J", "\\x1b]0;pwned\\x07", "\\x9b31m", "\\x1bc"):
+        assert shown in line  # visible, escaped
+    for raw in ("\x1b[2J", "\x1b]", "\x07", "\x9b", "\x1bc"):
+        assert raw not in text
+    if isinstance(stream, Terminal):
+        assert "\x1b[" in text  # coloured: the check above ran against real escapes
+    else:
+        assert "\x1b" not in text
 
 
 def test_escape_control_characters() -> None:
