@@ -633,6 +633,19 @@ class LoggingHandle:
             done = writer.written(deadline) and done
         return done
 
+    def _drain_without_locks(self, deadline: float) -> None:
+        """Wait for the writers (which wake on their own) without taking any lock.
+
+        For a signal handler: it runs in the main thread between two bytecodes, maybe
+        while that thread holds a queue's or an event's lock, which it would then wait
+        for forever.
+        """
+        for writer in self._writers:
+            while writer.queue.unfinished_tasks and writer.thread is not None:
+                if time.monotonic() >= deadline:
+                    return
+                time.sleep(0.005)
+
     def _start(self, handler: PipelineHandler) -> None:
         self._handler = handler
         for writer in self._writers:
@@ -680,8 +693,9 @@ class _SigtermFlush:
         if callable(previous):
             previous(signum, frame)
             return
+        deadline = time.monotonic() + LoggingHandle.STOP_TIMEOUT
         for pipeline in list(_PIPELINES):
-            pipeline.flush(timeout=LoggingHandle.STOP_TIMEOUT)
+            pipeline._drain_without_locks(deadline)
         if previous == signal.SIG_IGN:
             return
         signal.signal(signum, signal.SIG_DFL)
