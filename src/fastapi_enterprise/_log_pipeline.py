@@ -25,27 +25,29 @@ The pipeline survives what a server does to a process:
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
 import logging.handlers
 import os
 import queue
 import signal
-import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from types import FrameType
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
+from fastapi_enterprise._log_losses import OutputCounts, Reporter, observe_log_losses
+from fastapi_enterprise._log_outputs import Output
 from fastapi_enterprise._logging import UnheardErrorHandler
 
 __all__ = [
     "LoggingHandle",
     "OutputCounts",
+    "PipelineHandler",
+    "adopt_server_loggers",
     "current_logging_handle",
+    "direct_handler",
     "observe_log_losses",
 ]
 
@@ -60,175 +62,6 @@ ADOPTED_LOGGERS = (
     "gunicorn.access",
 )
 _STOP: Any = object()  # what a writer's queue ends with
-
-
-@dataclass(frozen=True)
-class OutputCounts:
-    """What one output has lost so far."""
-
-    dropped: int
-    """Lines dropped because the output's queue was full (the output did not keep up)."""
-
-    write_errors: int
-    """Lines the output failed to write (full or read-only disk, broken pipe, dead syslog)."""
-
-
-_observers: list[weakref.ref[Any] | weakref.WeakMethod[Any]] = []
-_observers_lock = threading.Lock()
-
-
-def observe_log_losses(observer: Callable[[str, int, int], None]) -> None:
-    """Call ``observer(output, dropped, write_errors)`` with every output's new losses.
-
-    Called from the pipeline's reporter thread, at most twice a second, with the
-    increments since the previous call, for every pipeline running in this process
-    (and after a fork, in the child). The observer is held weakly: it stops being
-    called when it is garbage (a bound method goes with its object).
-
-    Args:
-        observer: A function or bound method; it must not block.
-    """
-    reference: weakref.ref[Any] | weakref.WeakMethod[Any]
-    if hasattr(observer, "__self__") and hasattr(observer, "__func__"):
-        reference = weakref.WeakMethod(observer)
-    else:
-        reference = weakref.ref(observer)
-    with _observers_lock:
-        _observers.append(reference)
-
-
-def _notify(output: str, dropped: int, write_errors: int) -> None:
-    with _observers_lock:
-        live = [(ref, ref()) for ref in _observers]
-        _observers[:] = [ref for ref, target in live if target is not None]
-    for _, target in live:
-        if target is not None:
-            with contextlib.suppress(Exception):  # a broken observer must not stop the others
-                target(output, dropped, write_errors)
-
-
-class Output(logging.Handler):
-    """Where lines end up. Subclasses write a batch of ``(level, line)`` pairs."""
-
-    label = "output"
-
-    def write_batch(self, lines: list[tuple[int, str]]) -> None:
-        """Write the lines; raise on failure (the writer counts every line as lost)."""
-        raise NotImplementedError
-
-    def flush_batch(self) -> None:
-        """Flush after a batch (called by the writer thread; failures raise)."""
-        super().flush()
-
-    def flush(self) -> None:
-        """Deferred: the writer thread flushes once per batch."""
-
-    _closed = False
-
-    def close(self) -> None:
-        """Flush and close once; a failure is the writer's to count, not raised."""
-        # logging.shutdown() closes every handler ever made at exit: once is enough.
-        if self._closed:
-            return
-        self._closed = True
-        with contextlib.suppress(Exception):  # a full disk at exit: counted by the writer
-            self.flush_batch()
-        with contextlib.suppress(OSError):  # closing a file flushes its buffer
-            super().close()
-
-
-class StreamOutput(Output, logging.StreamHandler):  # type: ignore[type-arg]
-    """Standard output, or the stream given to ``configure_logging()``."""
-
-    label = "stdout"
-
-    def write_batch(self, lines: list[tuple[int, str]]) -> None:
-        """One write for the whole batch."""
-        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
-            self.stream.write("".join([f"{line}\n" for _, line in lines]))
-
-    def flush_batch(self) -> None:
-        """Flush the stream."""
-        with self.lock:  # type: ignore[union-attr]
-            self.stream.flush()
-
-
-class FileOutput(Output, logging.handlers.RotatingFileHandler):
-    """A size-rotated file written a batch at a time.
-
-    The stdlib's ``RotatingFileHandler`` checks the file's type and seeks to its end for
-    every record (four system calls, and a flush of the buffer): here that happens once
-    per batch, and the size is counted as lines are added. Rotation still happens
-    before the line that would reach ``maxBytes``; a lone line longer than that is
-    written to a fresh file rather than rotating an empty one.
-    """
-
-    label = "file"
-
-    def _opened(self) -> IO[str]:
-        if self.stream is None:
-            self.stream = self._open()
-        return self.stream
-
-    def write_batch(self, lines: list[tuple[int, str]]) -> None:
-        """Write the lines, rotating between them where the size limit falls."""
-        with self.lock:  # type: ignore[union-attr]
-            self._write_lines([f"{line}\n" for _, line in lines])
-
-    def flush_batch(self) -> None:
-        """Flush the file, if it is open."""
-        with self.lock:  # type: ignore[union-attr]
-            if self.stream is not None:
-                self.stream.flush()
-
-    def _write_lines(self, lines: list[str]) -> None:
-        stream = self._opened()
-        name = self.baseFilename
-        # bpo-45401: never rotate what is not a regular file (/dev/stdout, a FIFO).
-        if self.maxBytes <= 0 or (os.path.exists(name) and not os.path.isfile(name)):
-            stream.write("".join(lines))
-            return
-        stream.seek(0, os.SEEK_END)
-        size = stream.tell()
-        chunk: list[str] = []
-        for line in lines:
-            length = len(line) if line.isascii() else len(line.encode("utf-8"))
-            if size and size + length >= self.maxBytes:
-                stream.write("".join(chunk))
-                chunk = []
-                self.doRollover()
-                stream = self._opened()  # a delayed handler leaves the new file unopened
-                size = 0
-            chunk.append(line)
-            size += length
-        stream.write("".join(chunk))
-
-
-class SyslogOutput(Output, logging.handlers.SysLogHandler):
-    """Syslog over a socket path or UDP; one datagram per line."""
-
-    label = "syslog"
-    _failures = 0
-
-    def write_batch(self, lines: list[tuple[int, str]]) -> None:
-        """Send each line with its level's priority; raise if any failed."""
-        self._failures = 0
-        for level, line in lines:
-            record = logging.LogRecord("", level, "", 0, line, None, None)
-            self.emit(record)  # calls handleError() on failure
-        if self._failures:
-            raise OSError(f"{self._failures} of {len(lines)} syslog messages failed")
-
-    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - stdlib name
-        """Count the failure; :meth:`write_batch` reports it."""
-        self._failures += 1
-
-    def format(self, record: logging.LogRecord) -> str:
-        """The line was rendered when it was queued."""
-        return str(record.msg)
-
-    def flush_batch(self) -> None:
-        """Nothing is buffered."""
 
 
 class _Writer:
@@ -264,6 +97,16 @@ class _Writer:
         self.thread: threading.Thread | None = threading.Thread(
             target=self._run, name=f"fastapi-enterprise-log-{self.output.label}", daemon=True
         )
+
+    @property
+    def label(self) -> str:
+        """The output's name."""
+        return self.output.label
+
+    def losses(self) -> tuple[int, int, str]:
+        """Lines dropped, lines failed, and the last write error."""
+        with self.counts_lock:
+            return self.dropped, self.write_errors, self.last_error
 
     def start(self) -> None:
         assert self.thread is not None  # noqa: S101 - renew() made it
@@ -355,106 +198,6 @@ class _Writer:
         self.pipeline.reporter.poke()
 
 
-class _Reporter:
-    """Tells of lost lines: on standard error, boundedly, and to the loss observers.
-
-    A thread of its own, so that a blocked standard error stalls no output and no
-    request. Observers get the increments at most every ``PUBLISH_INTERVAL``; standard
-    error gets one line per output with losses at most every ``REPORT_INTERVAL``.
-    """
-
-    PUBLISH_INTERVAL = 0.5
-    REPORT_INTERVAL = 60.0
-
-    def __init__(self, writers: list[_Writer]) -> None:
-        self.writers = writers
-        self.renew()
-
-    def renew(self) -> None:
-        """Fresh state and thread (at start, and in a forked child)."""
-        self.wake = threading.Event()
-        self.stopped = threading.Event()
-        self.lock = threading.Lock()
-        self.published = {id(writer): (0, 0) for writer in self.writers}
-        self.reported = {id(writer): (0, 0) for writer in self.writers}
-        self.last_report = {id(writer): -self.REPORT_INTERVAL for writer in self.writers}
-        self.thread: threading.Thread | None = threading.Thread(
-            target=self._run, name="fastapi-enterprise-log-reporter", daemon=True
-        )
-
-    def start(self) -> None:
-        assert self.thread is not None  # noqa: S101 - renew() made it
-        self.thread.start()
-
-    def poke(self) -> None:
-        """Something was lost: look soon."""
-        if not self.wake.is_set():
-            self.wake.set()
-
-    def stop(self, deadline: float) -> None:
-        """Publish and report what is left, then end the thread."""
-        thread, self.thread = self.thread, None
-        self.stopped.set()
-        self.wake.set()
-        if thread is not None:
-            thread.join(max(0.0, deadline - time.monotonic()))
-
-    def check(self, *, final: bool = False) -> float | None:
-        """Publish new losses and report them when due; return when to look again."""
-        with self.lock:
-            now = time.monotonic()
-            again: float | None = None
-            for writer in self.writers:
-                key = id(writer)
-                with writer.counts_lock:
-                    counts = (writer.dropped, writer.write_errors)
-                    last_error = writer.last_error
-                published = self.published[key]
-                if counts != published:
-                    self.published[key] = counts
-                    _notify(writer.output.label, counts[0] - published[0], counts[1] - published[1])
-                if counts == self.reported[key]:
-                    continue
-                due = self.last_report[key] + self.REPORT_INTERVAL
-                if now >= due or final:
-                    self.reported[key], self.last_report[key] = counts, now
-                    _report(writer.output.label, counts, last_error)
-                else:
-                    again = due if again is None else min(again, due)
-            return again
-
-    def _run(self) -> None:
-        while True:
-            again = self.check()
-            timeout = None if again is None else max(0.0, again - time.monotonic())
-            self.wake.wait(timeout)
-            if self.stopped.is_set():
-                self.check(final=True)
-                return
-            self.wake.clear()
-            # At most one look per interval, however fast lines are lost; stop() cuts
-            # the pause short.
-            if self.stopped.wait(self.PUBLISH_INTERVAL):
-                self.check(final=True)
-                return
-
-
-def _report(output: str, counts: tuple[int, int], last_error: str) -> None:
-    dropped, errors = counts
-    parts = []
-    if dropped:
-        parts.append(
-            f"dropped {dropped} log lines (its queue was full: the output is blocked or too slow)"
-        )
-    if errors:
-        parts.append(f"failed to write a log record {errors} times (last: {last_error})")
-    try:
-        sys.stderr.write(f"fastapi-enterprise: log output {output} {' and '.join(parts)}\n")
-        sys.stderr.flush()
-    except Exception:  # noqa: BLE001 - stderr itself is gone; nothing left to tell
-        return
-
-
 class PipelineHandler(logging.Handler):
     """The root logger's handler: renders in the caller's thread, never blocks."""
 
@@ -543,7 +286,7 @@ class LoggingHandle:
 
     def __init__(self, outputs: list[Output], queue_size: int) -> None:
         self._writers = [_Writer(output, queue_size, self) for output in outputs]
-        self.reporter = _Reporter(self._writers)
+        self.reporter = Reporter(self._writers)
         self._handler: PipelineHandler | None = None
         self._single = self._writers[0] if len(self._writers) == 1 else None
         self._write_through = False

@@ -38,14 +38,11 @@ from structlog.stdlib import ProcessorFormatter
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from fastapi_enterprise._log_outputs import FileOutput, Output, StreamOutput, SyslogOutput
 from fastapi_enterprise._log_pipeline import (
     EventSampler,
-    FileOutput,
     LoggingHandle,
-    Output,
     PipelineHandler,
-    StreamOutput,
-    SyslogOutput,
     adopt_server_loggers,
     current_logging_handle,
     direct_handler,
