@@ -703,8 +703,9 @@ def test_install_writes_logs_through_after_the_lifespan(capture_logs: Any) -> No
     assert logs.handle._write_through
 
 
-def test_sigterm_writes_the_queue_before_the_default_action(tmp_path: Any) -> None:
-    """A process of our own (no server) killed by SIGTERM: nothing queued is lost."""
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
+def test_a_terminating_signal_writes_the_queue_first(tmp_path: Any, signum: int) -> None:
+    """A process of our own (no server) ended by SIGTERM or SIGHUP: nothing queued is lost."""
     path = tmp_path / "app.log"
     script = (
         "import os, signal, structlog\n"
@@ -713,11 +714,11 @@ def test_sigterm_writes_the_queue_before_the_default_action(tmp_path: Any) -> No
         f"    'stdout': False, 'file_path': {str(path)!r}}}))\n"
         "for n in range(1000):\n"
         "    structlog.get_logger('app').info('line', n=n)\n"
-        "os.kill(os.getpid(), signal.SIGTERM)\n"
-        "raise SystemExit('still alive after SIGTERM')\n"
+        f"os.kill(os.getpid(), {int(signum)})\n"
+        "raise SystemExit('still alive after the signal')\n"
     )
     done = subprocess.run([sys.executable, "-c", script], timeout=60, check=False)  # noqa: S603
-    assert done.returncode == -signal.SIGTERM  # the default action still ends the process
+    assert done.returncode == -signum  # the default action still ends the process
     assert [json.loads(line)["n"] for line in path.read_text().splitlines()] == list(range(1000))
 
 

@@ -18,8 +18,9 @@ The pipeline survives what a server does to a process:
 - ``SIGTERM`` (what Kubernetes, Docker, systemd and gunicorn send): servers such as
   uvicorn end by re-raising the signal, so ``atexit`` never runs. After the app's
   lifespan shutdown (:meth:`LoggingHandle.enter_shutdown`, which ``install()`` calls)
-  every line is written before the call that logged it returns, and a chained
-  ``SIGTERM`` handler writes what is queued before the default action ends the process.
+  every line is written before the call that logged it returns, and chained
+  ``SIGTERM`` and ``SIGHUP`` handlers write what is queued before the default action
+  ends the process.
 """
 
 from __future__ import annotations
@@ -396,7 +397,7 @@ class LoggingHandle:
         self.reporter.start()
         _PIPELINES.add(self)
         atexit.register(self.stop)
-        self._chain_sigterm()
+        self._chain_termination_signals()
 
     def _restart_in_child(self) -> None:
         for writer in self._writers:
@@ -407,26 +408,36 @@ class LoggingHandle:
         if self._handler is not None and self._handler in logging.getLogger().handlers:
             adopt_server_loggers()
 
-    def _chain_sigterm(self) -> None:
-        """Write what is queued when ``SIGTERM``'s default action is about to end us.
+    def _chain_termination_signals(self) -> None:
+        """Write what is queued before ``SIGTERM`` or ``SIGHUP`` ends the process.
 
-        Installed only in the main thread, over a default or absent handler (a server's
-        own handler is chained to, not replaced, and a server that restores the handler
-        it found restores this one).
+        Installed in the main thread only, for each signal that is not ignored. A
+        handler already there (a server's) is chained to, not replaced: it decides what
+        the signal does, and a server that restores the handler it found at the end
+        restores this one, whose default action then comes after the flush.
         """
         if threading.current_thread() is not threading.main_thread():
             return
-        try:
-            previous = signal.getsignal(signal.SIGTERM)
-            if isinstance(previous, _SigtermFlush):
-                previous = previous.previous
-            signal.signal(signal.SIGTERM, _SigtermFlush(previous))
-        except (ValueError, OSError):  # not the main interpreter, or no signals here
-            return
+        for name in _TERMINATION_SIGNALS:
+            signum = getattr(signal, name, None)
+            if signum is None:
+                continue
+            try:
+                previous = signal.getsignal(signum)
+                if isinstance(previous, _FlushBeforeSignal):
+                    previous = previous.previous
+                if previous == signal.SIG_IGN:
+                    continue
+                signal.signal(signum, _FlushBeforeSignal(previous))
+            except (ValueError, OSError):  # not the main interpreter, or no signals here
+                return
 
 
-class _SigtermFlush:
-    """A ``SIGTERM`` handler: pass to the handler in place, or flush and die as default."""
+_TERMINATION_SIGNALS = ("SIGTERM", "SIGHUP")
+
+
+class _FlushBeforeSignal:
+    """A signal handler: hand over to the handler in place, or flush, then act as default."""
 
     def __init__(self, previous: Any) -> None:
         self.previous = previous
@@ -439,8 +450,6 @@ class _SigtermFlush:
         deadline = time.monotonic() + LoggingHandle.STOP_TIMEOUT
         for pipeline in list(_PIPELINES):
             pipeline._drain_without_locks(deadline)
-        if previous == signal.SIG_IGN:
-            return
         signal.signal(signum, signal.SIG_DFL)
         signal.raise_signal(signum)
 
