@@ -732,7 +732,7 @@ def test_an_error_nobody_hears_reaches_stderr_once(capsys: Any) -> None:
         log.info("routine")
         log.warning("a warning")
         try:
-            raise RuntimeError("boom-unheard")
+            raise RuntimeError(f"boom-unheard at postgresql://app:{SECRET}@db/prod")
         except RuntimeError:
             log.exception("Unhandled RuntimeError")
         logging.getLogger("fastapi_enterprise.access").error("http.request")
@@ -748,7 +748,8 @@ def test_an_error_nobody_hears_reaches_stderr_once(capsys: Any) -> None:
         root.handlers[:] = saved
     assert unheard.count("Traceback (most recent call last)") == 1
     assert "ERROR:fastapi_enterprise.errors:Unhandled RuntimeError" in unheard
-    assert "RuntimeError: boom-unheard" in unheard
+    assert "RuntimeError: boom-unheard at postgresql://app:**********@db/prod" in unheard
+    assert SECRET not in unheard
     assert "routine" not in unheard
     assert "a warning" not in unheard
     assert "http.request" not in unheard

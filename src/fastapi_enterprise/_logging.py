@@ -7,6 +7,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from fastapi_enterprise.redaction import DEFAULT_REDACTOR
+
 __all__ = ["RECORD_ATTRIBUTES", "UnheardErrorHandler", "safe_extra"]
 
 RECORD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
@@ -32,7 +34,8 @@ class UnheardErrorHandler(logging.Handler):
     traceback) to standard error only when no other handler on the record's way to the
     root would take it; debug, info and warning records are never written. Once the app
     configures logging (``logging.basicConfig``, ``dictConfig``, ``configure_logging()``)
-    it stays quiet, so nothing is written twice. Access lines are never written here:
+    it stays quiet, so nothing is written twice. What it writes passes through the
+    shared redactor, as configured logs do. Access lines are never written here:
     a 500's line says less than the traceback written with it.
     """
 
@@ -48,7 +51,7 @@ class UnheardErrorHandler(logging.Handler):
             return
         try:
             stream = sys.stderr
-            stream.write(f"{self.format(record)}\n")
+            stream.write(f"{DEFAULT_REDACTOR.text(self.format(record))}\n")
             stream.flush()
         except Exception:  # noqa: BLE001 - logging must not raise into the app
             self.handleError(record)
