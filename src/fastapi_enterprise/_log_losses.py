@@ -10,6 +10,7 @@ that a blocked standard error stalls no output and no request.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 import time
@@ -45,6 +46,16 @@ class OutputCounts:
 
 _observers: list[weakref.ref[Any] | weakref.WeakMethod[Any]] = []
 _observers_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    # A reporter thread of the parent may have held the lock at the fork: gone with it.
+    global _observers_lock  # noqa: PLW0603 - the one lock, replaced whole
+    _observers_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def observe_log_losses(observer: Callable[[str, int, int], None]) -> None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import logging.handlers
 import os
 import queue
 import signal
@@ -83,8 +82,6 @@ class _Writer:
         self.size = size
         self.pipeline = pipeline
         self.high_water = max(1, min(size // 4, self.BATCH))
-        self.counts_lock = threading.Lock()
-        self.last_error = ""
         self.renew()
 
     def renew(self) -> None:
@@ -94,6 +91,7 @@ class _Writer:
         self.counts_lock = threading.Lock()
         self.dropped = 0
         self.write_errors = 0
+        self.last_error = ""
         self.stalled = False
         self.thread: threading.Thread | None = threading.Thread(
             target=self._run, name=f"fastapi-enterprise-log-{self.output.label}", daemon=True
@@ -292,7 +290,6 @@ class LoggingHandle:
         self._single = self._writers[0] if len(self._writers) == 1 else None
         self._write_through = False
         self._stopped = False
-        self._previous_sigterm: Any = None
 
     @property
     def outputs(self) -> dict[str, OutputCounts]:
