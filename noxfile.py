@@ -111,7 +111,11 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """Serve the demo app on http://127.0.0.1:8000 (SQLite; no server to install)."""
+    """Serve the demo app on http://127.0.0.1:8000 (SQLite; no server to install).
+
+    The app configures logging: the console shows one access line per request
+    (``FE_LOGGING__FORMAT=json`` for JSON) and the traceback of any failure.
+    """
     session.install(".", "uvicorn[standard]")
     session.run(
         "uvicorn",

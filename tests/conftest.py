@@ -35,6 +35,31 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.fixture(autouse=True)
+def _log_pipelines_end_with_their_test() -> Iterator[None]:
+    """A log pipeline a test started ends with the test; the root logger is restored.
+
+    An example app configures logging at import, say: its pipeline must not write
+    into the next test's captured output.
+    """
+    import logging
+
+    import structlog
+
+    from fastapi_enterprise._log_pipeline import PipelineHandler
+
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    yield
+    for handler in root.handlers:
+        if isinstance(handler, PipelineHandler) and handler not in handlers:
+            handler.pipeline.stop()
+    if root.handlers != handlers:
+        structlog.reset_defaults()
+        root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 def free_port() -> int:
     """Return a TCP port that is free on 127.0.0.1 right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

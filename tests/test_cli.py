@@ -159,6 +159,7 @@ def export(command: str, environment: str) -> str:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+    json.loads(result.stdout)  # the document alone: the app's log lines went to stderr
     return result.stdout
 
 

@@ -56,159 +56,160 @@ def test_safe_production_settings_have_no_findings() -> None:
     assert safe().deploy_check() == []
 
 
-@pytest.mark.parametrize(
-    ("section", "fields", "finding", "level"),
-    [
-        # The configurations of issue 12, item 7.
-        ("rate_limit", {"enabled": False}, "rate_limit.disabled", "warning"),
-        ("security", {"csp": ""}, "security.csp_missing", "warning"),
-        ("security", {"csp_report_only": True}, "security.csp_report_only", "warning"),
-        (
-            "security",
-            {"csp": "script-src * 'unsafe-inline' 'unsafe-eval'"},
-            "security.csp_unsafe_scripts",
-            "error",
-        ),
-        ("security", {"referrer_policy": "unsafe-url"}, "security.referrer_policy_unsafe", "error"),
-        ("security", {"secret_key": "0123456789" * 4}, "security.secret_key_weak", "error"),
-        (
-            "security",
-            {"cors_origins": ["http://app.example.com"], "cors_allow_credentials": True},
-            "security.cors_insecure_origin",
-            "error",
-        ),
-        # Item 3: proxy trust covering public address space.
-        ("security", {"trusted_proxies": ["0.0.0.0/0"]}, "security.proxy_trust_all", "error"),
-        ("security", {"trusted_proxies": ["::/0"]}, "security.proxy_trust_all", "error"),
-        ("security", {"trusted_proxies": ["*"]}, "security.proxy_trust_all", "error"),
-        ("security", {"trusted_proxies": ["0.0.0.0/1"]}, "security.proxy_trust_public", "error"),
-        (
-            "security",
-            {"trusted_proxies": ["10.0.0.0/8", "173.245.48.0/20"]},
-            "security.proxy_trust_public",
-            "error",
-        ),
-        ("security", {"trusted_proxies": ["2000::/3"]}, "security.proxy_trust_public", "error"),
-        ("security", {"trusted_proxies": ["10.0.0.0/8"]}, "security.proxy_trust_wide", "warning"),
-        ("security", {"trusted_proxies": ["fd00::/8"]}, "security.proxy_trust_wide", "warning"),
-        # Item 6: limits keyed on the IP with no proxy trusted.
-        ("security", {"trusted_proxies": []}, "rate_limit.ip_key_without_proxies", "warning"),
-        # The rest of the settings, one by one.
-        ("security", {"secret_key": None}, "security.secret_key_missing", "error"),
-        ("security", {"secret_key": ""}, "security.secret_key_missing", "error"),
-        ("security", {"secret_key": "short"}, "security.secret_key_weak", "error"),
-        ("security", {"secret_key": "a" * 64}, "security.secret_key_weak", "error"),
-        ("security", {"secret_key": "abc" * 16}, "security.secret_key_weak", "error"),
-        (
-            "security",
-            {"secret_key": "qwertyuiopasdfghjklzxcvbnm1234567890"},
-            "security.secret_key_weak",
-            "error",
-        ),
-        (
-            "security",
-            {"secret_key": "changeme-changeme-changeme-0123456789"},
-            "security.secret_key_weak",
-            "error",
-        ),
-        (
-            "security",
-            {
-                "cors_origin_regex": r"^https?://[a-z0-9-]+\.example\.com$",
-                "cors_allow_credentials": True,
-            },
-            "security.cors_insecure_origin",
-            "error",
-        ),
-        ("security", {"hsts_enabled": False}, "security.hsts_disabled", "error"),
-        ("security", {"hsts_max_age": 3600}, "security.hsts_too_short", "error"),
-        ("security", {"hsts_max_age": 0}, "security.hsts_too_short", "error"),
-        (
-            "security",
-            {"hsts_preload": True, "hsts_include_subdomains": False},
-            "security.hsts_preload_invalid",
-            "error",
-        ),
-        (
-            "security",
-            {"hsts_include_subdomains": False},
-            "security.hsts_no_subdomains",
-            "warning",
-        ),
-        ("security", {"allowed_hosts": ["*"]}, "security.allowed_hosts_any", "warning"),
-        ("security", {"csp": "default-src https:"}, "security.csp_unsafe_scripts", "error"),
-        (
-            "security",
-            {"csp": "default-src 'self'; script-src 'self' 'unsafe-inline'"},
-            "security.csp_unsafe_scripts",
-            "error",
-        ),
-        (
-            "security",
-            {"csp": "default-src 'self'; script-src-elem data:"},
-            "security.csp_unsafe_scripts",
-            "error",
-        ),
-        (
-            "security",
-            {"csp": "frame-ancestors 'none'"},
-            "security.csp_scripts_unrestricted",
-            "warning",
-        ),
-        (
-            "security",
-            {"frame_options": "", "csp": "default-src 'none'"},
-            "security.framing_allowed",
-            "warning",
-        ),
-        (
-            "security",
-            {"frame_options": "", "csp": "default-src 'none'; frame-ancestors *"},
-            "security.framing_allowed",
-            "warning",
-        ),
-        (
-            "security",
-            {"referrer_policy": "no-referrer-when-downgrade"},
-            "security.referrer_policy_full_url",
-            "warning",
-        ),
-        (
-            "security",
-            {"referrer_policy": "no-referrer, unsafe-url"},
-            "security.referrer_policy_unsafe",
-            "error",
-        ),
-        ("rate_limit", {"storage_url": "memory://"}, "rate_limit.memory_storage", "warning"),
-        ("rate_limit", {"default": ""}, "rate_limit.no_default", "warning"),
-        ("rate_limit", {"shadow": True}, "rate_limit.shadow", "warning"),
-        ("app", {"debug": True}, "app.debug_enabled", "error"),
-        ("app", {"docs": True}, "app.docs_public", "warning"),
-        ("metrics", {"allow_ips": ["0.0.0.0/0"]}, "metrics.allow_ips_public", "warning"),
-        (
-            "metrics",
-            {"allow_ips": ["10.0.0.0/8", "198.51.100.0/24"]},
-            "metrics.allow_ips_public",
-            "warning",
-        ),
-        ("metrics", {"bearer_token": "scrape"}, "metrics.bearer_token_weak", "warning"),
-        (
-            "metrics",
-            {"bearer_token": "changeme-prometheus-token"},
-            "metrics.bearer_token_weak",
-            "warning",
-        ),
-        ("database", {"echo": True}, "database.echo", "warning"),
-        ("body_limit", {"read_timeout": None}, "body_limit.no_read_timeout", "warning"),
-        ("logging", {"level": "debug"}, "logging.debug_level", "warning"),
-        (
-            "sentry",
-            {"dsn": "https://publickey@o1.ingest.sentry.io/42", "include_local_variables": True},
-            "sentry.local_variables",
-            "warning",
-        ),
-    ],
-)
+UNSAFE_CONFIGURATIONS: list[tuple[str, dict[str, object], str, str]] = [
+    # The configurations of issue 12, item 7.
+    ("rate_limit", {"enabled": False}, "rate_limit.disabled", "warning"),
+    ("security", {"csp": ""}, "security.csp_missing", "warning"),
+    ("security", {"csp_report_only": True}, "security.csp_report_only", "warning"),
+    (
+        "security",
+        {"csp": "script-src * 'unsafe-inline' 'unsafe-eval'"},
+        "security.csp_unsafe_scripts",
+        "error",
+    ),
+    ("security", {"referrer_policy": "unsafe-url"}, "security.referrer_policy_unsafe", "error"),
+    ("security", {"secret_key": "0123456789" * 4}, "security.secret_key_weak", "error"),
+    (
+        "security",
+        {"cors_origins": ["http://app.example.com"], "cors_allow_credentials": True},
+        "security.cors_insecure_origin",
+        "error",
+    ),
+    # Item 3: proxy trust covering public address space.
+    ("security", {"trusted_proxies": ["0.0.0.0/0"]}, "security.proxy_trust_all", "error"),
+    ("security", {"trusted_proxies": ["::/0"]}, "security.proxy_trust_all", "error"),
+    ("security", {"trusted_proxies": ["*"]}, "security.proxy_trust_all", "error"),
+    ("security", {"trusted_proxies": ["0.0.0.0/1"]}, "security.proxy_trust_public", "error"),
+    (
+        "security",
+        {"trusted_proxies": ["10.0.0.0/8", "173.245.48.0/20"]},
+        "security.proxy_trust_public",
+        "error",
+    ),
+    ("security", {"trusted_proxies": ["2000::/3"]}, "security.proxy_trust_public", "error"),
+    ("security", {"trusted_proxies": ["10.0.0.0/8"]}, "security.proxy_trust_wide", "warning"),
+    ("security", {"trusted_proxies": ["fd00::/8"]}, "security.proxy_trust_wide", "warning"),
+    # Item 6: limits keyed on the IP with no proxy trusted.
+    ("security", {"trusted_proxies": []}, "rate_limit.ip_key_without_proxies", "warning"),
+    # The rest of the settings, one by one.
+    ("security", {"secret_key": None}, "security.secret_key_missing", "error"),
+    ("security", {"secret_key": ""}, "security.secret_key_missing", "error"),
+    ("security", {"secret_key": "short"}, "security.secret_key_weak", "error"),
+    ("security", {"secret_key": "a" * 64}, "security.secret_key_weak", "error"),
+    ("security", {"secret_key": "abc" * 16}, "security.secret_key_weak", "error"),
+    (
+        "security",
+        {"secret_key": "qwertyuiopasdfghjklzxcvbnm1234567890"},
+        "security.secret_key_weak",
+        "error",
+    ),
+    (
+        "security",
+        {"secret_key": "changeme-changeme-changeme-0123456789"},
+        "security.secret_key_weak",
+        "error",
+    ),
+    (
+        "security",
+        {
+            "cors_origin_regex": r"^https?://[a-z0-9-]+\.example\.com$",
+            "cors_allow_credentials": True,
+        },
+        "security.cors_insecure_origin",
+        "error",
+    ),
+    ("security", {"hsts_enabled": False}, "security.hsts_disabled", "error"),
+    ("security", {"hsts_max_age": 3600}, "security.hsts_too_short", "error"),
+    ("security", {"hsts_max_age": 0}, "security.hsts_too_short", "error"),
+    (
+        "security",
+        {"hsts_preload": True, "hsts_include_subdomains": False},
+        "security.hsts_preload_invalid",
+        "error",
+    ),
+    (
+        "security",
+        {"hsts_include_subdomains": False},
+        "security.hsts_no_subdomains",
+        "warning",
+    ),
+    ("security", {"allowed_hosts": ["*"]}, "security.allowed_hosts_any", "warning"),
+    ("security", {"csp": "default-src https:"}, "security.csp_unsafe_scripts", "error"),
+    (
+        "security",
+        {"csp": "default-src 'self'; script-src 'self' 'unsafe-inline'"},
+        "security.csp_unsafe_scripts",
+        "error",
+    ),
+    (
+        "security",
+        {"csp": "default-src 'self'; script-src-elem data:"},
+        "security.csp_unsafe_scripts",
+        "error",
+    ),
+    (
+        "security",
+        {"csp": "frame-ancestors 'none'"},
+        "security.csp_scripts_unrestricted",
+        "warning",
+    ),
+    (
+        "security",
+        {"frame_options": "", "csp": "default-src 'none'"},
+        "security.framing_allowed",
+        "warning",
+    ),
+    (
+        "security",
+        {"frame_options": "", "csp": "default-src 'none'; frame-ancestors *"},
+        "security.framing_allowed",
+        "warning",
+    ),
+    (
+        "security",
+        {"referrer_policy": "no-referrer-when-downgrade"},
+        "security.referrer_policy_full_url",
+        "warning",
+    ),
+    (
+        "security",
+        {"referrer_policy": "no-referrer, unsafe-url"},
+        "security.referrer_policy_unsafe",
+        "error",
+    ),
+    ("rate_limit", {"storage_url": "memory://"}, "rate_limit.memory_storage", "warning"),
+    ("rate_limit", {"default": ""}, "rate_limit.no_default", "warning"),
+    ("rate_limit", {"shadow": True}, "rate_limit.shadow", "warning"),
+    ("app", {"debug": True}, "app.debug_enabled", "error"),
+    ("app", {"docs": True}, "app.docs_public", "warning"),
+    ("metrics", {"allow_ips": ["0.0.0.0/0"]}, "metrics.allow_ips_public", "warning"),
+    (
+        "metrics",
+        {"allow_ips": ["10.0.0.0/8", "198.51.100.0/24"]},
+        "metrics.allow_ips_public",
+        "warning",
+    ),
+    ("metrics", {"bearer_token": "scrape"}, "metrics.bearer_token_weak", "warning"),
+    (
+        "metrics",
+        {"bearer_token": "changeme-prometheus-token"},
+        "metrics.bearer_token_weak",
+        "warning",
+    ),
+    ("database", {"echo": True}, "database.echo", "warning"),
+    ("body_limit", {"read_timeout": None}, "body_limit.no_read_timeout", "warning"),
+    ("logging", {"level": "debug"}, "logging.debug_level", "warning"),
+    (
+        "sentry",
+        {"dsn": "https://publickey@o1.ingest.sentry.io/42", "include_local_variables": True},
+        "sentry.local_variables",
+        "warning",
+    ),
+]
+"""``(section, fields, finding ID, level)``: one unsafe production configuration per row."""
+
+
+@pytest.mark.parametrize(("section", "fields", "finding", "level"), UNSAFE_CONFIGURATIONS)
 def test_each_unsafe_setting_is_found(
     section: str, fields: dict[str, object], finding: str, level: str
 ) -> None:
@@ -220,10 +221,7 @@ def test_each_unsafe_setting_is_found(
 
 
 def test_every_check_is_exercised_by_the_table_above() -> None:
-    marks = test_each_unsafe_setting_is_found.pytestmark  # type: ignore[attr-defined]
-    exercised = {
-        params[2] for mark in marks if mark.name == "parametrize" for params in mark.args[1]
-    }
+    exercised = {finding for _section, _fields, finding, _level in UNSAFE_CONFIGURATIONS}
     exercised.add("rate_limit.memory_storage_multi_worker")  # needs a worker count: below
     assert exercised == {check.id for check in DEPLOY_CHECKS}
 

@@ -61,8 +61,12 @@ def test_version_comes_from_package_metadata() -> None:
     assert fastapi_enterprise.__version__ == version("fastapi-enterprise")
 
 
-def test_package_logger_has_a_null_handler_and_nothing_else() -> None:
+def test_package_logger_has_the_unheard_error_handler_and_nothing_else() -> None:
+    """No output by surprise: only errors that no other handler would take get out."""
     import logging
 
+    from fastapi_enterprise._logging import UnheardErrorHandler
+
     handlers = logging.getLogger("fastapi_enterprise").handlers
-    assert [type(handler) for handler in handlers] == [logging.NullHandler]
+    assert [type(handler) for handler in handlers] == [UnheardErrorHandler]
+    assert handlers[0].level == logging.ERROR

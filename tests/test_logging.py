@@ -6,6 +6,9 @@ import io
 import json
 import logging
 import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime, timezone
@@ -17,12 +20,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from fastapi_enterprise import EnterpriseSettings, bind_request, configure_logging, install
+from fastapi_enterprise._log_pipeline import LoggingHandle, _Writer
 from fastapi_enterprise.log_config import (
-    _BatchingListener,
     _direct_handler,
     _Formatter,
     _Sanitize,
     escape_control_characters,
+    observe_log_losses,
 )
 from tests.conftest import LogCapture
 
@@ -99,6 +103,35 @@ def test_secrets_are_redacted_in_app_events(capture_logs: Any) -> None:
     assert first["session_id"] == "**********"
 
 
+def test_free_text_secrets_and_numeric_secrets_are_masked_in_lines(capture_logs: Any) -> None:
+    """Pairs after prose, numbers under secret names, and counts that only look secret."""
+    logs: LogCapture = capture_logs(settings())
+    logging.getLogger("app.auth").warning("login failed: password=%s", SECRET)
+    logging.getLogger("app.http").error("upstream error: token=%s", SECRET)
+    structlog.get_logger("app").info(
+        "mfa", otp=483920, pin="0000", prompt_tokens=512, total_tokens=640, token_type="bearer"
+    )
+    text = logs.text()
+    assert SECRET not in text
+    assert "483920" not in text
+    first, second, third = logs.lines()
+    assert first["event"] == "login failed: password=**********"
+    assert second["event"] == "upstream error: token=**********"
+    assert (third["otp"], third["pin"]) == ("**********", "**********")
+    assert (third["prompt_tokens"], third["total_tokens"]) == (512, 640)
+    assert third["token_type"] == "bearer"
+
+
+def test_a_secret_straddling_the_cut_is_still_masked(capture_logs: Any) -> None:
+    logs: LogCapture = capture_logs(settings(max_field_length=64))
+    note = "x" * 50 + f" password={SECRET} and then a great deal more text " * 1000
+    structlog.get_logger("app").info("long", note=note)
+    (line,) = logs.lines()
+    assert "hunter" not in line["note"]
+    assert line["note"].startswith("x" * 50 + " password=**")
+    assert line["note"].endswith(f"...[{len(note) - 64} more characters]")
+
+
 def test_remembered_clean_strings_stay_clean_and_bounded(capture_logs: Any) -> None:
     """Repeated strings come from the sanitizer's memory, masked the same every time.
 
@@ -119,8 +152,8 @@ def test_remembered_clean_strings_stay_clean_and_bounded(capture_logs: Any) -> N
     assert {line["padding"] for line in calls} == {"x" * 64 + "...[36 more characters]"}
     handler = logs.handle._handler
     assert handler is not None
-    assert isinstance(handler.formatter, _Formatter)
-    sanitize = next(p for p in handler.formatter.chain if isinstance(p, _Sanitize))
+    assert isinstance(handler.renderer, _Formatter)
+    sanitize = next(p for p in handler.renderer.chain if isinstance(p, _Sanitize))
     assert 0 < len(sanitize._clean) <= _Sanitize._CACHE_SIZE
 
 
@@ -196,8 +229,47 @@ def test_console_format_escapes_control_characters_and_indents_tracebacks() -> N
     lines = stream.getvalue().splitlines()
     record_lines = [line for line in lines if not line.startswith("    | ")]
     assert len(record_lines) == len(FORGERIES) + 1
-    assert "\x1b[31mred" not in stream.getvalue().replace("\x1b[", "ESC[")  # no raw ANSI
+    assert "\x1b" not in stream.getvalue()  # not a terminal: no colours, and no raw ANSI
+    assert "ansi\\x1b[31mred\\x1b[0m" in stream.getvalue()  # shown, escaped
     assert any("forged record" in line and line.startswith("    | ") for line in lines)
+
+
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal: the console renderer colours its output."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+HOSTILE_AGENT = "evil\x1b[2J\x1b]0;pwned\x07\x9b31m\x1bc"
+
+
+@pytest.mark.parametrize("stream", [io.StringIO(), Terminal()], ids=["pipe", "terminal"])
+def test_a_hostile_user_agent_sends_no_escape_to_the_console(stream: io.StringIO) -> None:
+    """Clear-screen, set-title, C1 CSI and reset sequences arrive escaped, never raw.
+
+    On a terminal the renderer adds colour sequences of its own; none of the hostile ones
+    may appear.
+    """
+    handle = configure_logging(EnterpriseSettings(), stream=stream)  # development: console
+    try:
+        client = TestClient(access_app({}))
+        agent = HOSTILE_AGENT.encode("latin-1")
+        assert client.get("/orders/1", headers={b"user-agent": agent}).status_code == 200
+        assert handle.flush()
+    finally:
+        handle.stop()
+        structlog.reset_defaults()
+    text = stream.getvalue()
+    (line,) = [line for line in text.splitlines() if "http.request" in line]
+    for shown in ("evil\\x1b[2J", "\\x1b]0;pwned\\x07", "\\x9b31m", "\\x1bc"):
+        assert shown in line  # visible, escaped
+    for raw in ("\x1b[2J", "\x1b]", "\x07", "\x9b", "\x1bc"):
+        assert raw not in text
+    if isinstance(stream, Terminal):
+        assert "\x1b[" in text  # coloured: the check above ran against real escapes
+    else:
+        assert "\x1b" not in text
 
 
 def test_escape_control_characters() -> None:
@@ -392,7 +464,7 @@ def wait_until(condition: Any, timeout: float = 5.0) -> bool:
 
 def test_writer_wakes_for_errors_and_a_filling_queue(monkeypatch: Any) -> None:
     """Routine lines wait for the writer's own schedule; errors and bursts do not."""
-    monkeypatch.setattr(_BatchingListener, "WRITE_INTERVAL", 3600.0)
+    monkeypatch.setattr(_Writer, "WRITE_INTERVAL", 3600.0)
     stream = io.StringIO()
     handle = configure_logging(settings(queue_size=40), stream=stream)  # wakes at 10 queued
     try:
@@ -462,7 +534,7 @@ def test_concurrent_writers_lose_and_tangle_nothing(tmp_path: Any) -> None:
 
 
 def test_stop_gives_up_on_a_stuck_output(monkeypatch: Any) -> None:
-    monkeypatch.setattr(_BatchingListener, "STOP_TIMEOUT", 0.2)
+    monkeypatch.setattr(LoggingHandle, "STOP_TIMEOUT", 0.2)
     stream = BlockingStream()
     handle = configure_logging(settings(queue_size=5), stream=stream)
     try:
@@ -540,3 +612,171 @@ def test_rotating_file_output(capture_logs: Any, tmp_path: Any) -> None:
     for file in files:
         assert file.stat().st_size <= 2048 + 200
         assert all(json.loads(line)["event"] == "filler" for line in file.read_text().splitlines())
+
+
+def test_a_stuck_output_stalls_only_itself(tmp_path: Any, capsys: Any) -> None:
+    """A blocked stdout: the file still gets every line.
+
+    stdout's losses are counted, reported on stderr once, and handed to the observers.
+    """
+    path = tmp_path / "app.log"
+    stream = BlockingStream()
+    losses: list[tuple[str, int, int]] = []
+
+    def observer(output: str, dropped: int, write_errors: int) -> None:
+        losses.append((output, dropped, write_errors))
+
+    observe_log_losses(observer)
+    handle = configure_logging(settings(queue_size=40, file_path=str(path)), stream=stream)
+
+    def file_lines() -> int:  # complete ones: the writer may be halfway through a batch
+        return path.read_text().count("\n") if path.exists() else 0
+
+    try:
+        log = structlog.get_logger("app")
+        for chunk in range(15):
+            for n in range(20):
+                log.info("line", n=chunk * 20 + n)
+            # The file keeps up between bursts (a server's idle moments); stdout never.
+            assert wait_until(lambda: file_lines() == (chunk + 1) * 20, timeout=20)  # noqa: B023
+        assert not handle.flush(timeout=0.05)
+        written = [json.loads(line)["n"] for line in path.read_text().splitlines()]
+        assert written == list(range(300))  # every line, in order
+        counts = handle.outputs
+        assert counts["file"].dropped == counts["file"].write_errors == 0
+        assert counts["stdout"].dropped >= 300 - 2 * 41
+        assert handle.dropped == counts["stdout"].dropped
+        assert wait_until(lambda: sum(d for o, d, _ in losses if o == "stdout") > 0)
+        err = capsys.readouterr().err
+        assert err.count("log output stdout dropped") == 1
+        assert "log output file" not in err
+    finally:
+        stream.release.set()
+        handle.stop()
+        structlog.reset_defaults()
+    assert sum(d for o, d, _ in losses if o == "stdout") == handle.outputs["stdout"].dropped
+    assert not any(o == "file" for o, _, _ in losses)
+
+
+def test_stdout_can_be_turned_off(tmp_path: Any) -> None:
+    stream = io.StringIO()
+    path = tmp_path / "app.log"
+    handle = configure_logging(settings(stdout=False, file_path=str(path)), stream=stream)
+    try:
+        structlog.get_logger("app").warning("to the file only")
+        assert handle.flush()
+    finally:
+        handle.stop()
+        structlog.reset_defaults()
+    assert stream.getvalue() == ""
+    assert json.loads(path.read_text())["event"] == "to the file only"
+    assert list(handle.outputs) == ["file"]
+    with pytest.raises(ValueError, match="log lines would go nowhere"):
+        settings(stdout=False)
+
+
+def test_after_shutdown_every_line_is_written_before_the_call_returns(monkeypatch: Any) -> None:
+    """What install() switches on after the lifespan: nothing waits for the writer's turn."""
+    monkeypatch.setattr(_Writer, "WRITE_INTERVAL", 3600.0)
+    stream = io.StringIO()
+    handle = configure_logging(settings(), stream=stream)
+    try:
+        log = structlog.get_logger("app")
+        log.info("queued")
+        time.sleep(0.1)
+        assert stream.getvalue() == ""  # waiting for the writer's schedule
+        handle.enter_shutdown()
+        assert "queued" in stream.getvalue()
+        log.info("Finished server process")
+        assert stream.getvalue().splitlines()[-1].startswith('{"event":"Finished server process"')
+    finally:
+        handle.stop()
+        structlog.reset_defaults()
+
+
+def test_install_writes_logs_through_after_the_lifespan(capture_logs: Any) -> None:
+    logs: LogCapture = capture_logs(settings())
+    app = FastAPI()
+    install(app, settings())
+    with TestClient(app):
+        assert not logs.handle._write_through
+    assert logs.handle._write_through
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
+def test_a_terminating_signal_writes_the_queue_first(tmp_path: Any, signum: int) -> None:
+    """A process of our own (no server) ended by SIGTERM or SIGHUP: nothing queued is lost."""
+    path = tmp_path / "app.log"
+    script = (
+        "import os, signal, structlog\n"
+        "from fastapi_enterprise import EnterpriseSettings, configure_logging\n"
+        "configure_logging(EnterpriseSettings(environment='test', logging={\n"
+        f"    'stdout': False, 'file_path': {str(path)!r}}}))\n"
+        "for n in range(1000):\n"
+        "    structlog.get_logger('app').info('line', n=n)\n"
+        f"os.kill(os.getpid(), {int(signum)})\n"
+        "raise SystemExit('still alive after the signal')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], timeout=60, check=False)  # noqa: S603
+    assert done.returncode == -signum  # the default action still ends the process
+    assert [json.loads(line)["n"] for line in path.read_text().splitlines()] == list(range(1000))
+
+
+def test_an_error_nobody_hears_reaches_stderr_once(capsys: Any) -> None:
+    """Without configured logging, library errors still reach stderr; nothing else does."""
+    root = logging.getLogger()
+    saved = list(root.handlers)
+    root.handlers[:] = []  # as in a server process: pytest's capture handlers are gone
+    try:
+        log = logging.getLogger("fastapi_enterprise.errors")
+        log.info("routine")
+        log.warning("a warning")
+        try:
+            raise RuntimeError(f"boom-unheard at postgresql://app:{SECRET}@db/prod")
+        except RuntimeError:
+            log.exception("Unhandled RuntimeError")
+        logging.getLogger("fastapi_enterprise.access").error("http.request")
+        unheard = capsys.readouterr().err
+        other = logging.StreamHandler(io.StringIO())
+        root.addHandler(other)  # logging.basicConfig() or configure_logging()
+        try:
+            raise RuntimeError("boom-heard")
+        except RuntimeError:
+            log.exception("Unhandled RuntimeError")
+        heard = capsys.readouterr().err
+    finally:
+        root.handlers[:] = saved
+    assert unheard.count("Traceback (most recent call last)") == 1
+    assert "ERROR:fastapi_enterprise.errors:Unhandled RuntimeError" in unheard
+    assert "RuntimeError: boom-unheard at postgresql://app:**********@db/prod" in unheard
+    assert SECRET not in unheard
+    assert "routine" not in unheard
+    assert "a warning" not in unheard
+    assert "http.request" not in unheard
+    assert heard == ""
+
+
+def test_a_long_console_traceback_keeps_its_exception_line() -> None:
+    """Cut in the middle: the start says where, the end says what failed."""
+    stream = io.StringIO()
+    handle = configure_logging(EnterpriseSettings(logging={"max_field_length": 64}), stream=stream)
+
+    def recurse(depth: int) -> None:
+        if depth == 0:
+            raise LookupError("the-final-line")
+        recurse(depth - 1)
+
+    try:
+        try:
+            recurse(30)
+        except LookupError:
+            structlog.get_logger("app").exception("failed")
+        assert handle.flush()
+    finally:
+        handle.stop()
+        structlog.reset_defaults()
+    text = stream.getvalue()
+    assert "Traceback (most recent call last)" in text
+    assert "LookupError: the-final-line" in text
+    assert "characters cut]..." in text
+    assert len(text) < 64 * 8 * 2

@@ -636,3 +636,27 @@ def test_zombie_workers_count_as_dead(tmp_path: Path) -> None:
         assert cleanup_dead_processes(tmp_path) == [child.pid]
     finally:
         child.wait()
+
+
+def test_an_exception_answered_by_an_inner_layer_is_still_counted() -> None:
+    """The answering layer measures what it sent; the outer metrics still see the failure."""
+    from fastapi_enterprise import AccessLogMiddleware
+
+    app = FastAPI()
+
+    @app.get("/crash")
+    async def crash() -> None:
+        raise KeyError("boom")
+
+    registry = CollectorRegistry()
+    app.add_middleware(AccessLogMiddleware)  # inner: answers the exception
+    app.add_middleware(PrometheusMiddleware, registry=registry)
+    response = TestClient(app).get("/crash")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    labels = {"method": "GET", "route": "/crash"}
+    exception = {**labels, "exception": "KeyError"}
+    assert registry.get_sample_value("http_unhandled_exceptions_total", exception) == 1
+    assert registry.get_sample_value("http_requests_total", {**labels, "status": "500"}) == 1
+    sent = registry.get_sample_value("http_response_size_bytes_sum", labels)
+    assert sent == len(response.content)

@@ -2,7 +2,8 @@
 
 Runs on embedded defaults: SQLite from ``FE_DATABASE__URL`` (``sqlite:///./app.db``), no
 server to install. Every response carries an ``X-Request-ID``; every error is
-``application/problem+json``.
+``application/problem+json``; the console shows one access line per request (readable
+in development, JSON with ``FE_LOGGING__FORMAT=json``) and the traceback of any error.
 """
 
 from __future__ import annotations
@@ -15,9 +16,16 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, HTTPException, Path, Response, status
 from pydantic import BaseModel, Field
 
-from fastapi_enterprise import EnterpriseSettings, get_request_id, install, problem_responses
+from fastapi_enterprise import (
+    EnterpriseSettings,
+    configure_logging,
+    get_request_id,
+    install,
+    problem_responses,
+)
 
 settings = EnterpriseSettings(app={"name": "fastapi-enterprise demo"})
+configure_logging(settings)
 
 
 def sqlite_path(url: str) -> str:

@@ -1,8 +1,15 @@
 from fastapi import FastAPI, HTTPException
 
-from fastapi_enterprise import EnterpriseSettings, get_request_id, install, problem_responses
+from fastapi_enterprise import (
+    EnterpriseSettings,
+    configure_logging,
+    get_request_id,
+    install,
+    problem_responses,
+)
 
 settings = EnterpriseSettings()  # FE_* environment variables, .env, secret files
+configure_logging(settings)  # one JSON line per request (readable console in development)
 app = FastAPI(**settings.fastapi_kwargs())
 install(app, settings)  # request IDs, problem+json errors, deploy check in production
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from importlib.metadata import PackageNotFoundError, version
 
+from fastapi_enterprise._logging import UnheardErrorHandler
 from fastapi_enterprise.client_ip import ClientInfo, ClientIPResolver, client_key, get_client_info
 from fastapi_enterprise.context import (
     bind_request,
@@ -89,8 +90,9 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0.0.0"
 
 # The library never configures logging by surprise: its records go nowhere until the
-# application configures logging (or calls the library's explicit setup).
-logging.getLogger(__name__).addHandler(logging.NullHandler())
+# application configures logging (or calls the library's explicit setup), except an
+# error that no handler would take, which reaches stderr as it would in bare FastAPI.
+logging.getLogger(__name__).addHandler(UnheardErrorHandler())
 
 __all__ = [
     "PROBLEM_CONTENT_TYPE",

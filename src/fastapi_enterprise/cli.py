@@ -15,6 +15,7 @@ Exit codes: 0 success, 1 the check found errors or the app could not be loaded, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -22,6 +23,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
+
+from fastapi_enterprise.redaction import DEFAULT_REDACTOR
 
 __all__ = ["CLIError", "load_app", "load_attribute", "main"]
 
@@ -112,10 +115,15 @@ def load_attribute(
     if directory not in sys.path:
         sys.path.insert(0, directory)
     try:
-        module = importlib.import_module(module_name)
+        # Standard output carries the exported document: whatever the module prints or
+        # logs while it loads (an app that calls configure_logging() at import logs to
+        # the stdout of that moment) goes to standard error instead.
+        with contextlib.redirect_stdout(sys.stderr):
+            module = importlib.import_module(module_name)
     except Exception as exc:  # noqa: BLE001 - any import failure is reported the same way
+        reason = DEFAULT_REDACTOR.text(str(exc))
         raise CLIError(
-            f"could not import module {module_name!r}: {type(exc).__name__}: {exc}"
+            f"could not import module {module_name!r}: {type(exc).__name__}: {reason}"
         ) from None
     target: Any = module
     for part in attribute.split("."):

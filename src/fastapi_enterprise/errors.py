@@ -14,9 +14,10 @@
 :func:`register_exception_handlers` installs handlers for HTTP exceptions (keeping
 headers such as ``Allow`` and ``WWW-Authenticate``) and request validation errors (the
 ``errors`` member lists location, message and type, never the submitted value). Unhandled
-exceptions are answered by the request-ID middleware through
-:func:`unhandled_exception_response`, so even a 500 carries the ID; the traceback is
-logged there exactly once.
+exceptions are answered by the innermost of the library's middleware that sees them
+(the metrics, the access log, or the request-ID and security-header shields), all
+through :func:`answer_exception`, so even a 500 carries the ID and what is reported is
+what was sent; the traceback is logged exactly once.
 """
 
 from __future__ import annotations
@@ -42,10 +43,13 @@ from fastapi_enterprise.routing import route_template
 from fastapi_enterprise.security_events import SecurityEvent, security_event
 
 __all__ = [
+    "CLIENT_CLOSED_REQUEST",
     "PROBLEM_CONTENT_TYPE",
+    "UNHANDLED_ERROR_KEY",
     "ProblemResponse",
     "answer_exception",
     "error_response",
+    "final_status",
     "http_exception_handler",
     "internal_error_response",
     "log_unhandled_exception",
@@ -57,6 +61,15 @@ __all__ = [
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 """The media type of every error body (RFC 9457 section 3)."""
+
+UNHANDLED_ERROR_KEY = "fastapi_enterprise.unhandled_error"
+"""Scope key naming the type of the unhandled exception of a request, once it is logged.
+
+The layer that answered the exception sets it; layers outside that saw only the answer
+(the access log) read it to say what failed."""
+
+CLIENT_CLOSED_REQUEST = 499
+"""The status reported when the client went away before the response was complete."""
 
 _RESERVED = frozenset({"status", "request_id"})
 _STANDARD = ("type", "title", "detail", "instance")
@@ -218,8 +231,33 @@ def internal_error_response(scope: Scope) -> Response:
     )
 
 
+def final_status(sent: int | None, *, completed: bool, client_gone: bool) -> int:
+    """The one status a request is reported with, in the access log and the metrics.
+
+    Args:
+        sent: The status of the ``http.response.start`` that was sent, if any.
+        completed: Whether the last body chunk was sent.
+        client_gone: Whether the client disconnected (or sending to it failed) before
+            the response was complete.
+
+    Returns:
+        The status sent, for a complete response; ``499`` when the client went away
+        first; otherwise ``500``: no response, or one that broke off mid-stream (its
+        status line said ``200``, but the client got a truncated body).
+    """
+    if completed and sent is not None:
+        return sent
+    if client_gone:
+        return CLIENT_CLOSED_REQUEST
+    return 500
+
+
 def log_unhandled_exception(scope: Scope, exc: BaseException) -> None:
-    """Log an unhandled exception's traceback with the request ID and route template."""
+    """Log an unhandled exception's traceback with the request ID and route template.
+
+    Also records the exception's type in the scope (:data:`UNHANDLED_ERROR_KEY`).
+    """
+    scope[UNHANDLED_ERROR_KEY] = type(exc).__name__
     request_id = get_request_id()
     route = route_template(scope)
     logger.error(
@@ -251,6 +289,10 @@ async def answer_exception(
     Before the response started: send the answer of :func:`error_response`. After: too
     late for a 500 (the status line is gone), so the exception is logged once and the
     response ends; the server closes the connection on the incomplete body.
+
+    The request-ID and security-header middleware answer here, and so do the access log
+    and the metrics middleware, through their own ``send``: what they report is the
+    answer that was sent, body size included.
     """
     if response_started:
         log_unhandled_exception(scope, exc)

@@ -43,6 +43,7 @@ from fastapi_enterprise.csp import ContentSecurityPolicy
 from fastapi_enterprise.deploy_check import DeployCheckError
 from fastapi_enterprise.errors import problem_response, register_exception_handlers
 from fastapi_enterprise.health import HealthChecks, health_routes
+from fastapi_enterprise.log_config import current_logging_handle
 from fastapi_enterprise.middleware.access_log import AccessLogMiddleware
 from fastapi_enterprise.middleware.body_limit import BodyLimitMiddleware
 from fastapi_enterprise.middleware.compression import CompressionMiddleware
@@ -83,6 +84,7 @@ _STATE_KEY = "fastapi_enterprise_settings"
 _LIMITER_KEY = "fastapi_enterprise_rate_limiter"
 _REGISTRY_KEY = "fastapi_enterprise_metrics_registry"
 _HEALTH_KEY = "fastapi_enterprise_health_checks"
+_LOG_METRICS_KEY = "fastapi_enterprise_log_metrics"  # held here: the pipeline holds it weakly
 
 logger = logging.getLogger("fastapi_enterprise.install")
 
@@ -116,7 +118,9 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
     documents every status the stack can answer in the OpenAPI schema (in every
     environment: the exported contract does not depend on it), and serves the API docs
     pages only when ``settings.app.docs`` is on. Logging itself is configured only by an
-    explicit :func:`~fastapi_enterprise.configure_logging` call.
+    explicit :func:`~fastapi_enterprise.configure_logging` call; after the app's
+    lifespan shutdown, that pipeline writes every line at once (servers end on
+    ``SIGTERM`` without running ``atexit``).
 
     In production, the deploy check runs first and any error-level finding stops the
     start with :class:`~fastapi_enterprise.deploy_check.DeployCheckError`; warnings are
@@ -178,6 +182,7 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
         from fastapi_enterprise.sentry import init_sentry  # needs the sentry extra
 
         init_sentry(settings)
+    _write_logs_through_shutdown(app)
     setattr(app.state, _STATE_KEY, settings)
 
 
@@ -220,6 +225,28 @@ def _body_limits(settings: EnterpriseSettings) -> dict[str, Any]:
         "route_limits": body.routes,
         "read_timeout": body.read_timeout,
     }
+
+
+def _write_logs_through_shutdown(app: Starlette) -> None:
+    """After the app's lifespan shutdown, make the log pipeline write every line at once.
+
+    Servers end on ``SIGTERM`` by re-raising it, so no ``atexit`` flush runs: the access
+    lines of the requests drained during shutdown, the app's shutdown logs and the
+    server's last lines would die in the queue. See ``LoggingHandle.enter_shutdown()``.
+    """
+    app_lifespan = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan_then_write_logs(asgi_app: Any) -> AsyncIterator[Any]:
+        try:
+            async with app_lifespan(asgi_app) as state:
+                yield state
+        finally:
+            handle = current_logging_handle()
+            if handle is not None:
+                handle.enter_shutdown()
+
+    app.router.lifespan_context = lifespan_then_write_logs
 
 
 def _rate_limiter(settings: EnterpriseSettings) -> dict[str, Any] | None:
@@ -275,6 +302,7 @@ def _metrics(
     )
     if limiter is not None:
         metrics.RateLimitCollector(limiter["limiter"].stats, registry=registry)
+    setattr(app.state, _LOG_METRICS_KEY, metrics.LogPipelineMetrics(registry))
     secret = options.bearer_token
     token = secret.get_secret_value() if secret is not None else None  # "" fails loudly
     endpoint = metrics.MetricsEndpoint(

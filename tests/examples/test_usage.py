@@ -5,10 +5,12 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import sqlite3
 import sys
 from pathlib import Path
 from types import ModuleType
 
+import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
@@ -98,3 +100,29 @@ def test_demo_app_under_a_real_uvicorn_process(tmp_path: Path) -> None:
         assert re.fullmatch(r"[0-9a-f-]{36}", response.headers["x-request-id"])
         assert response.json()["request_id"] == response.headers["x-request-id"]
     assert b"Traceback" not in demo.stderr
+
+
+def test_demo_console_shows_access_lines_and_tracebacks(tmp_path: Path) -> None:
+    """What `nox -s demo` shows: an access line per request, and a failure's traceback."""
+    database = tmp_path / "demo.db"
+    env = {**os.environ, "FE_DATABASE__URL": f"sqlite:///{database}", "PYTHONPATH": str(ROOT)}
+    demo = UvicornProcess(
+        "examples.minimal.app:app",
+        env=env,
+        cwd=tmp_path,
+        capture_stderr=True,
+        capture_stdout=True,
+    )
+    with demo:
+        assert demo.wait_until_serving("/", timeout=20).status_code == 200
+        with sqlite3.connect(database) as connection:
+            connection.execute("drop table notes")  # the next /notes fails inside the app
+        failed = httpx2.get(f"{demo.url}/notes", timeout=10)
+        assert failed.status_code == 500
+    console = demo.stdout.decode() + demo.stderr.decode()
+    access = [line for line in console.splitlines() if "http.request" in line]
+    assert any("route=/notes" in line and "status=500" in line for line in access), console
+    assert any("route=/ " in line or line.rstrip().endswith("route=/") for line in access)
+    assert "Traceback (most recent call last)" in console
+    assert "no such table: notes" in console
+    assert failed.json()["request_id"] in console

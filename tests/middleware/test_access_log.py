@@ -387,3 +387,118 @@ def test_app_that_never_answers_is_logged_as_incomplete(caplog: pytest.LogCaptur
     (record,) = caplog.records
     assert record.status == 500  # type: ignore[attr-defined]
     assert record.error == "incomplete"  # type: ignore[attr-defined]
+
+
+def outcome_app(config: EnterpriseSettings) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/ok")
+    async def ok() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.get("/crash")
+    async def crash() -> None:
+        raise RuntimeError("boom")
+
+    @app.get("/broken-stream")
+    async def broken_stream() -> StreamingResponse:
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b"x" * 1000
+            await asyncio.sleep(0.01)
+            raise RuntimeError("the stream broke")
+
+        return StreamingResponse(chunks(), media_type="text/plain")
+
+    @app.get("/endless-stream")
+    async def endless_stream() -> StreamingResponse:
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(500):  # bounded: 10 s at most
+                yield b"y" * 1000
+                await asyncio.sleep(0.02)
+
+        return StreamingResponse(chunks(), media_type="text/plain")
+
+    install(app, config)
+    return app
+
+
+def fetch(url: str, *, hang_up: bool) -> tuple[int, int]:
+    """GET ``url``; return the status line and the body bytes received.
+
+    A hang-up reads one chunk and closes the connection.
+    """
+    received = 0
+    with httpx2.Client(timeout=10) as client, client.stream("GET", url) as response:
+        try:
+            for chunk in response.iter_raw():
+                received += len(chunk)
+                if hang_up:
+                    break
+        except httpx2.RemoteProtocolError:
+            pass  # the server ended a broken response early
+        return response.status_code, received
+
+
+@pytest.mark.parametrize(
+    ("path", "hang_up", "status", "level", "error"),
+    [
+        ("/ok", False, 200, "info", None),
+        ("/crash", False, 500, "error", "RuntimeError"),
+        ("/broken-stream", False, 500, "error", "RuntimeError"),
+        ("/endless-stream", True, 499, "warning", "disconnected"),
+    ],
+)
+def test_one_status_for_the_access_log_and_the_metrics(
+    capture_logs: Any,
+    live_server: type[LiveServer],
+    path: str,
+    hang_up: bool,
+    status: int,
+    level: str,
+    error: str | None,
+) -> None:
+    """What a request is reported as: one status in the log and the metrics.
+
+    Errors are never sampled away, and the bytes reported are the bytes sent.
+    """
+    pytest.importorskip("prometheus_client")
+    from fastapi_enterprise import installed_metrics_registry
+
+    config = settings(access_sample_rate=0.0)  # only successful, fast lines may be dropped
+    logs: LogCapture = capture_logs(config)
+    app = outcome_app(config)
+    with live_server(app) as server:
+        sent_status, received = fetch(server.url + path, hang_up=hang_up)
+        registry = installed_metrics_registry(app)
+
+        def counted() -> float | None:
+            labels = {"method": "GET", "route": path, "status": str(status)}
+            value: float | None = registry.get_sample_value("http_requests_total", labels)
+            return value
+
+        assert wait_until(lambda: counted() == 1.0)
+        sent_bytes = registry.get_sample_value(
+            "http_response_size_bytes_sum", {"method": "GET", "route": path}
+        )
+    lines = logs.events("http.request")
+    if status == 200:
+        assert lines == []  # sampled away: the only kind of line that may be
+        return
+    (line,) = lines
+    assert (line["status"], line["level"]) == (status, level)
+    assert line.get("error") == error
+    assert line["response_bytes"] == sent_bytes
+    if status == 500:
+        assert sent_bytes > 0
+        assert received == sent_bytes
+        # A broken stream's status line said 200; the client got a truncated body.
+        assert sent_status == (500 if path == "/crash" else 200)
+
+
+def wait_until(condition: Any, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True

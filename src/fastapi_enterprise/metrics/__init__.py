@@ -26,6 +26,7 @@ from fastapi_enterprise.metrics.exposition import (
     cleanup_dead_processes,
     multiprocess_registry,
 )
+from fastapi_enterprise.metrics.log_pipeline import LogPipelineMetrics
 from fastapi_enterprise.metrics.middleware import DEFAULT_BUCKETS, PrometheusMiddleware
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "CacheMetrics",
     "CombinedRegistry",
     "LabelGuard",
+    "LogPipelineMetrics",
     "MetricsEndpoint",
     "PrometheusMiddleware",
     "RateLimitCollector",

@@ -2,13 +2,17 @@
 
 Metrics (names stable; the alert rules and dashboard shipped in ``docs/metrics`` use them):
 
-- ``http_requests_total{method,route,status}``: counter; a client that disconnects before
-  the response completes is counted with status ``499``;
+- ``http_requests_total{method,route,status}``: counter, with the status the access log
+  writes too (:func:`~fastapi_enterprise.errors.final_status`): a response that breaks
+  off mid-stream is a ``500``, and a client that disconnects before the response
+  completes a ``499``;
 - ``http_request_duration_seconds{method,route}``: histogram, to the last body chunk of a
   streamed response; exemplars carry the request ID (OpenMetrics scrapes show them);
 - ``http_requests_in_progress{method}``: gauge (``livesum`` across processes);
 - ``http_request_size_bytes{method,route}`` and ``http_response_size_bytes{method,route}``:
-  histograms;
+  histograms of the bytes actually received and sent (an unhandled exception is
+  answered here, through :func:`~fastapi_enterprise.errors.answer_exception`, so its
+  500 body is measured);
 - ``http_unhandled_exceptions_total{method,route,exception}``: counter.
 
 ``route`` is the route template (one value, ``<unmatched>``, for everything that matched
@@ -25,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastapi_enterprise.context import get_request_id
+from fastapi_enterprise.errors import UNHANDLED_ERROR_KEY, answer_exception, final_status
 from fastapi_enterprise.metrics._prometheus import (
     REGISTRY,
     CollectorRegistry,
@@ -134,47 +139,61 @@ class PrometheusMiddleware:
         if method not in _METHODS:
             method = "OTHER"
         start = time.perf_counter()
-        status = 0
+        status: int | None = None
         request_bytes = 0
         response_bytes = 0
         complete = False
-        disconnected = False
+        client_gone = False
         gauge = self._gauges[method]
         gauge.inc()
 
         async def receive_measured() -> Message:
-            nonlocal request_bytes, disconnected
+            nonlocal request_bytes, client_gone
             message = await receive()
             if message["type"] == "http.request":
                 request_bytes += len(message.get("body", b""))
             elif message["type"] == "http.disconnect" and not complete:
-                disconnected = True
+                client_gone = True
             return message
 
         async def send_measured(message: Message) -> None:
-            nonlocal status, response_bytes, complete
+            nonlocal status, response_bytes, complete, client_gone
+            try:
+                await send(message)
+            except BaseException:
+                client_gone = True  # the server could not write to the client
+                raise
             if message["type"] == "http.response.start":
                 status = message["status"]
             elif message["type"] == "http.response.body":
                 response_bytes += len(message.get("body", b""))
                 if not message.get("more_body", False):
                     complete = True
-            await send(message)
 
+        counted = False
         try:
-            await self.app(scope, receive_measured, send_measured)
+            try:
+                await self.app(scope, receive_measured, send_measured)
+            except Exception as exc:
+                self._count_exception(method, scope, type(exc).__name__)
+                counted = True
+                if client_gone:
+                    raise
+                # Answered here rather than by an outer shield, so that the 500 and its
+                # body are measured.
+                await answer_exception(
+                    scope, receive, send_measured, exc, response_started=status is not None
+                )
         except BaseException as exc:
-            route = route_template(scope)
-            name = type(exc).__name__[:_EXCEPTION_NAME_LIMIT]
-            self.exceptions.labels(method, route, name).inc()
-            if not complete:
-                status = 499 if disconnected or isinstance(exc, OSError) else 500
+            if not counted:
+                self._count_exception(method, scope, type(exc).__name__)
+                counted = True
             raise
         finally:
             gauge.dec()
+            if not counted and UNHANDLED_ERROR_KEY in scope:  # answered by an inner layer
+                self._count_exception(method, scope, scope[UNHANDLED_ERROR_KEY])
             route = route_template(scope)
-            if disconnected and not complete:
-                status = 499
             elapsed = time.perf_counter() - start
             request_id = get_request_id()
             # OpenMetrics caps an exemplar's labels at 128 characters in all.
@@ -183,13 +202,16 @@ class PrometheusMiddleware:
                 if request_id and len(request_id) <= _EXEMPLAR_VALUE_LIMIT
                 else None
             )
-            requests, duration, request_size, response_size = self._series(
-                method, route, status or 500
-            )
+            reported = final_status(status, completed=complete, client_gone=client_gone)
+            requests, duration, request_size, response_size = self._series(method, route, reported)
             requests.inc()
             duration.observe(elapsed, exemplar)
             request_size.observe(request_bytes)
             response_size.observe(response_bytes)
+
+    def _count_exception(self, method: str, scope: Scope, name: str) -> None:
+        route = route_template(scope)
+        self.exceptions.labels(method, route, name[:_EXCEPTION_NAME_LIMIT]).inc()
 
     def _series(self, method: str, route: str, status: int) -> _Series:
         key = (method, route, status)

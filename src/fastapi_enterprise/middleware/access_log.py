@@ -1,14 +1,21 @@
 """``AccessLogMiddleware``: exactly one structured line per HTTP request.
 
 The line is written when the last body chunk has been sent (so a streamed response is
-timed to its end, and background tasks are not counted) or, if the app raised, with
-status 500 before the exception continues to the error shield. Fields:
+timed to its end, and background tasks are not counted). An exception that escapes the
+app is answered here, through the shared :func:`~fastapi_enterprise.errors.answer_exception`
+(problem+json 500, traceback logged once), so the line reports the answer that was sent,
+body size included. A response that breaks off mid-stream is a ``500`` (a client that went
+away first, ``499``): :func:`~fastapi_enterprise.errors.final_status` decides, for the
+metrics too. Fields:
 
 ``method``, ``route`` (template), ``path`` (with secret query values masked), ``status``,
 ``duration_ms``, ``request_bytes``, ``response_bytes``, ``client_ip``, ``user_agent``
 (truncated), ``http_version``, ``request_id`` (from the request context), any fields the
 app bound with :func:`~fastapi_enterprise.bind_request`, plus ``slow`` and ``error`` when
-they apply. Level: info, warning for 4xx and slow requests, error for 5xx.
+they apply (``error``: the type of the unhandled exception, ``disconnected`` or
+``incomplete``). Level:
+info, warning for 4xx and slow requests, error for 5xx. Only info lines are sampled:
+errors are always written.
 
 Lines go to the stdlib logger ``fastapi_enterprise.access`` with the fields as record
 attributes; :func:`~fastapi_enterprise.configure_logging` renders them as JSON. When that
@@ -30,6 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fastapi_enterprise._logging import safe_extra
 from fastapi_enterprise.client_ip import client_address
 from fastapi_enterprise.context import get_request_fields
+from fastapi_enterprise.errors import UNHANDLED_ERROR_KEY, answer_exception, final_status
 from fastapi_enterprise.log_config import _direct_handler
 from fastapi_enterprise.redaction import DEFAULT_REDACTOR, Redactor
 from fastapi_enterprise.routing import route_template
@@ -97,38 +105,58 @@ class AccessLogMiddleware:
         status: int | None = None
         request_bytes = 0
         response_bytes = 0
+        completed = False
+        client_gone = False
         logged = False
 
         async def receive_counting_bytes() -> Message:
-            nonlocal request_bytes
+            nonlocal request_bytes, client_gone
             message = await receive()
             if message["type"] == "http.request":
                 request_bytes += len(message.get("body", b""))
+            elif message["type"] == "http.disconnect" and not completed:
+                client_gone = True
             return message
 
         async def send_then_log(message: Message) -> None:
-            nonlocal status, response_bytes, logged
-            await send(message)
+            nonlocal status, response_bytes, completed, client_gone, logged
+            try:
+                await send(message)
+            except BaseException:
+                client_gone = True  # the server could not write to the client
+                raise
             if message["type"] == "http.response.start":
                 status = message["status"]
             elif message["type"] == "http.response.body":
                 response_bytes += len(message.get("body", b""))
                 if not message.get("more_body", False) and not logged:
-                    logged = True
-                    self._log(scope, status or 500, start, request_bytes, response_bytes, None)
+                    completed = logged = True
+                    self._log(scope, status or 500, start, request_bytes, response_bytes)
 
+        failure: BaseException | None = None
         try:
-            await self.app(scope, receive_counting_bytes, send_then_log)
-        except BaseException as exc:
-            if not logged:
-                logged = True
-                failed_status = 500 if status is None else status
-                error = type(exc).__name__
-                self._log(scope, failed_status, start, request_bytes, response_bytes, error)
+            try:
+                await self.app(scope, receive_counting_bytes, send_then_log)
+            except Exception as exc:
+                if client_gone:
+                    raise  # nobody to answer; the server ends the connection
+                # Answered here rather than by an outer shield, so that the line reports
+                # the answer that was sent (a 500 with its body).
+                await answer_exception(
+                    scope, receive, send_then_log, exc, response_started=status is not None
+                )
+        except BaseException as exc:  # the client went away, or the task was cancelled
+            failure = exc
             raise
-        if not logged:
-            # The app returned without finishing a response (or sent none at all).
-            self._log(scope, status or 500, start, request_bytes, response_bytes, "incomplete")
+        finally:
+            if not logged:
+                # No complete response: none at all, or one broken off mid-stream.
+                reported = final_status(status, completed=completed, client_gone=client_gone)
+                if failure is not None:
+                    error = type(failure).__name__
+                else:
+                    error = "disconnected" if client_gone else "incomplete"
+                self._log(scope, reported, start, request_bytes, response_bytes, error)
 
     def _log(
         self,
@@ -137,8 +165,9 @@ class AccessLogMiddleware:
         start: float,
         request_bytes: int,
         response_bytes: int,
-        error: str | None,
+        error: str | None = None,
     ) -> None:
+        error = scope.get(UNHANDLED_ERROR_KEY, error)
         duration = time.perf_counter() - start
         slow = self.slow_seconds is not None and duration > self.slow_seconds
         level = (

@@ -726,6 +726,10 @@ class LoggingSettings(BaseModel):
     user_agent_max_length: int = Field(256, ge=16, le=8192)
     """Longest User-Agent written on the access line."""
 
+    stdout: bool = True
+    """Write lines to standard output (or the stream given to ``configure_logging()``).
+    Off: only the file and syslog outputs, of which one must then be set."""
+
     file_path: str | None = None
     """Also write JSON lines to this file, rotated by size."""
 
@@ -775,6 +779,15 @@ class LoggingSettings(BaseModel):
         if facility.strip().lower() not in names:
             raise ValueError("unknown syslog facility; use one of " + ", ".join(sorted(names)))
         return facility.strip().lower()
+
+    @model_validator(mode="after")
+    def _check_outputs(self) -> LoggingSettings:
+        if not self.stdout and self.file_path is None and self.syslog_address is None:
+            raise ValueError(
+                "stdout is off and neither file_path nor syslog_address is set: "
+                "log lines would go nowhere"
+            )
+        return self
 
 
 class SentrySettings(BaseModel):
