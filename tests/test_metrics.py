@@ -399,6 +399,97 @@ def test_collectors(tmp_path: Path) -> None:
     assert registry.get_sample_value("process_cpu_seconds_total") is not None
 
 
+def test_429s_503s_and_plain_routes_carry_their_route_in_metrics_and_access_log(
+    capture_logs: Any,
+) -> None:
+    """429s, 503s and plain Starlette routes are labelled with their route template.
+
+    Responses answered before routing (429, fail-closed 503) and plain Starlette routes
+    (docs, schema, probes) used to be labelled ``<unmatched>`` (issue 12, D17).
+    """
+    from fastapi_enterprise import rate_limit
+
+    logs = capture_logs(EnterpriseSettings(environment="test"))
+    app = FastAPI()
+
+    @app.get("/orders/{order_id}")
+    @rate_limit("1/minute")
+    async def order(order_id: int) -> dict[str, int]:
+        return {"id": order_id}
+
+    @app.get("/strict")
+    @rate_limit("5/minute", fail="closed")
+    async def strict() -> dict[str, str]:
+        return {}
+
+    async def legacy(request: Any) -> Any:
+        from starlette.responses import PlainTextResponse
+
+        return PlainTextResponse("ok")
+
+    app.add_route("/legacy/{name}", legacy)
+    install(
+        app,
+        EnterpriseSettings(
+            environment="test",
+            # A Redis nobody listens on, behind an open breaker: /strict answers 503.
+            rate_limit={"storage_url": "redis://127.0.0.1:1/0", "breaker_cooldown": 60},
+            metrics={"exclude_paths": ["/metrics"]},
+        ),
+    )
+    with TestClient(app) as client:
+        for path, status in [
+            ("/orders/1", 200),
+            ("/orders/2", 200),  # fail open: the storage is down
+            ("/strict", 503),
+            ("/docs", 200),
+            ("/redoc", 200),
+            ("/openapi.json", 200),
+            ("/docs/oauth2-redirect", 200),
+            ("/legacy/x", 200),
+            ("/health/ready", 200),
+            ("/nowhere", 404),
+        ]:
+            assert client.get(path).status_code == status, path
+        counts = samples(client.get("/metrics").text, "http_requests_total")
+    labelled = {(dict(key)["route"], dict(key)["status"]) for key in counts}
+    assert labelled == {
+        ("/orders/{order_id}", "200"),
+        ("/strict", "503"),
+        ("/docs", "200"),
+        ("/redoc", "200"),
+        ("/openapi.json", "200"),
+        ("/docs/oauth2-redirect", "200"),
+        ("/legacy/{name}", "200"),
+        ("/health/ready", "200"),
+        ("<unmatched>", "404"),
+    }
+    access = {(line["route"], line["status"]) for line in logs.events("http.request")}
+    assert ("/strict", 503) in access
+    assert ("/docs", 200) in access
+    assert ("<unmatched>", 404) in access
+    assert not any(route == "<unmatched>" for route, status in access if status != 404)
+
+
+def test_429s_are_labelled_with_their_route() -> None:
+    from fastapi_enterprise import rate_limit
+
+    app = FastAPI()
+
+    @app.get("/orders/{order_id}")
+    @rate_limit("1/minute")
+    async def order(order_id: int) -> dict[str, int]:
+        return {"id": order_id}
+
+    install(app, EnterpriseSettings(environment="test"))
+    client = TestClient(app)
+    assert [client.get(f"/orders/{n}").status_code for n in range(4)] == [200, 429, 429, 429]
+    counts = samples(client.get("/metrics").text, "http_requests_total")
+    key = (("method", "GET"), ("route", "/orders/{order_id}"), ("status", "429"))
+    assert counts[key] == 3
+    assert not any(dict(key)["route"] == "<unmatched>" for key in counts)
+
+
 def test_rate_limit_decisions_are_exported() -> None:
     app = make_app()
     client = TestClient(app)

@@ -1,11 +1,12 @@
 """``RateLimitMiddleware``: budgets keyed on the route template, 429 as problem+json.
 
-Before calling the app, the middleware asks FastAPI's own route matching (the public
-``iter_route_contexts()`` of FastAPI >= 0.137, each context's ``matches()``) which route
+Before calling the app, the middleware asks the route resolver
+(:class:`~fastapi_enterprise.routing.RouteMatcher`, FastAPI's own matching) which route
 will handle the request, so the key is the route's template: ``/login``, ``/login/``,
 ``//login``, ``/log%69n``, ``HEAD /login``, ``/items/1`` and ``/items/2`` cannot open a
 fresh budget. Requests that match nothing (404 scans, slash redirects) are charged to the
-app-wide default. Matches are cached per method and path (bounded).
+app-wide default. The resolver remembers the template in the scope, so the metrics and
+the access log label a 429 or 503 with its route too.
 
 A rejection is a 429 with the IETF ``quota-exceeded`` problem type, ``Retry-After`` and
 the ``RateLimit-Policy``/``RateLimit`` fields; it is recorded as a ``rate_limit.rejected``
@@ -15,11 +16,9 @@ the request through (counted), ``closed`` answers 503 with ``Retry-After``.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Literal
 
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastapi_enterprise._http import PathPrefixes
@@ -33,15 +32,13 @@ from fastapi_enterprise.ratelimit.policy import (
     describe,
     policy_of,
 )
-from fastapi_enterprise.routing import UNMATCHED_ROUTE
+from fastapi_enterprise.routing import RouteMatcher
 from fastapi_enterprise.security_events import SecurityEvent, security_event
 
 __all__ = ["QUOTA_EXCEEDED_TYPE", "RateLimitMiddleware"]
 
 QUOTA_EXCEEDED_TYPE = "https://iana.org/assignments/http-problem-types#quota-exceeded"
 """The problem type draft-ietf-httpapi-ratelimit-headers registers for a 429."""
-
-_CACHE_SIZE = 4096
 
 
 class RateLimitMiddleware:
@@ -88,8 +85,7 @@ class RateLimitMiddleware:
         self.shadow = shadow
         self.headers = headers
         self.legacy = legacy_headers
-        self._contexts: list[Any] | None = None
-        self._matches: OrderedDict[tuple[str, str], tuple[str, object]] = OrderedDict()
+        self._matcher = RouteMatcher()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check HTTP requests against their budget; close the storage at shutdown."""
@@ -105,7 +101,7 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or self.is_exempt(scope["path"]):
             await self.app(scope, receive, send)
             return
-        template, endpoint = self._route(scope)
+        template, endpoint = self._matcher.match(scope)
         declared = policy_of(endpoint)
         if declared == "exempt":
             await self.app(scope, receive, send)
@@ -212,46 +208,6 @@ class RateLimitMiddleware:
         """Whether ``path`` is under an exempt prefix."""
         return self._exempt.covers(path)
 
-    def _route(self, scope: Scope) -> tuple[str, object]:
-        """Ask the app's router which route will handle ``scope``: (template, endpoint)."""
-        cache_key = (scope.get("method", ""), scope["path"])
-        cached = self._matches.get(cache_key)
-        if cached is not None:
-            self._matches.move_to_end(cache_key)
-            return cached
-        resolved = self._match(scope)
-        self._matches[cache_key] = resolved
-        if len(self._matches) > _CACHE_SIZE:
-            self._matches.popitem(last=False)
-        return resolved
-
-    def _match(self, scope: Scope) -> tuple[str, object]:
-        if self._contexts is None:
-            self._contexts = _route_contexts(scope.get("app"))
-        probe = {**scope, "path_params": {}}
-        partial: tuple[str, object] | None = None
-        for context in self._contexts:
-            match, _child = context.matches(probe)
-            if match is Match.NONE:
-                continue
-            template = getattr(context, "path_format", None) or UNMATCHED_ROUTE
-            found = (template, getattr(context, "endpoint", None))
-            if match is Match.FULL:
-                return found
-            if partial is None:
-                partial = found
-        return partial or (UNMATCHED_ROUTE, None)
-
 
 def _policy(value: str | RateLimitPolicy) -> RateLimitPolicy:
     return value if isinstance(value, RateLimitPolicy) else RateLimitPolicy.from_string(value)
-
-
-def _route_contexts(app: object) -> list[Any]:
-    router = getattr(app, "router", None)
-    routes = list(getattr(router, "routes", []))
-    try:
-        from fastapi.routing import iter_route_contexts
-    except ImportError:  # pragma: no cover - FastAPI < 0.137 keeps a flat route list
-        return routes
-    return list(iter_route_contexts(routes))
