@@ -108,6 +108,31 @@ def test_429_is_a_quota_problem_with_ietf_headers() -> None:
     assert response.headers["access-control-allow-origin"] == "https://app.example.com"
 
 
+@pytest.mark.parametrize("headers", [False, True])
+def test_a_429_lists_every_policy_of_the_route(headers: bool) -> None:
+    """A 429's RateLimit-Policy names all of the route's limits.
+
+    As on a success with headers on and as the docs show; RateLimit names the one that
+    ran out.
+    """
+    app = FastAPI()
+
+    @app.post("/login")
+    @rate_limit("2/minute;20/hour", scope="auth")
+    async def login() -> dict[str, str]:
+        return {}
+
+    install(app, EnterpriseSettings(environment="test", rate_limit={"headers": headers}))
+    client = TestClient(app)
+    responses = [client.post("/login") for _ in range(3)]
+    assert [response.status_code for response in responses] == [200, 200, 429]
+    both = '"auth-2-per-1-minute";q=2;w=60, "auth-20-per-1-hour";q=20;w=3600'
+    assert responses[2].headers["ratelimit-policy"] == both
+    assert responses[2].headers["ratelimit"].startswith('"auth-2-per-1-minute";r=0;t=')
+    if headers:
+        assert responses[0].headers["ratelimit-policy"] == both
+
+
 def test_path_tricks_share_one_budget() -> None:
     client = TestClient(make_app(), follow_redirects=False)
     assert statuses(client, "GET", ["/items/1", "/items/2", "/items/3", "/items/999"]) == [200] * 4

@@ -9,9 +9,10 @@ app-wide default. The resolver remembers the template in the scope, so the metri
 the access log label a 429 or 503 with its route too.
 
 A rejection is a 429 with the IETF ``quota-exceeded`` problem type, ``Retry-After`` and
-the ``RateLimit-Policy``/``RateLimit`` fields; it is recorded as a ``rate_limit.rejected``
-security event. When the storage is down, the policy's fail mode applies: ``open`` lets
-the request through (counted), ``closed`` answers 503 with ``Retry-After``.
+the ``RateLimit-Policy`` (every limit of the route) and ``RateLimit`` fields; it is
+recorded as a ``rate_limit.rejected`` security event. When the storage is down, the
+policy's fail mode applies: ``open`` lets the request through (counted), ``closed``
+answers 503 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ class RateLimitMiddleware:
             stats.shadow_rejected += 1
         else:
             stats.allowed += 1
-        extra = self._fields(name, decision) if self.headers else []
+        extra = self._fields(name, decision, policy) if self.headers else []
         if not extra:
             await self.app(scope, receive, send)
             return
@@ -164,8 +165,10 @@ class RateLimitMiddleware:
             return policy, f"scope:{policy.scope}", policy.scope
         return policy, f"route:{template}", "route"
 
-    def _fields(self, name: str, decision: Decision) -> list[tuple[bytes, bytes]]:
-        fields = ratelimit_headers(name, decision.windows)
+    def _fields(
+        self, name: str, decision: Decision, policy: RateLimitPolicy
+    ) -> list[tuple[bytes, bytes]]:
+        fields = ratelimit_headers(name, decision.windows, policy.limits)
         if self.legacy:
             fields += legacy_headers(decision.windows)
         return fields
@@ -181,7 +184,7 @@ class RateLimitMiddleware:
     ) -> None:
         headers = {"Retry-After": str(decision.retry_after)}
         headers.update(
-            (key.decode(), value.decode()) for key, value in self._fields(name, decision)
+            (key.decode(), value.decode()) for key, value in self._fields(name, decision, policy)
         )
         response = problem_response(
             429,
