@@ -162,8 +162,11 @@ def _rate_limiter(settings: EnterpriseSettings) -> dict[str, Any] | None:
         key_prefix=options.storage_prefix,
         timeout=options.timeout,
         breaker_cooldown=options.breaker_cooldown,
+        breaker_threshold=options.breaker_threshold,
         fallback_memory=options.fallback_memory,
         memory_max_keys=options.memory_max_keys,
+        max_connections=options.max_connections,
+        queue_timeout=options.queue_timeout,
     )
     key: KeyFunction = client_ip
     if options.key == "api_key":

@@ -12,7 +12,10 @@ A rejection is a 429 with the IETF ``quota-exceeded`` problem type, ``Retry-Afte
 the ``RateLimit-Policy`` (every limit of the route) and ``RateLimit`` fields; it is
 recorded as a ``rate_limit.rejected`` security event. When the storage is down, the
 policy's fail mode applies: ``open`` lets the request through (counted), ``closed``
-answers 503 with ``Retry-After``.
+answers 503 with ``Retry-After``. A request whose check could not start because every
+storage connection stayed busy for ``queue_timeout`` is answered 503 with
+``Retry-After: 1`` whatever the fail mode: a burst the storage cannot absorb is shed,
+never let through unchecked.
 """
 
 from __future__ import annotations
@@ -115,6 +118,9 @@ class RateLimitMiddleware:
         decision = await self.limiter.check(policy, budget, identity, with_stats=self.headers)
         stats = self.limiter.stats
         if not decision.available:
+            if decision.overloaded:
+                await self._unavailable(scope, receive, send, decision)
+                return
             if (policy.fail or self.fail_mode) == "closed":
                 stats.fail_closed += 1
                 await self._unavailable(scope, receive, send, decision)
@@ -200,10 +206,13 @@ class RateLimitMiddleware:
     async def _unavailable(
         self, scope: Scope, receive: Receive, send: Send, decision: Decision
     ) -> None:
+        detail = (
+            "Too many requests are waiting for a rate-limit check; retry shortly."
+            if decision.overloaded
+            else "The rate-limit service is unavailable; this route does not run without it."
+        )
         response = problem_response(
-            503,
-            detail="The rate-limit service is unavailable; this route does not run without it.",
-            headers={"Retry-After": str(decision.retry_after)},
+            503, detail=detail, headers={"Retry-After": str(decision.retry_after)}
         )
         await response(scope, receive, send)
 
