@@ -179,6 +179,7 @@ def test_a_burst_over_a_real_server_lets_exactly_the_limit_through(
     assert codes == {200: 5, 429: BURST - 5}
     assert metric(scrape, "ratelimit_storage_errors_total") == 0
     assert metric(scrape, "ratelimit_decisions_total", decision="fail_open") == 0
+    assert metric(scrape, "ratelimit_breaker_open") == 0
 
 
 def test_a_stalled_event_loop_is_not_a_storage_timeout(

@@ -206,7 +206,8 @@ def _metrics(
         environment=settings.environment.value,
     )
     if limiter is not None:
-        metrics.RateLimitCollector(limiter["limiter"].stats, registry=registry)
+        engine: RateLimiter = limiter["limiter"]
+        metrics.RateLimitCollector(engine.stats, registry=registry, breaker=engine.breaker)
     token = options.bearer_token.get_secret_value() if options.bearer_token else None
     endpoint = metrics.MetricsEndpoint(
         metrics.CombinedRegistry(registry, REGISTRY),

@@ -27,6 +27,7 @@ from fastapi_enterprise.metrics.exposition import (
     multiprocess_registry,
 )
 from fastapi_enterprise.metrics.middleware import DEFAULT_BUCKETS, PrometheusMiddleware
+from fastapi_enterprise.metrics.mirror import StatsMirror
 
 __all__ = [
     "DEFAULT_BUCKETS",
@@ -37,6 +38,7 @@ __all__ = [
     "PrometheusMiddleware",
     "RateLimitCollector",
     "SQLAlchemyPoolCollector",
+    "StatsMirror",
     "cleanup_dead_processes",
     "count_calls",
     "count_exceptions",
