@@ -558,7 +558,10 @@ def test_health_probes() -> None:
     assert checks is not None
     client = TestClient(app)
     assert client.get("/health/live").json() == {"status": "ok"}
-    assert client.get("/health/ready").json() == {"status": "ok", "checks": {}}
+    ready = client.get("/health/ready").json()
+    assert ready["status"] == "ok"
+    assert list(ready["checks"]) == ["rate_limit"]  # install() checks its own storage
+    assert ready["checks"]["rate_limit"]["status"] == "ok"
 
     async def slow() -> None:
         await asyncio.sleep(5)

@@ -25,6 +25,7 @@ from typing import Any
 import httpx2
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from fastapi_enterprise import EnterpriseSettings, install
@@ -485,3 +486,125 @@ def test_a_dead_redis_is_reported_for_as_long_as_it_is_dead(
     assert sum(counts) > 0  # each line says how many requests went unchecked since the last
     assert "ConnectionError" in reports[0][1]
     assert "redis://" not in " ".join(text for _, text in timeline.logs)
+
+
+def readiness_app(url: str, **rate: Any) -> FastAPI:
+    return limited_app(url, timeout=0.2, breaker_cooldown=0.2, **rate)
+
+
+def test_readiness_and_metrics_show_the_outage_and_readiness_probes_recovery(
+    own_redis: RedisProcess,
+) -> None:
+    """Fail open: reported degraded, still ready; the gauge says the breaker is open.
+
+    With no traffic at all, the readiness probe itself probes the storage once the
+    cooldown is over, so enforcement comes back on an idle server.
+    """
+    own_redis.stop()
+    app = readiness_app(own_redis.url)
+    limiter = engine(app)
+    with TestClient(app) as client:
+        ready = client.get("/health/ready")
+        assert ready.status_code == 200
+        assert ready.json()["status"] == "degraded"
+        check = ready.json()["checks"]["rate_limit"]
+        assert check["status"] == "degraded"
+        assert check["storage"] == "unavailable"
+        assert check["requests"] == "unchecked"
+        assert metric(client.get("/metrics").text, "ratelimit_breaker_open") == 1
+        own_redis.start()
+        for _ in range(100):  # bounded: about 5 s of probes
+            ready = client.get("/health/ready")
+            if ready.json()["status"] == "ok":
+                break
+            time.sleep(0.05)
+        assert ready.json() == {
+            "status": "ok",
+            "checks": {"rate_limit": {"status": "ok", "duration_ms": ANY_NUMBER}},
+        }
+        assert not limiter.breaker.is_open
+        scrape = client.get("/metrics").text
+        assert metric(scrape, "ratelimit_breaker_open") == 0
+        assert metric(scrape, "ratelimit_breaker_opens_total") == 1
+
+
+class _AnyNumber:
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, int | float)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+ANY_NUMBER: Any = _AnyNumber()
+
+
+def test_readiness_fails_when_requests_are_refused_without_the_storage(
+    own_redis: RedisProcess,
+) -> None:
+    own_redis.stop()
+    app = readiness_app(own_redis.url, fail_mode="closed")
+    with TestClient(app) as client:
+        ready = client.get("/health/ready")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["rate_limit"]["status"] == "fail"
+        assert ready.json()["checks"]["rate_limit"]["requests"] == "refused"
+        assert client.get("/hit").status_code == 503
+
+
+def test_a_redis_unreachable_at_startup_is_reported_and_skipped_from_the_start(
+    own_redis: RedisProcess, timeline: Timeline
+) -> None:
+    own_redis.stop()
+    app = limited_app(own_redis.url, timeout=0.2, breaker_cooldown=30)
+    with TestClient(app) as client:
+        assert [client.get("/hit").status_code for _ in range(5)] == [200] * 5
+    stats = engine(app).stats
+    # The startup check failed once and opened the breaker: no request waited on Redis.
+    assert (stats.storage_errors, stats.fail_open, stats.breaker_opens) == (1, 5, 1)
+    [warning] = [text for _, text in timeline.logs if "did not answer at startup" in text]
+    assert "(ConnectionError)" in warning
+    assert "unchecked (fail mode open)" in warning
+
+
+SECRET_KEY = "Xk3#9vLq2!mZ8wP4rT6yB1nC5hJ7dF0gS-aQ"
+PRODUCTION_SECURITY: dict[str, Any] = {"secret_key": SECRET_KEY, "allowed_hosts": ["*"]}
+
+
+def test_production_refuses_to_start_without_the_storage_it_cannot_run_without(
+    own_redis: RedisProcess, tmp_path: Path
+) -> None:
+    """Production, fail mode closed: a Redis that does not answer stops the startup.
+
+    Under a real server, with a message that names the cause and no credential.
+    """
+    own_redis.stop()
+    url = own_redis.url.replace("redis://", "redis://:hunter2-secret@")
+    env = {
+        **server_env(storage_url=url, fail_mode="closed", timeout="0.2"),
+        "FE_ENVIRONMENT": "production",
+        "FE_SECURITY__SECRET_KEY": SECRET_KEY,
+        "FE_SECURITY__ALLOWED_HOSTS": '["*"]',
+    }
+    with UvicornProcess(
+        "tests.ratelimit_app:app", env=env, cwd=tmp_path, capture_stderr=True
+    ) as server:
+        code = server.wait(timeout=30)
+    output = server.stderr.decode()
+    assert code != 0
+    assert "rate-limit storage did not answer at startup (ConnectionError)" in output
+    assert "hunter2" not in output
+
+
+def test_production_with_fail_open_starts_without_the_storage(own_redis: RedisProcess) -> None:
+    own_redis.stop()
+    app = FastAPI()
+    install(
+        app,
+        EnterpriseSettings(
+            environment="production",
+            security=PRODUCTION_SECURITY,
+            rate_limit={"storage_url": own_redis.url, "timeout": 0.2},
+        ),
+    )
+    with TestClient(app) as client:
+        assert client.get("/health/live").status_code == 200

@@ -32,7 +32,7 @@ from fastapi_enterprise._extras import MissingExtraError
 from fastapi_enterprise.csp import ContentSecurityPolicy
 from fastapi_enterprise.deploy_check import DeployCheckError
 from fastapi_enterprise.errors import register_exception_handlers
-from fastapi_enterprise.health import HealthChecks, health_routes
+from fastapi_enterprise.health import HealthCheck, HealthChecks, HealthStatus, health_routes
 from fastapi_enterprise.middleware.access_log import AccessLogMiddleware
 from fastapi_enterprise.middleware.body_limit import BodyLimitMiddleware
 from fastapi_enterprise.middleware.compression import CompressionMiddleware
@@ -142,6 +142,8 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
     _add_middleware(app, settings, docs_csp, limiter, metrics)
     if settings.metrics.health:
         checks = HealthChecks(timeout=settings.metrics.health_timeout)
+        if limiter is not None:
+            checks.add("rate_limit", _rate_limit_readiness(limiter["limiter"], settings))
         app.router.routes.extend(health_routes(checks))
         setattr(app.state, _HEALTH_KEY, checks)
     if settings.sentry.dsn is not None:
@@ -181,7 +183,46 @@ def _rate_limiter(settings: EnterpriseSettings) -> dict[str, Any] | None:
         "shadow": options.shadow,
         "headers": options.headers,
         "legacy_headers": options.legacy_headers,
+        # In production, a storage that every default-policy request needs (fail mode
+        # closed, no fallback) must answer before the app takes traffic.
+        "startup_check": "require"
+        if settings.is_production and _refuses_without_storage(settings)
+        else "warn",
     }
+
+
+def _refuses_without_storage(settings: EnterpriseSettings) -> bool:
+    options = settings.rate_limit
+    return options.fail_mode == "closed" and not options.fallback_memory
+
+
+def _rate_limit_readiness(limiter: RateLimiter, settings: EnterpriseSettings) -> HealthCheck:
+    """The readiness check of the rate-limit storage.
+
+    Unavailable, it reports ``degraded`` (still ready), or ``fail`` when requests are
+    refused without it. An open breaker whose cooldown is over is probed here, so an idle
+    server also notices the storage is back.
+    """
+    refuses = _refuses_without_storage(settings)
+
+    async def rate_limit() -> HealthStatus:
+        if await limiter.probe():
+            return HealthStatus("ok")
+        return HealthStatus(
+            "fail" if refuses else "degraded",
+            {
+                "storage": "unavailable",
+                "unavailable_s": round(limiter.unavailable_for(), 1),
+                "next_probe_s": round(limiter.breaker.remaining(), 1),
+                "requests": "refused"
+                if refuses
+                else "limited per process"
+                if limiter.fallback is not None
+                else "unchecked",
+            },
+        )
+
+    return rate_limit
 
 
 def _metrics(

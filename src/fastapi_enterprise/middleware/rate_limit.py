@@ -16,10 +16,15 @@ answers 503 with ``Retry-After``. A request whose check could not start because 
 storage connection stayed busy for ``queue_timeout`` is answered 503 with
 ``Retry-After: 1`` whatever the fail mode: a burst the storage cannot absorb is shed,
 never let through unchecked.
+
+At startup (the lifespan), the storage is asked to answer once: when it does not, a
+warning is logged and requests skip it until the breaker's cooldown is over, or, with
+``startup_check="require"``, the application refuses to start.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
@@ -44,6 +49,8 @@ __all__ = ["QUOTA_EXCEEDED_TYPE", "RateLimitMiddleware"]
 QUOTA_EXCEEDED_TYPE = "https://iana.org/assignments/http-problem-types#quota-exceeded"
 """The problem type draft-ietf-httpapi-ratelimit-headers registers for a 429."""
 
+logger = logging.getLogger("fastapi_enterprise.ratelimit")
+
 
 class RateLimitMiddleware:
     """Enforce rate limits per route template and client.
@@ -62,6 +69,8 @@ class RateLimitMiddleware:
         headers: Send ``RateLimit-Policy``/``RateLimit`` on successful responses too (one
             more storage read per request).
         legacy_headers: Also send ``X-RateLimit-Limit``/``-Remaining``/``-Reset``.
+        startup_check: At startup, ask the storage to answer: ``warn`` logs a warning
+            when it does not, ``require`` makes the startup fail, ``off`` skips it.
     """
 
     def __init__(
@@ -77,6 +86,7 @@ class RateLimitMiddleware:
         shadow: bool = False,
         headers: bool = False,
         legacy_headers: bool = False,
+        startup_check: Literal["off", "warn", "require"] = "warn",
     ) -> None:
         self.app = app
         self.limiter = limiter or RateLimiter()
@@ -89,18 +99,13 @@ class RateLimitMiddleware:
         self.shadow = shadow
         self.headers = headers
         self.legacy = legacy_headers
+        self.startup_check = startup_check
         self._matcher = RouteMatcher()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Check HTTP requests against their budget; close the storage at shutdown."""
+        """Check HTTP requests against their budget; check and close the storage."""
         if scope["type"] == "lifespan":
-
-            async def send_closing_storage(message: Message) -> None:
-                if message["type"] == "lifespan.shutdown.complete":
-                    await self.limiter.aclose()
-                await send(message)
-
-            await self.app(scope, receive, send_closing_storage)
+            await self._lifespan(scope, receive, send)
             return
         if scope["type"] != "http" or self.is_exempt(scope["path"]):
             await self.app(scope, receive, send)
@@ -155,6 +160,30 @@ class RateLimitMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_ratelimit)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the storage before the app starts; close it after the app stopped."""
+        first: Message | None = await receive()
+        if first is not None and first["type"] == "lifespan.startup":
+            refusal = await self._check_storage()
+            if refusal is not None:
+                # Before the app's own startup: nothing of it has to be undone.
+                await send({"type": "lifespan.startup.failed", "message": refusal})
+                return
+
+        async def receive_first_again() -> Message:
+            nonlocal first
+            if first is not None:
+                message, first = first, None
+                return message
+            return await receive()
+
+        async def send_closing_storage(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                await self.limiter.aclose()
+            await send(message)
+
+        await self.app(scope, receive_first_again, send_closing_storage)
 
     def policy_for(
         self, declared: RateLimitPolicy | None, template: str
@@ -215,6 +244,28 @@ class RateLimitMiddleware:
             503, detail=detail, headers={"Retry-After": str(decision.retry_after)}
         )
         await response(scope, receive, send)
+
+    async def _check_storage(self) -> str | None:
+        """Ask the storage to answer; return why the startup must fail, if it must."""
+        if self.startup_check == "off":
+            return None
+        error = await self.limiter.verify()
+        if error is None:
+            return None
+        if self.startup_check == "require":
+            return (
+                f"the rate-limit storage did not answer at startup ({error}) and requests "
+                "are refused without it (fail mode closed)"
+            )
+        fallback = self.limiter.fallback is not None
+        logger.warning(
+            "rate-limit storage did not answer at startup (%s); until it does, %s",
+            error,
+            "the in-memory fallback limits each process"
+            if fallback
+            else f"requests go unchecked (fail mode {self.fail_mode})",
+        )
+        return None
 
     def is_exempt(self, path: str) -> bool:
         """Whether ``path`` is under an exempt prefix."""

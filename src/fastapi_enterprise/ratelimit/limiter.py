@@ -460,6 +460,62 @@ class RateLimiter:
                 self.stats.overloaded,
             )
 
+    async def verify(self) -> str | None:
+        """Ask the storage to answer now (startup check); ``None`` if it did.
+
+        Returns the failure's type name otherwise (never its message, which can hold a
+        URL), and opens the breaker so requests do not wait on it. Memory storages
+        always answer.
+        """
+        if self.local:
+            return None
+        error = await self._ping()
+        if error is None:
+            if self.breaker.success(self.breaker.generation):
+                self._recovered()
+            return None
+        self.stats.storage_errors += 1
+        if not self.breaker.is_open:
+            self.stats.breaker_opens += 1
+            self._outage.begin(self.stats)
+        self.breaker.trip()
+        return error
+
+    async def probe(self) -> bool:
+        """Whether the storage is in use: ``True`` unless the breaker is open.
+
+        When the breaker is open and its cooldown is over, this runs the probe (one
+        ``PING``), so a readiness check also brings enforcement back on an idle server.
+        """
+        if self.local or not self.breaker.is_open:
+            return True
+        ticket = self.breaker.admit()
+        if ticket is None:
+            return False
+        try:
+            error = await self._ping()
+        except BaseException:  # the readiness probe timed out, or was cancelled
+            self._abandoned(ticket)
+            raise
+        if error is None:
+            if self.breaker.success(ticket):
+                self._recovered()
+            return True
+        self._failed(ticket, error)
+        return False
+
+    async def _ping(self) -> str | None:
+        try:
+            with Deadline(self.timeout, self.clock, ceiling=_CEILING):
+                answered = await self.storage.check()
+        except self._errors as exc:
+            return type(exc).__name__
+        return None if answered else "ConnectionError"
+
+    def unavailable_for(self) -> float:
+        """Seconds since the storage became unavailable (0 while it is in use)."""
+        return self._outage.duration() if self.breaker.is_open else 0.0
+
     async def reset(self) -> None:
         """Clear every counter of the storage (tests, incident response)."""
         await self.storage.reset()
