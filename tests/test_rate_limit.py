@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import time
 from collections import Counter
 from pathlib import Path
@@ -143,6 +144,54 @@ def test_path_tricks_share_one_budget() -> None:
     assert client.post("/login").status_code == 200
     assert client.post("/log%69n").status_code == 429
     assert client.post("/login/").status_code in (307, 429)  # unmatched: the app-wide budget
+
+
+def raw_request(port: int, head: bytes) -> int:
+    """Send exactly these request bytes (no client normalises them); return the status."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(head + b"\r\nHost: test\r\nConnection: close\r\n\r\n")
+        reply = b""
+        while b"\r\n" not in reply:
+            chunk = connection.recv(64)
+            if not chunk:
+                break
+            reply += chunk
+    return int(reply.split(b" ", 2)[1])
+
+
+def test_raw_path_tricks_over_a_real_server_share_the_routes_budget(tmp_path: Path) -> None:
+    """The bytes a scanner sends, as uvicorn decodes them, cannot open a fresh budget.
+
+    However the path is spelled, the handler of /ping runs at most as often as /ping's
+    own budget allows.
+    """
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        "FE_ENVIRONMENT": "test",
+        "FE_LOGGING__ACCESS_LOG": "false",
+        "FE_RATE_LIMIT__ROUTES": '{"/ping": "3/minute"}',
+        "FE_RATE_LIMIT__DEFAULT": "1000/minute",
+    }
+    tricks = [
+        b"GET /ping HTTP/1.1",
+        b"GET /p%69ng HTTP/1.1",
+        b"GET /%70%69%6e%67 HTTP/1.1",
+        b"GET /ping?fresh=1 HTTP/1.1",
+        b"GET /ping?fresh=2&x HTTP/1.1",
+        b"HEAD /ping HTTP/1.1",
+        b"GET http://test/ping HTTP/1.1",
+        b"GET /ping/ HTTP/1.1",
+        b"GET //ping HTTP/1.1",
+        b"GET /./ping HTTP/1.1",
+        b"GET /ping%2F HTTP/1.1",
+    ]
+    with UvicornProcess("tests.ratelimit_app:app", env=env, cwd=tmp_path) as server:
+        server.wait_until_serving("/health/live")
+        codes = [raw_request(server.port, trick) for trick in tricks * 2]
+    assert codes.count(200) == 3, list(zip(tricks * 2, codes, strict=True))
+    assert codes[:3] == [200, 200, 200]
+    assert set(codes) <= {200, 307, 404, 405, 429}, codes
 
 
 def test_unmatched_requests_count_against_the_default() -> None:
