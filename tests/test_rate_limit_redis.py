@@ -207,17 +207,19 @@ def test_a_stalled_event_loop_is_not_a_storage_timeout(
     assert (stats.allowed, stats.storage_errors, stats.fail_open) == (60, 0, 0)
 
 
+@pytest.mark.parametrize("shadow", [False, True])
 def test_checks_queueing_past_the_queue_timeout_are_shed_never_let_through(
-    own_redis: RedisProcess,
+    own_redis: RedisProcess, shadow: bool
 ) -> None:
     """Two connections, Redis slow (paused writes): the queue is answered 503.
 
     Waiting for a connection is not a storage failure: the breaker stays closed, and
-    the two checks that were sent get their answer once Redis resumes.
+    the two checks that were sent get their answer once Redis resumes. Shadow mode,
+    which never refuses a request for its rate, applies the fail mode instead.
     """
     import redis
 
-    app = limited_app(own_redis.url, max_connections=2, queue_timeout=0.2, timeout=5)
+    app = limited_app(own_redis.url, max_connections=2, queue_timeout=0.2, timeout=5, shadow=shadow)
     admin = redis.Redis.from_url(own_redis.url)
 
     async def scenario() -> list[int]:
@@ -234,9 +236,11 @@ def test_checks_queueing_past_the_queue_timeout_are_shed_never_let_through(
     finally:
         admin.client_unpause()
         admin.close()
-    assert Counter(codes) == {200: 2, 503: 10}
+    assert Counter(codes) == ({200: 12} if shadow else {200: 2, 503: 10})
     stats = engine(app).stats
-    assert (stats.overloaded, stats.storage_errors, stats.fail_open) == (10, 0, 0)
+    # In shadow mode an overloaded check is one the storage could not make: the fail
+    # mode (open here) applies.
+    assert (stats.overloaded, stats.storage_errors, stats.fail_open) == (10, 0, 10 * shadow)
     assert not engine(app).breaker.is_open
 
 

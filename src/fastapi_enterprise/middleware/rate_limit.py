@@ -15,7 +15,7 @@ policy's fail mode applies: ``open`` lets the request through (counted), ``close
 answers 503 with ``Retry-After``. A request whose check could not start because every
 storage connection stayed busy for ``queue_timeout`` is answered 503 with
 ``Retry-After: 1`` whatever the fail mode: a burst the storage cannot absorb is shed,
-never let through unchecked.
+never let through unchecked (in shadow mode the fail mode applies instead).
 
 At startup (the lifespan), the storage is asked to answer once: when it does not, a
 warning is logged and requests skip it until the breaker's cooldown is over, or, with
@@ -123,7 +123,7 @@ class RateLimitMiddleware:
         decision = await self.limiter.check(policy, budget, identity, with_stats=self.headers)
         stats = self.limiter.stats
         if not decision.available:
-            if decision.overloaded:
+            if decision.overloaded and not self._shadow(policy):
                 await self._unavailable(scope, receive, send, decision)
                 return
             if (policy.fail or self.fail_mode) == "closed":
@@ -134,7 +134,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         if not decision.allowed:
-            shadow = self.shadow if policy.shadow is None else policy.shadow
+            shadow = self._shadow(policy)
             security_event(
                 SecurityEvent.RATE_LIMITED,
                 route=template,
@@ -199,6 +199,9 @@ class RateLimitMiddleware:
         if policy.scope is not None:
             return policy, f"scope:{policy.scope}", policy.scope
         return policy, f"route:{template}", "route"
+
+    def _shadow(self, policy: RateLimitPolicy) -> bool:
+        return self.shadow if policy.shadow is None else policy.shadow
 
     def _fields(
         self, name: str, decision: Decision, policy: RateLimitPolicy
