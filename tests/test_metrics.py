@@ -23,7 +23,14 @@ import httpx2
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 from fastapi.testclient import TestClient
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Summary,
+    generate_latest,
+)
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 from starlette.types import Message
@@ -43,7 +50,7 @@ from fastapi_enterprise.metrics import (
     time_calls,
     track_in_progress,
 )
-from tests.conftest import UvicornProcess
+from tests.conftest import GunicornProcess, RedisProcess, UvicornProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
@@ -495,6 +502,143 @@ def test_collectors(tmp_path: Path) -> None:
     assert registry.get_sample_value("process_cpu_seconds_total") is not None
 
 
+def test_429s_503s_and_plain_routes_carry_their_route_in_metrics_and_access_log(
+    capture_logs: Any,
+) -> None:
+    """429s, 503s and plain Starlette routes are labelled with their route template.
+
+    Responses answered before routing (429, fail-closed 503) and plain Starlette routes
+    (docs, schema, probes) used to be labelled ``<unmatched>`` (issue 12, D17).
+    """
+    from fastapi_enterprise import rate_limit
+
+    logs = capture_logs(EnterpriseSettings(environment="test"))
+    app = FastAPI()
+
+    @app.get("/orders/{order_id}")
+    @rate_limit("1/minute")
+    async def order(order_id: int) -> dict[str, int]:
+        return {"id": order_id}
+
+    @app.get("/strict")
+    @rate_limit("5/minute", fail="closed")
+    async def strict() -> dict[str, str]:
+        return {}
+
+    async def legacy(request: Any) -> Any:
+        from starlette.responses import PlainTextResponse
+
+        return PlainTextResponse("ok")
+
+    app.add_route("/legacy/{name}", legacy)
+    install(
+        app,
+        EnterpriseSettings(
+            environment="test",
+            # A Redis nobody listens on, behind an open breaker: /strict answers 503.
+            rate_limit={"storage_url": "redis://127.0.0.1:1/0", "breaker_cooldown": 60},
+            metrics={"exclude_paths": ["/metrics"]},
+        ),
+    )
+    with TestClient(app) as client:
+        for path, status in [
+            ("/orders/1", 200),
+            ("/orders/2", 200),  # fail open: the storage is down
+            ("/strict", 503),
+            ("/docs", 200),
+            ("/redoc", 200),
+            ("/openapi.json", 200),
+            ("/docs/oauth2-redirect", 200),
+            ("/legacy/x", 200),
+            ("/health/ready", 200),
+            ("/nowhere", 404),
+        ]:
+            assert client.get(path).status_code == status, path
+        counts = samples(client.get("/metrics").text, "http_requests_total")
+    labelled = {(dict(key)["route"], dict(key)["status"]) for key in counts}
+    assert labelled == {
+        ("/orders/{order_id}", "200"),
+        ("/strict", "503"),
+        ("/docs", "200"),
+        ("/redoc", "200"),
+        ("/openapi.json", "200"),
+        ("/docs/oauth2-redirect", "200"),
+        ("/legacy/{name}", "200"),
+        ("/health/ready", "200"),
+        ("<unmatched>", "404"),
+    }
+    access = {(line["route"], line["status"]) for line in logs.events("http.request")}
+    assert ("/strict", 503) in access
+    assert ("/docs", 200) in access
+    assert ("<unmatched>", 404) in access
+    assert not any(route == "<unmatched>" for route, status in access if status != 404)
+
+
+def test_429s_are_labelled_with_their_route() -> None:
+    from fastapi_enterprise import rate_limit
+
+    app = FastAPI()
+
+    @app.get("/orders/{order_id}")
+    @rate_limit("1/minute")
+    async def order(order_id: int) -> dict[str, int]:
+        return {"id": order_id}
+
+    install(app, EnterpriseSettings(environment="test"))
+    client = TestClient(app)
+    assert [client.get(f"/orders/{n}").status_code for n in range(4)] == [200, 429, 429, 429]
+    counts = samples(client.get("/metrics").text, "http_requests_total")
+    key = (("method", "GET"), ("route", "/orders/{order_id}"), ("status", "429"))
+    assert counts[key] == 3
+    assert not any(dict(key)["route"] == "<unmatched>" for key in counts)
+
+
+def test_stats_mirror_is_exact_at_every_scrape() -> None:
+    """The documented example: plain integers, published; every label set from the start."""
+    from examples.metrics.stats_mirror import PipelineStats, publish
+
+    registry = CollectorRegistry()
+    stats = PipelineStats()
+    publish(stats, registry)
+    assert registry.get_sample_value("log_write_errors_total", {"output": "file"}) == 0
+    stats.dropped += 3
+    stats.file_errors += 1
+    assert registry.get_sample_value("log_records_dropped_total") == 3
+    assert registry.get_sample_value("log_write_errors_total", {"output": "file"}) == 1
+    stats.dropped += 2
+    text = generate_latest(registry).decode()
+    assert samples(text, "log_records_dropped_total") == {(): 5}
+
+
+def test_stats_mirror_keeps_metrics_current_from_its_thread_in_multiprocess_mode() -> None:
+    """Under workers nobody scrapes the process that counts: its thread publishes."""
+    from fastapi_enterprise.metrics import StatsMirror
+
+    registry = CollectorRegistry()
+    stats = {"seen": 0}
+    mirror = StatsMirror(registry, interval=0.05, multiprocess=True)
+    try:
+        counter = mirror.counter("seen", "Seen.", lambda: {(): float(stats["seen"])})
+        gauge = mirror.gauge("level", "Level.", lambda: {(): float(stats["seen"] * 2)})
+        stats["seen"] = 4
+
+        def published() -> tuple[float, float]:
+            # collect() on the metrics themselves: no scrape hook runs.
+            [counted], [level] = counter.collect(), gauge.collect()
+            total = next(s.value for s in counted.samples if s.name == "seen_total")
+            return total, level.samples[0].value
+
+        deadline = time.monotonic() + 10
+        while published() != (4, 8):
+            assert time.monotonic() < deadline, published()
+            time.sleep(0.02)
+    finally:
+        mirror.close()
+    stats["seen"] = 6
+    mirror.close()  # the last flush, as at exit
+    assert published() == (6, 12)
+
+
 def test_rate_limit_decisions_are_exported() -> None:
     app = make_app()
     client = TestClient(app)
@@ -510,7 +654,10 @@ def test_health_probes() -> None:
     assert checks is not None
     client = TestClient(app)
     assert client.get("/health/live").json() == {"status": "ok"}
-    assert client.get("/health/ready").json() == {"status": "ok", "checks": {}}
+    ready = client.get("/health/ready").json()
+    assert ready["status"] == "ok"
+    assert list(ready["checks"]) == ["rate_limit"]  # install() checks its own storage
+    assert ready["checks"]["rate_limit"]["status"] == "ok"
 
     async def slow() -> None:
         await asyncio.sleep(5)
@@ -660,3 +807,158 @@ def test_an_exception_answered_by_an_inner_layer_is_still_counted() -> None:
     assert registry.get_sample_value("http_requests_total", {**labels, "status": "500"}) == 1
     sent = registry.get_sample_value("http_response_size_bytes_sum", labels)
     assert sent == len(response.content)
+
+
+def scrape_until(url: str, done: Any, timeout: float = 20.0) -> str:
+    """Scrape until ``done(text)`` (the workers publish every second); the last scrape."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = httpx2.get(url, timeout=5).text
+        if done(text) or time.monotonic() > deadline:
+            return text
+        time.sleep(0.2)
+
+
+def value(text: str, name: str, **labels: str) -> float:
+    return samples(text, name).get(tuple(sorted(labels.items())), -1.0)
+
+
+def promtool_or_fail() -> str:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true but promtool is not installed")
+        pytest.skip("promtool (Debian package prometheus) is not installed")
+    return promtool
+
+
+def series(text: str, name: str) -> list[str]:
+    """Every series of ``name`` in a scrape, written as PromQL selectors."""
+    found = []
+    for family in parse_text(text):
+        for sample in family.samples:
+            if sample.name == name:
+                labels = ",".join(f'{key}="{val}"' for key, val in sorted(sample.labels.items()))
+                found.append(f"{name}{{{labels}}}")
+    assert found, f"{name} is not in the scrape"
+    return found
+
+
+def assert_alerts_fire_on(healthy: str, outage: str, tmp_path: Path) -> None:
+    """Check each rate-limit alert fires on the series a real scrape has.
+
+    The shipped rules get those series (names and labels as they are), with values that
+    move as in an outage. A rule that names a metric or a label the library does not
+    export never fires here.
+    """
+    promtool = promtool_or_fail()
+    rejected = 'ratelimit_decisions_total{decision="rejected"}'
+    overloaded = 'ratelimit_decisions_total{decision="overloaded"}'
+    inputs = [
+        *({"series": s, "values": "0 0 1x20"} for s in series(outage, "ratelimit_breaker_open")),
+        *(
+            {"series": s, "values": "0+30x22"}
+            for s in series(outage, "ratelimit_storage_errors_total")
+        ),
+        *(
+            {"series": s, "values": "0+1200x22" if s == rejected else "0+5x22"}
+            if s in (rejected, overloaded)
+            else {"series": s, "values": "0x22"}
+            for s in series(healthy, "ratelimit_decisions_total")
+        ),
+    ]
+    alerts = ["RateLimitStorageDown", "RateLimitStorageErrors", "RateLimitOverloaded"]
+    alerts.append("RateLimitRejectionsSpike")
+    tests = {
+        "rule_files": [str(ROOT / "docs/metrics/alerts.rules.yml")],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": inputs,
+                "promql_expr_test": [
+                    {
+                        "expr": f'count(ALERTS{{alertname="{alert}",alertstate="firing"}})',
+                        "eval_time": "20m",
+                        "exp_samples": [{"labels": "{}", "value": 1}],
+                    }
+                    for alert in alerts
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "alerts.test.yml"
+    path.write_text(json.dumps(tests))  # JSON is YAML
+    result = subprocess.run(  # noqa: S603 - a fixed local binary
+        [promtool, "test", "rules", str(path)], capture_output=True, check=False
+    )
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+    lint = subprocess.run(  # noqa: S603
+        [promtool, "check", "metrics"], input=outage.encode(), capture_output=True, check=False
+    )
+    assert lint.returncode == 0, lint.stdout.decode() + lint.stderr.decode()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("preload", [False, True])
+def test_rate_limit_metrics_reach_a_gunicorn_multiprocess_scrape(
+    own_redis: RedisProcess, tmp_path: Path, preload: bool
+) -> None:
+    """Two gunicorn workers, PROMETHEUS_MULTIPROC_DIR: the rate-limit metrics are there.
+
+    The scrape sums both workers' decisions, shows a Redis outage, and the shipped alerts
+    fire on what it exports (the scrape-time collector used to vanish in this mode:
+    issue 12, D18).
+    """
+    multiproc = tmp_path / "prom"
+    multiproc.mkdir()
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(ROOT)])),
+        "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
+        "FE_ENVIRONMENT": "test",
+        "FE_LOGGING__ACCESS_LOG": "false",
+        "FE_RATE_LIMIT__DEFAULT": "5/minute",
+        "FE_RATE_LIMIT__STORAGE_URL": own_redis.url,
+        "FE_RATE_LIMIT__TIMEOUT": "0.2",
+        "FE_RATE_LIMIT__BREAKER_COOLDOWN": "60",
+        "FE_RATE_LIMIT__EXEMPT_PATHS": "/health,/metrics,/pid",
+    }
+    with GunicornProcess(
+        "tests.metrics_app:app", env=env, cwd=tmp_path, workers=2, preload=preload
+    ) as server:
+        server.wait_until_serving("/health/live")
+        pids: set[str] = set()
+        deadline = time.monotonic() + 30
+        while len(pids) < 2:  # both workers serve
+            with contextlib.suppress(httpx2.TransportError):
+                pids.add(httpx2.get(f"{server.url}/pid", timeout=2).text)
+            assert time.monotonic() < deadline, f"did not reach two workers (saw {pids})"
+        codes = [
+            httpx2.get(f"{server.url}/work", headers={"Connection": "close"}).status_code
+            for _ in range(20)
+        ]
+        assert sorted(codes) == [200] * 5 + [429] * 15
+        scrape = f"{server.url}/metrics"
+
+        def decided(text: str) -> bool:
+            return (
+                value(text, "ratelimit_decisions_total", decision="allowed")
+                + value(text, "ratelimit_decisions_total", decision="rejected")
+                >= 20
+            )
+
+        healthy = scrape_until(scrape, decided)
+        assert value(healthy, "ratelimit_decisions_total", decision="allowed") == 5
+        assert value(healthy, "ratelimit_decisions_total", decision="rejected") == 15
+        assert value(healthy, "ratelimit_storage_errors_total") == 0
+        assert value(healthy, "ratelimit_breaker_open") == 0
+
+        own_redis.stop()
+        for _ in range(10):
+            httpx2.get(f"{server.url}/work", headers={"Connection": "close"})
+        outage = scrape_until(scrape, lambda text: value(text, "ratelimit_breaker_open") == 1)
+        assert value(outage, "ratelimit_breaker_open") == 1
+        assert value(outage, "ratelimit_storage_errors_total") >= 1
+        assert value(outage, "ratelimit_decisions_total", decision="fail_open") >= 1
+    assert_alerts_fire_on(healthy, outage, tmp_path)

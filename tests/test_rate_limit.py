@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import time
 from collections import Counter
 from pathlib import Path
@@ -108,6 +109,31 @@ def test_429_is_a_quota_problem_with_ietf_headers() -> None:
     assert response.headers["access-control-allow-origin"] == "https://app.example.com"
 
 
+@pytest.mark.parametrize("headers", [False, True])
+def test_a_429_lists_every_policy_of_the_route(headers: bool) -> None:
+    """A 429's RateLimit-Policy names all of the route's limits.
+
+    As on a success with headers on and as the docs show; RateLimit names the one that
+    ran out.
+    """
+    app = FastAPI()
+
+    @app.post("/login")
+    @rate_limit("2/minute;20/hour", scope="auth")
+    async def login() -> dict[str, str]:
+        return {}
+
+    install(app, EnterpriseSettings(environment="test", rate_limit={"headers": headers}))
+    client = TestClient(app)
+    responses = [client.post("/login") for _ in range(3)]
+    assert [response.status_code for response in responses] == [200, 200, 429]
+    both = '"auth-2-per-1-minute";q=2;w=60, "auth-20-per-1-hour";q=20;w=3600'
+    assert responses[2].headers["ratelimit-policy"] == both
+    assert responses[2].headers["ratelimit"].startswith('"auth-2-per-1-minute";r=0;t=')
+    if headers:
+        assert responses[0].headers["ratelimit-policy"] == both
+
+
 def test_path_tricks_share_one_budget() -> None:
     client = TestClient(make_app(), follow_redirects=False)
     assert statuses(client, "GET", ["/items/1", "/items/2", "/items/3", "/items/999"]) == [200] * 4
@@ -118,6 +144,54 @@ def test_path_tricks_share_one_budget() -> None:
     assert client.post("/login").status_code == 200
     assert client.post("/log%69n").status_code == 429
     assert client.post("/login/").status_code in (307, 429)  # unmatched: the app-wide budget
+
+
+def raw_request(port: int, head: bytes) -> int:
+    """Send exactly these request bytes (no client normalises them); return the status."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(head + b"\r\nHost: test\r\nConnection: close\r\n\r\n")
+        reply = b""
+        while b"\r\n" not in reply:
+            chunk = connection.recv(64)
+            if not chunk:
+                break
+            reply += chunk
+    return int(reply.split(b" ", 2)[1])
+
+
+def test_raw_path_tricks_over_a_real_server_share_the_routes_budget(tmp_path: Path) -> None:
+    """The bytes a scanner sends, as uvicorn decodes them, cannot open a fresh budget.
+
+    However the path is spelled, the handler of /ping runs at most as often as /ping's
+    own budget allows.
+    """
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        "FE_ENVIRONMENT": "test",
+        "FE_LOGGING__ACCESS_LOG": "false",
+        "FE_RATE_LIMIT__ROUTES": '{"/ping": "3/minute"}',
+        "FE_RATE_LIMIT__DEFAULT": "1000/minute",
+    }
+    tricks = [
+        b"GET /ping HTTP/1.1",
+        b"GET /p%69ng HTTP/1.1",
+        b"GET /%70%69%6e%67 HTTP/1.1",
+        b"GET /ping?fresh=1 HTTP/1.1",
+        b"GET /ping?fresh=2&x HTTP/1.1",
+        b"HEAD /ping HTTP/1.1",
+        b"GET http://test/ping HTTP/1.1",
+        b"GET /ping/ HTTP/1.1",
+        b"GET //ping HTTP/1.1",
+        b"GET /./ping HTTP/1.1",
+        b"GET /ping%2F HTTP/1.1",
+    ]
+    with UvicornProcess("tests.ratelimit_app:app", env=env, cwd=tmp_path) as server:
+        server.wait_until_serving("/health/live")
+        codes = [raw_request(server.port, trick) for trick in tricks * 2]
+    assert codes.count(200) == 3, list(zip(tricks * 2, codes, strict=True))
+    assert codes[:3] == [200, 200, 200]
+    assert set(codes) <= {200, 307, 404, 405, 429}, codes
 
 
 def test_unmatched_requests_count_against_the_default() -> None:
@@ -260,7 +334,7 @@ def test_exactly_five_of_a_hundred_concurrent_pass_on_redis(
     redis_namespace: tuple[str, str], strategy: str
 ) -> None:
     url, prefix = redis_namespace
-    app = tiny_app(url, strategy, storage_prefix=prefix.rstrip(":"), timeout=5)
+    app = tiny_app(url, strategy, storage_prefix=prefix.rstrip(":"))  # the default timeout
     assert asyncio.run(burst(app, "/hit", 100)) == {200: 5, 429: 95}
 
 
@@ -312,7 +386,8 @@ def test_redis_stopped_mid_traffic_then_back(own_redis: RedisProcess) -> None:
         assert statuses(client, "GET", ["/hit"] * 4) == [200, 200, 200, 429]
         own_redis.stop()
         assert statuses(client, "GET", ["/hit"] * 5) == [200] * 5  # fail open
-        assert limiter.stats.storage_errors == 1  # the breaker skipped the other four
+        # Three failures in a row open the breaker; it skipped the other two.
+        assert limiter.stats.storage_errors == 3
         assert limiter.stats.fail_open == 5
         strict = client.get("/strict")
         assert strict.status_code == 503
@@ -343,13 +418,15 @@ def test_fallback_to_memory_keeps_enforcing(tmp_path: Path) -> None:
 
 
 @pytest.mark.redis
-def test_hung_redis_delays_one_request_and_never_blocks_the_loop(own_redis: RedisProcess) -> None:
+def test_hung_redis_delays_a_few_requests_and_never_blocks_the_loop(
+    own_redis: RedisProcess,
+) -> None:
     import redis
 
     app, limiter = fault_app(own_redis.url)
     admin = redis.Redis.from_url(own_redis.url)
 
-    async def scenario() -> tuple[list[int], int]:
+    async def scenario() -> tuple[list[int], list[int]]:
         ticks = 0
         stop = asyncio.Event()
 
@@ -361,24 +438,30 @@ def test_hung_redis_delays_one_request_and_never_blocks_the_loop(own_redis: Redi
 
         beat = asyncio.create_task(heartbeat())
         transport = httpx2.ASGITransport(app=app)
+        codes, during = [], []
         async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
             await client.get("/hit")  # connect while healthy
             admin.client_pause(3000, all=True)
-            codes = [(await client.get("/hit")).status_code for _ in range(5)]
+            for _ in range(5):
+                before = ticks
+                codes.append((await client.get("/hit")).status_code)
+                during.append(ticks - before)
         admin.client_unpause()
         await close_limiter(app)
         stop.set()
         await beat
-        return codes, ticks
+        return codes, during
 
     try:
-        codes, ticks = asyncio.run(scenario())
+        codes, during = asyncio.run(scenario())
     finally:
         admin.client_unpause()
         admin.close()
     assert codes == [200] * 5
-    assert limiter.stats.storage_errors == 1  # one timeout, then the breaker
-    assert ticks > 0  # the event loop kept running while Redis hung
+    assert limiter.stats.storage_errors == 3  # three timeouts in a row, then the breaker
+    # While each of the three waited on the hung Redis, the event loop kept running.
+    assert all(count > 0 for count in during[:3]), during
+    assert limiter.stats.fail_open == 5
 
 
 @pytest.mark.redis

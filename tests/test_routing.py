@@ -14,6 +14,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fastapi_enterprise import UNMATCHED_ROUTE, route_template
+from fastapi_enterprise.routing import RouteMatcher
 
 
 class RecordTemplate:
@@ -73,6 +74,8 @@ def build_app(tmp_path: Path) -> tuple[FastAPI, list[str]]:
     async def plain_route() -> dict[str, str]:
         return {}
 
+    app.add_route("/legacy/{name}", plain)
+
     @app.websocket("/ws/{room}")
     async def ws(websocket: WebSocket, room: str) -> None:
         await websocket.accept()
@@ -98,6 +101,11 @@ def build_app(tmp_path: Path) -> tuple[FastAPI, list[str]]:
         ("GET", "/static/a.txt", "/static/{path}"),
         ("GET", "/static/missing.txt", "/static/{path}"),
         ("GET", "/plain", "/plain"),
+        # Plain Starlette routes: FastAPI's router runs them without naming them.
+        ("GET", "/docs", "/docs"),
+        ("GET", "/openapi.json", "/openapi.json"),
+        ("GET", "/legacy/abc", "/legacy/{name}"),
+        ("POST", "/legacy/abc", "/legacy/{name}"),
         ("GET", "/nope", UNMATCHED_ROUTE),
         ("GET", "/plain/", UNMATCHED_ROUTE),
         ("GET", "/v1/outer/items/not-an-int", "/v1/outer/items/{item_id}"),
@@ -141,3 +149,27 @@ def test_answer_follows_the_route_when_routing_moves_on() -> None:
     assert route_template(scope) == "/b/{y}"
     del scope["route"]
     assert route_template(scope) == UNMATCHED_ROUTE
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "template"),
+    [
+        ("GET", "/v1/outer/items/7", "/v1/outer/items/{item_id}"),
+        ("PATCH", "/v1/outer/items/7", "/v1/outer/items/{item_id}"),  # a 405 counts
+        ("GET", "/docs", "/docs"),
+        ("GET", "/legacy/x", "/legacy/{name}"),
+        ("GET", "/nope", UNMATCHED_ROUTE),
+    ],
+)
+def test_a_match_before_routing_is_the_template_of_a_request_never_routed(
+    tmp_path: Path, method: str, path: str, template: str
+) -> None:
+    """A match before routing is what every layer reports for a request never routed.
+
+    That is what the rate limiter finds for a request it answers itself (a 429, a 503).
+    """
+    app, _ = build_app(tmp_path)
+    scope: dict[str, object] = {"type": "http", "method": method, "path": path, "app": app}
+    matched, _endpoint = RouteMatcher().match(scope)
+    assert matched == template
+    assert route_template(scope) == template

@@ -31,7 +31,7 @@ from fastapi_enterprise.errors import (
     problem_response,
     register_exception_handlers,
 )
-from fastapi_enterprise.health import HealthChecks
+from fastapi_enterprise.health import HealthChecks, HealthStatus
 from fastapi_enterprise.install import (
     install,
     installed_health_checks,
@@ -115,6 +115,7 @@ __all__ = [
     "ErrorResponse",
     "Finding",
     "HealthChecks",
+    "HealthStatus",
     "LoggingHandle",
     "LoggingSettings",
     "MetricsSettings",

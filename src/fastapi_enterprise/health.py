@@ -4,6 +4,8 @@ Liveness says the process answers; it checks nothing else, so a slow database ne
 a healthy pod restarted. Readiness runs every registered check concurrently, each under
 its own timeout, and answers 503 with each check's status when any fails, so a load
 balancer stops sending traffic without a single slow dependency stalling the probe.
+A check can also report ``degraded`` (a :class:`HealthStatus`): shown in the report,
+with its details, while the instance stays ready (``"status": "degraded"``, 200).
 Failures report the exception type only: messages can hold connection strings.
 """
 
@@ -12,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import anyio
 from starlette.concurrency import run_in_threadpool
@@ -21,10 +24,25 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-__all__ = ["HealthCheck", "HealthChecks", "health_routes"]
+__all__ = ["HealthCheck", "HealthChecks", "HealthStatus", "health_routes"]
 
 HealthCheck = Callable[[], Awaitable[object] | object]
-"""A check: raises (or returns ``False``) when the dependency is not usable."""
+"""A check: raises (or returns ``False``) when the dependency is not usable; may return a
+:class:`HealthStatus` to say more."""
+
+
+@dataclass(frozen=True)
+class HealthStatus:
+    """What a check may return to report more than up or down.
+
+    Attributes:
+        status: ``ok``; ``degraded`` (working in a reduced mode: reported, still ready);
+            or ``fail`` (not ready).
+        details: Extra fields for the report (never secrets: the report is served).
+    """
+
+    status: Literal["ok", "degraded", "fail"]
+    details: Mapping[str, object] = field(default_factory=dict)
 
 
 class HealthChecks:
@@ -70,11 +88,14 @@ class HealthChecks:
         self.add(name, ping)
 
     async def run(self) -> tuple[bool, dict[str, dict[str, object]]]:
-        """Run every check concurrently; return (all healthy, per-check results)."""
+        """Run every check concurrently; return (ready, per-check results).
+
+        Ready when every check is ``ok`` or ``degraded``.
+        """
         names = list(self.checks)
         results = await asyncio.gather(*(self._run_one(*self.checks[name]) for name in names))
         report = dict(zip(names, results, strict=True))
-        return all(result["status"] == "ok" for result in results), report
+        return all(result["status"] in ("ok", "degraded") for result in results), report
 
     async def _run_one(self, check: HealthCheck, seconds: float) -> dict[str, object]:
         start = time.perf_counter()
@@ -87,6 +108,8 @@ class HealthChecks:
             return {"status": "fail", "error": type(exc).__name__, "duration_ms": _ms(start)}
         if outcome is False:
             return {"status": "fail", "duration_ms": _ms(start)}
+        if isinstance(outcome, HealthStatus):
+            return {**outcome.details, "status": outcome.status, "duration_ms": _ms(start)}
         return {"status": "ok", "duration_ms": _ms(start)}
 
 
@@ -113,8 +136,10 @@ def health_routes(
 
     async def ready(request: Request) -> JSONResponse:
         healthy, report = await checks.run()
+        degraded = any(result["status"] == "degraded" for result in report.values())
+        status = ("degraded" if degraded else "ok") if healthy else "fail"
         return JSONResponse(
-            {"status": "ok" if healthy else "fail", "checks": report},
+            {"status": status, "checks": report},
             status_code=200 if healthy else 503,
             headers={"Cache-Control": "no-store"},
         )

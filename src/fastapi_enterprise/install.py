@@ -42,7 +42,7 @@ from fastapi_enterprise.context import _enter_request, _exit_request
 from fastapi_enterprise.csp import ContentSecurityPolicy
 from fastapi_enterprise.deploy_check import DeployCheckError
 from fastapi_enterprise.errors import problem_response, register_exception_handlers
-from fastapi_enterprise.health import HealthChecks, health_routes
+from fastapi_enterprise.health import HealthCheck, HealthChecks, HealthStatus, health_routes
 from fastapi_enterprise.log_config import current_logging_handle
 from fastapi_enterprise.middleware.access_log import AccessLogMiddleware
 from fastapi_enterprise.middleware.body_limit import BodyLimitMiddleware
@@ -176,6 +176,8 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
     _check_route_templates_at_startup(app, settings)
     if settings.metrics.health:
         checks = HealthChecks(timeout=settings.metrics.health_timeout)
+        if limiter is not None:
+            checks.add("rate_limit", _rate_limit_readiness(limiter["limiter"], settings))
         app.router.routes.extend(health_routes(checks))
         setattr(app.state, _HEALTH_KEY, checks)
     if settings.sentry.dsn is not None:
@@ -260,8 +262,11 @@ def _rate_limiter(settings: EnterpriseSettings) -> dict[str, Any] | None:
         key_prefix=options.storage_prefix,
         timeout=options.timeout,
         breaker_cooldown=options.breaker_cooldown,
+        breaker_threshold=options.breaker_threshold,
         fallback_memory=options.fallback_memory,
         memory_max_keys=options.memory_max_keys,
+        max_connections=options.max_connections,
+        queue_timeout=options.queue_timeout,
     )
     key: KeyFunction = client_ip
     if options.key == "api_key":
@@ -276,7 +281,46 @@ def _rate_limiter(settings: EnterpriseSettings) -> dict[str, Any] | None:
         "shadow": options.shadow,
         "headers": options.headers,
         "legacy_headers": options.legacy_headers,
+        # In production, a storage that every default-policy request needs (fail mode
+        # closed, no fallback) must answer before the app takes traffic.
+        "startup_check": "require"
+        if settings.is_production and _refuses_without_storage(settings)
+        else "warn",
     }
+
+
+def _refuses_without_storage(settings: EnterpriseSettings) -> bool:
+    options = settings.rate_limit
+    return options.fail_mode == "closed" and not options.fallback_memory
+
+
+def _rate_limit_readiness(limiter: RateLimiter, settings: EnterpriseSettings) -> HealthCheck:
+    """The readiness check of the rate-limit storage.
+
+    Unavailable, it reports ``degraded`` (still ready), or ``fail`` when requests are
+    refused without it. An open breaker whose cooldown is over is probed here, so an idle
+    server also notices the storage is back.
+    """
+    refuses = _refuses_without_storage(settings)
+
+    async def rate_limit() -> HealthStatus:
+        if await limiter.probe():
+            return HealthStatus("ok")
+        return HealthStatus(
+            "fail" if refuses else "degraded",
+            {
+                "storage": "unavailable",
+                "unavailable_s": round(limiter.unavailable_for(), 1),
+                "next_probe_s": round(limiter.breaker.remaining(), 1),
+                "requests": "refused"
+                if refuses
+                else "limited per process"
+                if limiter.fallback is not None
+                else "unchecked",
+            },
+        )
+
+    return rate_limit
 
 
 def _metrics(
@@ -301,7 +345,8 @@ def _metrics(
         environment=settings.environment.value,
     )
     if limiter is not None:
-        metrics.RateLimitCollector(limiter["limiter"].stats, registry=registry)
+        engine: RateLimiter = limiter["limiter"]
+        metrics.RateLimitCollector(engine.stats, registry=registry, breaker=engine.breaker)
     setattr(app.state, _LOG_METRICS_KEY, metrics.LogPipelineMetrics(registry))
     secret = options.bearer_token
     token = secret.get_secret_value() if secret is not None else None  # "" fails loudly

@@ -14,25 +14,36 @@ How the template is found, in order:
    matching the mount tree of the top-level router, so ``/tenants/{tid}`` never leaks
    a raw tenant ID into a label.
 
+Two kinds of request have no ``scope["route"]`` although a route was chosen for them:
+requests answered before routing (a 429 or 503 from the rate limiter), and requests that
+FastAPI's router (>= 0.137) handed to a plain Starlette route (the docs pages,
+``/openapi.json``, health probes, ``app.add_route()``): it names only its own
+``APIRoute``s. For both, :class:`RouteMatcher` (the rate limiter's way of asking, before
+routing, which route will run) supplies the template; it remembers its answer in the
+scope, so every layer that reports (metrics, access log) reads the same value.
+
 Anything that did not match a route (404 scans, redirects to a trailing slash, unknown
 mounts) gets the single value :data:`UNMATCHED_ROUTE`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import weakref
+from collections import OrderedDict
+from collections.abc import Iterator
 from typing import Any
 
-from starlette.routing import Mount
+from starlette.routing import Match, Mount
 from starlette.types import Scope
 
-__all__ = ["UNMATCHED_ROUTE", "route_template", "route_templates"]
+__all__ = ["UNMATCHED_ROUTE", "RouteMatcher", "route_template", "route_templates"]
 
 UNMATCHED_ROUTE = "<unmatched>"
 """The template reported for every request that no route matched."""
 
 _MOUNT_SUFFIX = "/{path}"
 _CACHE_KEY = "fastapi_enterprise.route_template"
+_MATCHED_KEY = "fastapi_enterprise.matched_route"
 _MAX_MOUNT_DEPTH = 8
 
 
@@ -67,8 +78,10 @@ def _template(scope: Scope, route: Any) -> str:
     if prefix is None:
         return UNMATCHED_ROUTE
     if route is None or isinstance(route, Mount):
-        # A mounted app without routes of its own (StaticFiles, a plain ASGI app).
-        return prefix + _MOUNT_SUFFIX if prefix else UNMATCHED_ROUTE
+        if prefix:
+            # A mounted app without routes of its own (StaticFiles, a plain ASGI app).
+            return prefix + _MOUNT_SUFFIX
+        return _matched(scope, route)
     path = _effective_path(scope, route) or getattr(route, "path_format", None)
     if not isinstance(path, str):
         return UNMATCHED_ROUTE
@@ -141,13 +154,7 @@ def route_templates(app: Any) -> frozenset[str]:
 def _templates(routes: Any, prefix: str, depth: int) -> Iterator[str]:
     if depth >= _MAX_MOUNT_DEPTH:
         return
-    try:
-        from fastapi.routing import iter_route_contexts
-    except ImportError:  # pragma: no cover - FastAPI < 0.137 keeps a flat route list
-        contexts: Iterable[Any] = list(routes)
-    else:
-        contexts = iter_route_contexts(list(routes))
-    for context in contexts:
+    for context in _route_contexts(routes):
         path = getattr(context, "path_format", None)
         if not isinstance(path, str):
             continue
@@ -157,3 +164,95 @@ def _templates(routes: Any, prefix: str, depth: int) -> Iterator[str]:
             inner = original.routes
             if inner:
                 yield from _templates(inner, prefix + path.removesuffix(_MOUNT_SUFFIX), depth + 1)
+
+
+def _matched(scope: Scope, route: Any) -> str:
+    """The template of a request that has no route in its scope."""
+    matched = scope.get(_MATCHED_KEY)
+    if isinstance(matched, str):
+        return matched  # found before routing (the rate limiter asked)
+    router = scope.get("router")
+    if route is None and "endpoint" in scope and router is not None:
+        # Routed, to a route the router did not name (a plain Starlette route).
+        return _matcher_for(router).match(scope)[0]
+    return UNMATCHED_ROUTE
+
+
+class RouteMatcher:
+    """Which route a router will run for a request, found without running it.
+
+    Asks the router's own matching: FastAPI's public ``iter_route_contexts()`` (FastAPI
+    >= 0.137, which resolves the prefixes of included routers) and each context's
+    ``matches()``; a route that matches the path but not the method (a 405) counts. The
+    answer is cached per method and path (bounded) and remembered in the scope, where
+    :func:`route_template` finds it for a request the app never routed.
+
+    Args:
+        router: The router to ask; the one of ``scope["app"]`` by default (read at the
+            first request).
+        cache_size: Method and path pairs remembered.
+    """
+
+    def __init__(self, router: object = None, *, cache_size: int = 4096) -> None:
+        self._router = router
+        self._contexts: list[Any] | None = None
+        self._cache: OrderedDict[tuple[str, str], tuple[str, object]] = OrderedDict()
+        self._cache_size = cache_size
+
+    def match(self, scope: Scope) -> tuple[str, object]:
+        """Return ``(template, endpoint)`` of the route that will handle ``scope``.
+
+        Requests that match nothing get ``(UNMATCHED_ROUTE, None)``.
+        """
+        key = (scope.get("method", ""), scope["path"])
+        found = self._cache.get(key)
+        if found is not None:
+            self._cache.move_to_end(key)
+        else:
+            found = self._cache[key] = self._find(scope)
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        scope[_MATCHED_KEY] = found[0]
+        return found
+
+    def _find(self, scope: Scope) -> tuple[str, object]:
+        if self._contexts is None:
+            router = self._router or getattr(scope.get("app"), "router", None)
+            self._contexts = _route_contexts(getattr(router, "routes", []))
+        probe = {**scope, "path_params": {}}
+        partial: tuple[str, object] | None = None
+        for context in self._contexts:
+            match, _child = context.matches(probe)
+            if match is Match.NONE:
+                continue
+            template = getattr(context, "path_format", None) or UNMATCHED_ROUTE
+            found = (template, getattr(context, "endpoint", None))
+            if match is Match.FULL:
+                return found
+            if partial is None:
+                partial = found
+        return partial or (UNMATCHED_ROUTE, None)
+
+
+def _route_contexts(routes: Any) -> list[Any]:
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # pragma: no cover - FastAPI < 0.137 keeps a flat route list
+        return list(routes)
+    return list(iter_route_contexts(list(routes)))
+
+
+# One matcher per router for requests routed to routes the router did not name: a cache
+# that lives as long as the router does, not state that changes what any answer is.
+# Keyed by id (routers need not be hashable), dropped when the router is collected.
+_MATCHERS: dict[int, tuple[weakref.ref[object], RouteMatcher]] = {}
+
+
+def _matcher_for(router: object) -> RouteMatcher:
+    entry = _MATCHERS.get(id(router))
+    if entry is not None and entry[0]() is router:
+        return entry[1]
+    matcher = RouteMatcher(router)
+    _MATCHERS[id(router)] = (weakref.ref(router), matcher)
+    weakref.finalize(router, _MATCHERS.pop, id(router), None)
+    return matcher

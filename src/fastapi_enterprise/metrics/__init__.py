@@ -28,6 +28,7 @@ from fastapi_enterprise.metrics.exposition import (
 )
 from fastapi_enterprise.metrics.log_pipeline import LogPipelineMetrics
 from fastapi_enterprise.metrics.middleware import DEFAULT_BUCKETS, PrometheusMiddleware
+from fastapi_enterprise.metrics.mirror import StatsMirror
 
 __all__ = [
     "DEFAULT_BUCKETS",
@@ -39,6 +40,7 @@ __all__ = [
     "PrometheusMiddleware",
     "RateLimitCollector",
     "SQLAlchemyPoolCollector",
+    "StatsMirror",
     "cleanup_dead_processes",
     "count_calls",
     "count_exceptions",

@@ -12,6 +12,8 @@ from fastapi_enterprise.metrics._prometheus import (
     Gauge,
     prometheus_client,
 )
+from fastapi_enterprise.metrics.mirror import StatsMirror
+from fastapi_enterprise.ratelimit.breaker import CircuitBreaker
 from fastapi_enterprise.ratelimit.limiter import RateLimitStats
 
 __all__ = [
@@ -23,7 +25,6 @@ __all__ = [
 ]
 
 _GaugeFamily = prometheus_client.metrics_core.GaugeMetricFamily
-_CounterFamily = prometheus_client.metrics_core.CounterMetricFamily
 
 
 def register_runtime_collectors(registry: CollectorRegistry) -> None:
@@ -106,32 +107,64 @@ class CacheMetrics:
 
 
 class RateLimitCollector:
-    """Export the rate limiter's counters, read at scrape time.
+    """Export the rate limiter's counters, in one process or under gunicorn's workers.
 
-    ``ratelimit_decisions_total{decision}`` and ``ratelimit_storage_errors_total``.
+    - ``ratelimit_decisions_total{decision}``: ``allowed``, ``rejected``,
+      ``shadow_rejected``, ``fail_open``, ``fail_closed``, ``fallback``, ``overloaded``;
+    - ``ratelimit_storage_errors_total``: storage calls that failed or timed out;
+    - ``ratelimit_breaker_opens_total``: times the circuit breaker opened;
+    - ``ratelimit_breaker_open``: 1 while the breaker keeps checks away from the storage
+      (with ``breaker``; the largest value among live workers in multiprocess mode).
+
+    The limiter counts with plain integers; a
+    :class:`~fastapi_enterprise.metrics.mirror.StatsMirror` publishes them, so they also
+    reach a multiprocess scrape.
+
+    Args:
+        stats: The limiter's counters (``RateLimiter.stats``).
+        registry: Where the metrics are registered.
+        breaker: The limiter's breaker (``RateLimiter.breaker``), for the gauge.
     """
 
-    def __init__(self, stats: RateLimitStats, registry: CollectorRegistry = REGISTRY) -> None:
+    def __init__(
+        self,
+        stats: RateLimitStats,
+        registry: CollectorRegistry = REGISTRY,
+        *,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
         self.stats = stats
-        registry.register(self)
+        self.mirror = StatsMirror(registry)
+        self.mirror.counter(
+            "ratelimit_decisions",
+            "Rate-limit decisions by outcome.",
+            lambda: {(name,): float(getattr(stats, name)) for name in _DECISIONS},
+            labelnames=("decision",),
+        )
+        self.mirror.counter(
+            "ratelimit_storage_errors",
+            "Rate-limit storage failures and timeouts.",
+            lambda: {(): float(stats.storage_errors)},
+        )
+        self.mirror.counter(
+            "ratelimit_breaker_opens",
+            "Times the rate-limit storage's circuit breaker opened.",
+            lambda: {(): float(stats.breaker_opens)},
+        )
+        if breaker is not None:
+            self.mirror.gauge(
+                "ratelimit_breaker_open",
+                "1 while the rate-limit storage is left alone (limits fail open or closed).",
+                lambda: {(): float(breaker.is_open)},
+            )
 
-    def collect(self) -> Iterator[Any]:
-        """Yield the decision and storage-error counters."""
-        decisions = _CounterFamily(
-            "ratelimit_decisions", "Rate-limit decisions by outcome.", labels=["decision"]
-        )
-        for decision in (
-            "allowed",
-            "rejected",
-            "shadow_rejected",
-            "fail_open",
-            "fail_closed",
-            "fallback",
-        ):
-            decisions.add_metric([decision], float(getattr(self.stats, decision)))
-        yield decisions
-        errors = _CounterFamily(
-            "ratelimit_storage_errors", "Rate-limit storage failures and timeouts."
-        )
-        errors.add_metric([], float(self.stats.storage_errors))
-        yield errors
+
+_DECISIONS = (
+    "allowed",
+    "rejected",
+    "shadow_rejected",
+    "fail_open",
+    "fail_closed",
+    "fallback",
+    "overloaded",
+)

@@ -1,25 +1,33 @@
 """``RateLimitMiddleware``: budgets keyed on the route template, 429 as problem+json.
 
-Before calling the app, the middleware asks FastAPI's own route matching (the public
-``iter_route_contexts()`` of FastAPI >= 0.137, each context's ``matches()``) which route
+Before calling the app, the middleware asks the route resolver
+(:class:`~fastapi_enterprise.routing.RouteMatcher`, FastAPI's own matching) which route
 will handle the request, so the key is the route's template: ``/login``, ``/login/``,
 ``//login``, ``/log%69n``, ``HEAD /login``, ``/items/1`` and ``/items/2`` cannot open a
 fresh budget. Requests that match nothing (404 scans, slash redirects) are charged to the
-app-wide default. Matches are cached per method and path (bounded).
+app-wide default. The resolver remembers the template in the scope, so the metrics and
+the access log label a 429 or 503 with its route too.
 
 A rejection is a 429 with the IETF ``quota-exceeded`` problem type, ``Retry-After`` and
-the ``RateLimit-Policy``/``RateLimit`` fields; it is recorded as a ``rate_limit.rejected``
-security event. When the storage is down, the policy's fail mode applies: ``open`` lets
-the request through (counted), ``closed`` answers 503 with ``Retry-After``.
+the ``RateLimit-Policy`` (every limit of the route) and ``RateLimit`` fields; it is
+recorded as a ``rate_limit.rejected`` security event. When the storage is down, the
+policy's fail mode applies: ``open`` lets the request through (counted), ``closed``
+answers 503 with ``Retry-After``. A request whose check could not start because every
+storage connection stayed busy for ``queue_timeout`` is answered 503 with
+``Retry-After: 1`` whatever the fail mode: a burst the storage cannot absorb is shed,
+never let through unchecked (in shadow mode the fail mode applies instead).
+
+At startup (the lifespan), the storage is asked to answer once: when it does not, a
+warning is logged and requests skip it until the breaker's cooldown is over, or, with
+``startup_check="require"``, the application refuses to start.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import logging
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Literal
 
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastapi_enterprise._http import PathPrefixes
@@ -33,7 +41,7 @@ from fastapi_enterprise.ratelimit.policy import (
     describe,
     policy_of,
 )
-from fastapi_enterprise.routing import UNMATCHED_ROUTE
+from fastapi_enterprise.routing import RouteMatcher
 from fastapi_enterprise.security_events import SecurityEvent, security_event
 
 __all__ = ["QUOTA_EXCEEDED_TYPE", "RateLimitMiddleware"]
@@ -41,7 +49,7 @@ __all__ = ["QUOTA_EXCEEDED_TYPE", "RateLimitMiddleware"]
 QUOTA_EXCEEDED_TYPE = "https://iana.org/assignments/http-problem-types#quota-exceeded"
 """The problem type draft-ietf-httpapi-ratelimit-headers registers for a 429."""
 
-_CACHE_SIZE = 4096
+logger = logging.getLogger("fastapi_enterprise.ratelimit")
 
 
 class RateLimitMiddleware:
@@ -61,6 +69,8 @@ class RateLimitMiddleware:
         headers: Send ``RateLimit-Policy``/``RateLimit`` on successful responses too (one
             more storage read per request).
         legacy_headers: Also send ``X-RateLimit-Limit``/``-Remaining``/``-Reset``.
+        startup_check: At startup, ask the storage to answer: ``warn`` logs a warning
+            when it does not, ``require`` makes the startup fail, ``off`` skips it.
     """
 
     def __init__(
@@ -76,6 +86,7 @@ class RateLimitMiddleware:
         shadow: bool = False,
         headers: bool = False,
         legacy_headers: bool = False,
+        startup_check: Literal["off", "warn", "require"] = "warn",
     ) -> None:
         self.app = app
         self.limiter = limiter or RateLimiter()
@@ -88,24 +99,18 @@ class RateLimitMiddleware:
         self.shadow = shadow
         self.headers = headers
         self.legacy = legacy_headers
-        self._contexts: list[Any] | None = None
-        self._matches: OrderedDict[tuple[str, str], tuple[str, object]] = OrderedDict()
+        self.startup_check = startup_check
+        self._matcher = RouteMatcher()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Check HTTP requests against their budget; close the storage at shutdown."""
+        """Check HTTP requests against their budget; check and close the storage."""
         if scope["type"] == "lifespan":
-
-            async def send_closing_storage(message: Message) -> None:
-                if message["type"] == "lifespan.shutdown.complete":
-                    await self.limiter.aclose()
-                await send(message)
-
-            await self.app(scope, receive, send_closing_storage)
+            await self._lifespan(scope, receive, send)
             return
         if scope["type"] != "http" or self.is_exempt(scope["path"]):
             await self.app(scope, receive, send)
             return
-        template, endpoint = self._route(scope)
+        template, endpoint = self._matcher.match(scope)
         declared = policy_of(endpoint)
         if declared == "exempt":
             await self.app(scope, receive, send)
@@ -118,6 +123,9 @@ class RateLimitMiddleware:
         decision = await self.limiter.check(policy, budget, identity, with_stats=self.headers)
         stats = self.limiter.stats
         if not decision.available:
+            if decision.overloaded and not self._shadow(policy):
+                await self._unavailable(scope, receive, send, decision)
+                return
             if (policy.fail or self.fail_mode) == "closed":
                 stats.fail_closed += 1
                 await self._unavailable(scope, receive, send, decision)
@@ -126,7 +134,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         if not decision.allowed:
-            shadow = self.shadow if policy.shadow is None else policy.shadow
+            shadow = self._shadow(policy)
             security_event(
                 SecurityEvent.RATE_LIMITED,
                 route=template,
@@ -141,7 +149,7 @@ class RateLimitMiddleware:
             stats.shadow_rejected += 1
         else:
             stats.allowed += 1
-        extra = self._fields(name, decision) if self.headers else []
+        extra = self._fields(name, decision, policy) if self.headers else []
         if not extra:
             await self.app(scope, receive, send)
             return
@@ -152,6 +160,30 @@ class RateLimitMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_ratelimit)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the storage before the app starts; close it after the app stopped."""
+        first: Message | None = await receive()
+        if first is not None and first["type"] == "lifespan.startup":
+            refusal = await self._check_storage()
+            if refusal is not None:
+                # Before the app's own startup: nothing of it has to be undone.
+                await send({"type": "lifespan.startup.failed", "message": refusal})
+                return
+
+        async def receive_first_again() -> Message:
+            nonlocal first
+            if first is not None:
+                message, first = first, None
+                return message
+            return await receive()
+
+        async def send_closing_storage(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                await self.limiter.aclose()
+            await send(message)
+
+        await self.app(scope, receive_first_again, send_closing_storage)
 
     def policy_for(
         self, declared: RateLimitPolicy | None, template: str
@@ -168,8 +200,13 @@ class RateLimitMiddleware:
             return policy, f"scope:{policy.scope}", policy.scope
         return policy, f"route:{template}", "route"
 
-    def _fields(self, name: str, decision: Decision) -> list[tuple[bytes, bytes]]:
-        fields = ratelimit_headers(name, decision.windows)
+    def _shadow(self, policy: RateLimitPolicy) -> bool:
+        return self.shadow if policy.shadow is None else policy.shadow
+
+    def _fields(
+        self, name: str, decision: Decision, policy: RateLimitPolicy
+    ) -> list[tuple[bytes, bytes]]:
+        fields = ratelimit_headers(name, decision.windows, policy.limits)
         if self.legacy:
             fields += legacy_headers(decision.windows)
         return fields
@@ -185,7 +222,7 @@ class RateLimitMiddleware:
     ) -> None:
         headers = {"Retry-After": str(decision.retry_after)}
         headers.update(
-            (key.decode(), value.decode()) for key, value in self._fields(name, decision)
+            (key.decode(), value.decode()) for key, value in self._fields(name, decision, policy)
         )
         response = problem_response(
             429,
@@ -201,57 +238,42 @@ class RateLimitMiddleware:
     async def _unavailable(
         self, scope: Scope, receive: Receive, send: Send, decision: Decision
     ) -> None:
+        detail = (
+            "Too many requests are waiting for a rate-limit check; retry shortly."
+            if decision.overloaded
+            else "The rate-limit service is unavailable; this route does not run without it."
+        )
         response = problem_response(
-            503,
-            detail="The rate-limit service is unavailable; this route does not run without it.",
-            headers={"Retry-After": str(decision.retry_after)},
+            503, detail=detail, headers={"Retry-After": str(decision.retry_after)}
         )
         await response(scope, receive, send)
+
+    async def _check_storage(self) -> str | None:
+        """Ask the storage to answer; return why the startup must fail, if it must."""
+        if self.startup_check == "off":
+            return None
+        error = await self.limiter.verify()
+        if error is None:
+            return None
+        if self.startup_check == "require":
+            return (
+                f"the rate-limit storage did not answer at startup ({error}) and requests "
+                "are refused without it (fail mode closed)"
+            )
+        fallback = self.limiter.fallback is not None
+        logger.warning(
+            "rate-limit storage did not answer at startup (%s); until it does, %s",
+            error,
+            "the in-memory fallback limits each process"
+            if fallback
+            else f"requests go unchecked (fail mode {self.fail_mode})",
+        )
+        return None
 
     def is_exempt(self, path: str) -> bool:
         """Whether ``path`` is under an exempt prefix."""
         return self._exempt.covers(path)
 
-    def _route(self, scope: Scope) -> tuple[str, object]:
-        """Ask the app's router which route will handle ``scope``: (template, endpoint)."""
-        cache_key = (scope.get("method", ""), scope["path"])
-        cached = self._matches.get(cache_key)
-        if cached is not None:
-            self._matches.move_to_end(cache_key)
-            return cached
-        resolved = self._match(scope)
-        self._matches[cache_key] = resolved
-        if len(self._matches) > _CACHE_SIZE:
-            self._matches.popitem(last=False)
-        return resolved
-
-    def _match(self, scope: Scope) -> tuple[str, object]:
-        if self._contexts is None:
-            self._contexts = _route_contexts(scope.get("app"))
-        probe = {**scope, "path_params": {}}
-        partial: tuple[str, object] | None = None
-        for context in self._contexts:
-            match, _child = context.matches(probe)
-            if match is Match.NONE:
-                continue
-            template = getattr(context, "path_format", None) or UNMATCHED_ROUTE
-            found = (template, getattr(context, "endpoint", None))
-            if match is Match.FULL:
-                return found
-            if partial is None:
-                partial = found
-        return partial or (UNMATCHED_ROUTE, None)
-
 
 def _policy(value: str | RateLimitPolicy) -> RateLimitPolicy:
     return value if isinstance(value, RateLimitPolicy) else RateLimitPolicy.from_string(value)
-
-
-def _route_contexts(app: object) -> list[Any]:
-    router = getattr(app, "router", None)
-    routes = list(getattr(router, "routes", []))
-    try:
-        from fastapi.routing import iter_route_contexts
-    except ImportError:  # pragma: no cover - FastAPI < 0.137 keeps a flat route list
-        return routes
-    return list(iter_route_contexts(routes))

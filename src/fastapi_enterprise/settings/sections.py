@@ -569,10 +569,23 @@ class RateLimitSettings(BaseModel):
     use; never stored)."""
 
     timeout: float = Field(0.25, gt=0, le=10)
-    """Seconds a storage check may take."""
+    """Seconds the storage has to answer a check, counted from when the check is sent
+    and only while the event loop could have read the answer."""
 
     breaker_cooldown: float = Field(5.0, ge=0, le=600)
-    """Seconds the storage is left alone after a failure (one probe then retries it)."""
+    """Seconds the storage is left alone once the breaker opens (one probe then retries
+    it)."""
+
+    breaker_threshold: int = Field(3, ge=1, le=100)
+    """Storage failures in a row that open the breaker."""
+
+    max_connections: int = Field(64, ge=1, le=10_000)
+    """Storage connections per process, and so checks in flight at once; more checks
+    queue for a free connection."""
+
+    queue_timeout: float = Field(5.0, gt=0, le=60)
+    """Seconds a check may queue for a free connection; past that the request is
+    answered 503 (or decided by the in-memory fallback), never let through unchecked."""
 
     fail_mode: Literal["open", "closed"] = "open"
     """With the storage down: ``open`` serves requests unlimited, ``closed`` answers 503."""

@@ -1,0 +1,1 @@
+"""Metrics examples included in the docs."""
