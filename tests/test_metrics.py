@@ -265,6 +265,28 @@ def test_protection() -> None:
     )
 
 
+def test_allow_ips_go_through_the_client_ip_rules() -> None:
+    """A bad entry is named by its position, never shown (issue 12, B8).
+
+    Entries are parsed where the client IP's rules live: an IPv4-mapped entry stands for
+    the IPv4 network it carries, since clients are compared as IPv4.
+    """
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    with pytest.raises(ValueError, match=r"^allow_ips entry 2 ") as caught:
+        MetricsEndpoint(CollectorRegistry(), allow_ips=["10.0.0.0/8", "ops:hunter2@scraper"])
+    error = caught.value
+    assert "hunter2" not in f"{error} {error!r}"
+    assert error.__cause__ is None  # the parser's error quotes the entry
+    assert error.__suppress_context__
+    endpoint = MetricsEndpoint(CollectorRegistry(), allow_ips=["::ffff:10.0.0.0/104"])
+    app = Starlette(routes=[Route("/metrics", endpoint)])
+    assert TestClient(app, client=("10.1.2.3", 1)).get("/metrics").status_code == 200
+    assert TestClient(app, client=("::ffff:10.1.2.3", 1)).get("/metrics").status_code == 200
+    assert TestClient(app, client=("192.0.2.1", 1)).get("/metrics").status_code == 403
+
+
 TOKEN = "s3cret-token"
 
 
