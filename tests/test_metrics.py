@@ -29,7 +29,6 @@ from prometheus_client import (
     Gauge,
     Histogram,
     Summary,
-    generate_latest,
 )
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from prometheus_client.parser import text_string_to_metric_families as parse_text
@@ -616,20 +615,27 @@ def test_429s_are_labelled_with_their_route() -> None:
 
 
 def test_stats_mirror_is_exact_at_every_scrape() -> None:
-    """The documented example: plain integers, published; every label set from the start."""
-    from examples.metrics.stats_mirror import PipelineStats, publish
+    """The documented example, on install()'s registry as the docs say.
 
-    registry = CollectorRegistry()
-    stats = PipelineStats()
-    publish(stats, registry)
-    assert registry.get_sample_value("log_write_errors_total", {"output": "file"}) == 0
-    stats.dropped += 3
-    stats.file_errors += 1
-    assert registry.get_sample_value("log_records_dropped_total") == 3
-    assert registry.get_sample_value("log_write_errors_total", {"output": "file"}) == 1
-    stats.dropped += 2
-    text = generate_latest(registry).decode()
-    assert samples(text, "log_records_dropped_total") == {(): 5}
+    Plain integers, published; every label set from the start. (The example used the
+    log-loss counters' names, which install() registers, and failed there.)
+    """
+    from examples.metrics.stats_mirror import WebhookStats, publish
+
+    app = make_app()
+    registry = installed_metrics_registry(app)
+    stats = WebhookStats()
+    publish(stats, registry)  # its names are free on the registry install() made
+    assert registry.get_sample_value("webhooks_failed_total", {"reason": "refused"}) == 0
+    stats.delivered += 3
+    stats.refused += 1
+    stats.pending = 7
+    assert registry.get_sample_value("webhooks_delivered_total") == 3
+    assert registry.get_sample_value("webhooks_failed_total", {"reason": "refused"}) == 1
+    stats.delivered += 2
+    text = TestClient(app).get("/metrics").text
+    assert samples(text, "webhooks_delivered_total") == {(): 5}
+    assert samples(text, "webhooks_pending") == {(): 7}
 
 
 def test_stats_mirror_keeps_metrics_current_from_its_thread_in_multiprocess_mode() -> None:
