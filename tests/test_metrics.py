@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import pytest
 pytest.importorskip("prometheus_client")
 
 import httpx2
+import structlog
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 from fastapi.testclient import TestClient
@@ -636,6 +639,74 @@ def test_stats_mirror_is_exact_at_every_scrape() -> None:
     text = TestClient(app).get("/metrics").text
     assert samples(text, "webhooks_delivered_total") == {(): 5}
     assert samples(text, "webhooks_pending") == {(): 7}
+
+
+class FailingStream(io.StringIO):
+    """A full disk: every write fails."""
+
+    def write(self, text: str) -> int:
+        raise OSError(28, "No space left on device")
+
+
+class BlockedStream(io.StringIO):
+    """A pipe nobody reads: writes block until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.release.wait(timeout=10)
+        return super().write(text)
+
+
+def lost(text: str, name: str, output: str) -> float:
+    return samples(text, name)[(("output", output),)]
+
+
+def test_log_losses_are_process_totals_exact_at_every_scrape() -> None:
+    """The counters count what the process lost, whenever and under whichever configuration.
+
+    Losses before the metrics existed and those of a configuration since replaced are
+    in the first scrape; a later loss is in the very next scrape. (The log pipeline used
+    to push increments to observers from a thread: what happened before the observer was
+    registered was never counted, and a scrape lagged.)
+    """
+    from fastapi_enterprise.log_config import configure_logging, log_losses
+
+    before = log_losses()["stdout"]
+    failing = configure_logging(EnterpriseSettings(environment="test"), stream=FailingStream())
+    for n in range(5):
+        structlog.get_logger("app").warning("lost to a full disk", n=n)
+    assert failing.flush(timeout=10)
+    failed = failing.outputs["stdout"].write_errors
+    assert failed == 5
+    blocked_stream = BlockedStream()
+    settings = EnterpriseSettings(environment="test", logging={"queue_size": 5})
+    blocked = configure_logging(settings, stream=blocked_stream)  # replaces the first
+    try:
+        log = structlog.get_logger("app")
+        for n in range(50):
+            log.info("lost to a blocked pipe", n=n)
+        assert blocked.outputs["stdout"].dropped > 0
+        client = TestClient(make_app())  # the metrics come after the losses
+        # Read before each scrape: the test client logs each request once it is answered.
+        dropped = before.dropped + blocked.outputs["stdout"].dropped
+        text = client.get("/metrics").text
+        assert lost(text, "log_lines_dropped_total", "stdout") == dropped
+        assert lost(text, "log_write_errors_total", "stdout") == before.write_errors + failed
+        for n in range(50):
+            log.info("lost too", n=n)
+        dropped = before.dropped + blocked.outputs["stdout"].dropped
+        text = client.get("/metrics").text
+        assert lost(text, "log_lines_dropped_total", "stdout") == dropped
+        assert lost(text, "log_lines_dropped_total", "file") == log_losses()["file"].dropped
+    finally:
+        blocked_stream.release.set()
+        blocked.stop()
+        structlog.reset_defaults()
+    # Stopping a pipeline takes nothing back: the totals only grow.
+    assert log_losses()["stdout"].dropped >= dropped
 
 
 def test_stats_mirror_keeps_metrics_current_from_its_thread_in_multiprocess_mode() -> None:

@@ -13,7 +13,9 @@ numbers as real prometheus-client counters and gauges instead, which write those
   ``interval`` seconds, and once more at exit; a scrape lags by at most ``interval``.
   The thread is restarted in a forked child (gunicorn ``--preload``).
 
-Usage (the rate limiter's counters are published this way)::
+The library publishes the rate limiter's counters
+(:class:`~fastapi_enterprise.metrics.RateLimitCollector`) and the log pipeline's losses
+(:class:`~fastapi_enterprise.metrics.LogPipelineMetrics`) this way. Usage::
 
     mirror = StatsMirror(registry)
     mirror.counter("webhooks_delivered", "Webhooks delivered.", lambda: {(): stats.delivered})
