@@ -998,6 +998,54 @@ def assert_alerts_fire_on(healthy: str, outage: str, tmp_path: Path) -> None:
     assert lint.returncode == 0, lint.stdout.decode() + lint.stderr.decode()
 
 
+def test_log_loss_alerts_fire_on_the_exported_series(tmp_path: Path) -> None:
+    """The shipped log-loss alerts, on the series a scrape has: each fires for its output.
+
+    Lines dropped by stdout and failed writes to the file, from the third minute; until
+    then nothing fires.
+    """
+    promtool = promtool_or_fail()
+    scrape = TestClient(make_app()).get("/metrics").text
+    losing = {
+        'log_lines_dropped_total{output="stdout"}': "0 0 40+40x20",
+        'log_write_errors_total{output="file"}': "0 0 1+1x20",
+    }
+    inputs = [
+        {"series": series_, "values": losing.get(series_, "0x22")}
+        for name in ("log_lines_dropped_total", "log_write_errors_total")
+        for series_ in series(scrape, name)
+    ]
+    assert len(inputs) == 6, inputs  # stdout, file and syslog, each with its series
+
+    def firing(alert: str, output: str | None, at: str) -> dict[str, Any]:
+        expected = [{"labels": f'{{output="{output}"}}', "value": 1}] if output else []
+        expr = f'count by (output) (ALERTS{{alertname="{alert}",alertstate="firing"}})'
+        return {"expr": expr, "eval_time": at, "exp_samples": expected}
+
+    tests = {
+        "rule_files": [str(ROOT / "docs/metrics/alerts.rules.yml")],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": inputs,
+                "promql_expr_test": [
+                    firing("LogLinesDropped", None, "1m"),
+                    firing("LogWriteErrors", None, "1m"),
+                    firing("LogLinesDropped", "stdout", "10m"),
+                    firing("LogWriteErrors", "file", "10m"),
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "log-alerts.test.yml"
+    path.write_text(json.dumps(tests))  # JSON is YAML
+    result = subprocess.run(  # noqa: S603 - a fixed local binary
+        [promtool, "test", "rules", str(path)], capture_output=True, check=False
+    )
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+
+
 @pytest.mark.redis
 @pytest.mark.parametrize("preload", [False, True])
 def test_rate_limit_metrics_reach_a_gunicorn_multiprocess_scrape(
