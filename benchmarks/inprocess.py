@@ -3,6 +3,12 @@
 Calls the ASGI app directly (no server, no sockets), so it measures only the Python work
 each layer adds. Run: python -m benchmarks.inprocess [--requests N] [--rounds N]
 Reports microseconds per request (best of several rounds) and the ratio to bare FastAPI.
+
+``--paired`` measures the way the budgets are set (see the design notes): process CPU
+time (the log writer thread counts, and its queue is drained inside the measurement),
+every app once per repetition in rotating order, and each layer's cost as the median of
+its paired differences to bare FastAPI, so that drift on a shared machine cancels out.
+
 Not a test: nothing here asserts on timing. The server-level benchmark (wrk against
 uvicorn, interleaved rounds) is a separate command.
 """
@@ -13,6 +19,7 @@ import argparse
 import asyncio
 import os
 import re
+import statistics
 import time
 import timeit
 from collections.abc import Callable, MutableMapping
@@ -72,7 +79,16 @@ def scope(headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
     }
 
 
-async def drive(app: FastAPI, requests: int, headers: list[tuple[bytes, bytes]]) -> float:
+async def drive(
+    app: FastAPI,
+    requests: int,
+    headers: list[tuple[bytes, bytes]],
+    *,
+    clock: Callable[[], float] = time.perf_counter,
+    settle: Callable[[], object] | None = None,
+) -> float:
+    """Microseconds per request by ``clock``; ``settle`` runs (and counts) at the end."""
+
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
@@ -81,21 +97,95 @@ async def drive(app: FastAPI, requests: int, headers: list[tuple[bytes, bytes]])
 
     for _ in range(200):  # warm-up
         await app(scope(headers), receive, send)
-    start = time.perf_counter()
+    start = clock()
     for _ in range(requests):
         await app(scope(headers), receive, send)
-    return (time.perf_counter() - start) / requests * 1e6
+    if settle is not None:
+        settle()
+    return (clock() - start) / requests * 1e6
 
 
 def best(fn: Callable[[], float], rounds: int) -> float:
     return min(fn() for _ in range(rounds))
 
 
+def paired(
+    apps: list[tuple[str, FastAPI]],
+    requests: int,
+    repetitions: int,
+    settle: Callable[[], object],
+) -> list[tuple[str, float, float]]:
+    """Each app's CPU per request (median) and its median paired difference to the first.
+
+    Every repetition runs every app once, starting one app further each time, so that no
+    app always runs first (or right after another) on a machine whose speed drifts.
+    """
+    host = [(b"host", b"bench"), (b"accept-encoding", b"gzip")]
+    samples: dict[str, list[float]] = {name: [] for name, _ in apps}
+    for repetition in range(repetitions):
+        turn = repetition % len(apps)
+        for name, app in apps[turn:] + apps[:turn]:
+            cost = drive(app, requests, host, clock=time.process_time, settle=settle)
+            samples[name].append(asyncio.run(cost))
+    bare = samples[apps[0][0]]
+    return [
+        (
+            name,
+            statistics.median(values),
+            statistics.median(value - base for value, base in zip(values, bare, strict=True)),
+        )
+        for name, values in samples.items()
+    ]
+
+
+def main_paired(requests: int, repetitions: int) -> None:
+    devnull = open(os.devnull, "w")  # noqa: SIM115 - closed below
+    handle = configure_logging(EnterpriseSettings(environment="production"), stream=devnull)
+    default = {"default": "1000000/minute"}  # a limit that never trips
+    apps = [
+        ("bare FastAPI", make_app()),
+        ("+ AccessLogMiddleware (JSON line)", make_app([Middleware(AccessLogMiddleware)])),
+        (
+            "+ RateLimitMiddleware (memory)",
+            make_app([Middleware(RateLimitMiddleware, default="1000000/minute")]),
+        ),
+        (
+            "install(), access log off",
+            make_app(
+                settings=EnterpriseSettings(
+                    environment="test", logging={"access_log": False}, rate_limit=default
+                )
+            ),
+        ),
+        (
+            "install(), full default stack",
+            make_app(settings=EnterpriseSettings(environment="test", rate_limit=default)),
+        ),
+    ]
+    rows = paired(apps, requests, repetitions, settle=lambda: handle.flush(timeout=10))
+    lost = handle.dropped + handle.write_errors
+    handle.stop()
+    devnull.close()
+    print(f"| app | CPU us/request (median of {repetitions}) | minus bare (paired median) |")
+    print("|---|---:|---:|")
+    for name, value, extra in rows:
+        print(f"| {name} | {value:.1f} | {extra:+.1f} |")
+    if lost:
+        print(f"\n{lost} access lines were lost: the figures are void")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--paired", action="store_true", help="process CPU time, apps interleaved, paired"
+    )
+    parser.add_argument("--repetitions", type=int, default=15, help="with --paired")
     args = parser.parse_args()
+    if args.paired:
+        main_paired(args.requests, args.repetitions)
+        return
     host = [(b"host", b"bench"), (b"accept-encoding", b"gzip")]
     with_id = [*host, (b"x-request-id", b"client-supplied-id-0001")]
     # Access lines are rendered to JSON for real and written by the writer thread to

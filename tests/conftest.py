@@ -214,7 +214,8 @@ class UvicornProcess(ServerProcess):
 class GunicornProcess(ServerProcess):
     """``python -m gunicorn TARGET`` with uvicorn workers (see :class:`ServerProcess`).
 
-    Skips without gunicorn installed, except under ``CI=true``, where it fails.
+    Without gunicorn's control socket. Skips without gunicorn installed, except under
+    ``CI=true``, where it fails.
     """
 
     def __init__(
@@ -246,6 +247,9 @@ class GunicornProcess(ServerProcess):
             *(sys.executable, "-m", "gunicorn", self.target),
             *("--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers)),
             *("--worker-class", "uvicorn_worker.UvicornWorker", "--graceful-timeout", "10"),
+            # gunicorn >= 25.1 listens on ~/.gunicorn/gunicorn.ctl by default: one path
+            # for every gunicorn of the user, so tests running at once would share it.
+            "--no-control-socket",
             *(["--preload"] if self.preload else []),
             *self.args,
         ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import pytest
 pytest.importorskip("prometheus_client")
 
 import httpx2
+import structlog
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 from fastapi.testclient import TestClient
@@ -29,7 +32,6 @@ from prometheus_client import (
     Gauge,
     Histogram,
     Summary,
-    generate_latest,
 )
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from prometheus_client.parser import text_string_to_metric_families as parse_text
@@ -263,6 +265,28 @@ def test_protection() -> None:
         .status_code
         == 200
     )
+
+
+def test_allow_ips_go_through_the_client_ip_rules() -> None:
+    """A bad entry is named by its position, never shown (issue 12, B8).
+
+    Entries are parsed where the client IP's rules live: an IPv4-mapped entry stands for
+    the IPv4 network it carries, since clients are compared as IPv4.
+    """
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    with pytest.raises(ValueError, match=r"^allow_ips entry 2 ") as caught:
+        MetricsEndpoint(CollectorRegistry(), allow_ips=["10.0.0.0/8", "ops:hunter2@scraper"])
+    error = caught.value
+    assert "hunter2" not in f"{error} {error!r}"
+    assert error.__cause__ is None  # the parser's error quotes the entry
+    assert error.__suppress_context__
+    endpoint = MetricsEndpoint(CollectorRegistry(), allow_ips=["::ffff:10.0.0.0/104"])
+    app = Starlette(routes=[Route("/metrics", endpoint)])
+    assert TestClient(app, client=("10.1.2.3", 1)).get("/metrics").status_code == 200
+    assert TestClient(app, client=("::ffff:10.1.2.3", 1)).get("/metrics").status_code == 200
+    assert TestClient(app, client=("192.0.2.1", 1)).get("/metrics").status_code == 403
 
 
 TOKEN = "s3cret-token"
@@ -594,20 +618,95 @@ def test_429s_are_labelled_with_their_route() -> None:
 
 
 def test_stats_mirror_is_exact_at_every_scrape() -> None:
-    """The documented example: plain integers, published; every label set from the start."""
-    from examples.metrics.stats_mirror import PipelineStats, publish
+    """The documented example, on install()'s registry as the docs say.
 
-    registry = CollectorRegistry()
-    stats = PipelineStats()
-    publish(stats, registry)
-    assert registry.get_sample_value("log_write_errors_total", {"output": "file"}) == 0
-    stats.dropped += 3
-    stats.file_errors += 1
-    assert registry.get_sample_value("log_records_dropped_total") == 3
-    assert registry.get_sample_value("log_write_errors_total", {"output": "file"}) == 1
-    stats.dropped += 2
-    text = generate_latest(registry).decode()
-    assert samples(text, "log_records_dropped_total") == {(): 5}
+    Plain integers, published; every label set from the start. (The example used the
+    log-loss counters' names, which install() registers, and failed there.)
+    """
+    from examples.metrics.stats_mirror import WebhookStats, publish
+
+    app = make_app()
+    registry = installed_metrics_registry(app)
+    stats = WebhookStats()
+    publish(stats, registry)  # its names are free on the registry install() made
+    assert registry.get_sample_value("webhooks_failed_total", {"reason": "refused"}) == 0
+    stats.delivered += 3
+    stats.refused += 1
+    stats.pending = 7
+    assert registry.get_sample_value("webhooks_delivered_total") == 3
+    assert registry.get_sample_value("webhooks_failed_total", {"reason": "refused"}) == 1
+    stats.delivered += 2
+    text = TestClient(app).get("/metrics").text
+    assert samples(text, "webhooks_delivered_total") == {(): 5}
+    assert samples(text, "webhooks_pending") == {(): 7}
+
+
+class FailingStream(io.StringIO):
+    """A full disk: every write fails."""
+
+    def write(self, text: str) -> int:
+        raise OSError(28, "No space left on device")
+
+
+class BlockedStream(io.StringIO):
+    """A pipe nobody reads: writes block until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.release.wait(timeout=10)
+        return super().write(text)
+
+
+def lost(text: str, name: str, output: str) -> float:
+    return samples(text, name)[(("output", output),)]
+
+
+def test_log_losses_are_process_totals_exact_at_every_scrape() -> None:
+    """The counters count what the process lost, whenever and under whichever configuration.
+
+    Losses before the metrics existed and those of a configuration since replaced are
+    in the first scrape; a later loss is in the very next scrape. (The log pipeline used
+    to push increments to observers from a thread: what happened before the observer was
+    registered was never counted, and a scrape lagged.)
+    """
+    from fastapi_enterprise.log_config import configure_logging, log_losses
+
+    before = log_losses()["stdout"]
+    failing = configure_logging(EnterpriseSettings(environment="test"), stream=FailingStream())
+    for n in range(5):
+        structlog.get_logger("app").warning("lost to a full disk", n=n)
+    assert failing.flush(timeout=10)
+    failed = failing.outputs["stdout"].write_errors
+    assert failed == 5
+    blocked_stream = BlockedStream()
+    settings = EnterpriseSettings(environment="test", logging={"queue_size": 5})
+    blocked = configure_logging(settings, stream=blocked_stream)  # replaces the first
+    try:
+        log = structlog.get_logger("app")
+        for n in range(50):
+            log.info("lost to a blocked pipe", n=n)
+        assert blocked.outputs["stdout"].dropped > 0
+        client = TestClient(make_app())  # the metrics come after the losses
+        # Read before each scrape: the test client logs each request once it is answered.
+        dropped = before.dropped + blocked.outputs["stdout"].dropped
+        text = client.get("/metrics").text
+        assert lost(text, "log_lines_dropped_total", "stdout") == dropped
+        assert lost(text, "log_write_errors_total", "stdout") == before.write_errors + failed
+        for n in range(50):
+            log.info("lost too", n=n)
+        dropped = before.dropped + blocked.outputs["stdout"].dropped
+        text = client.get("/metrics").text
+        assert lost(text, "log_lines_dropped_total", "stdout") == dropped
+        assert lost(text, "log_lines_dropped_total", "file") == log_losses()["file"].dropped
+    finally:
+        blocked_stream.release.set()
+        blocked.stop()
+        structlog.reset_defaults()
+    # Stopping a pipeline takes nothing back: the totals only grow.
+    assert log_losses()["stdout"].dropped >= dropped
 
 
 def test_stats_mirror_keeps_metrics_current_from_its_thread_in_multiprocess_mode() -> None:
@@ -897,6 +996,54 @@ def assert_alerts_fire_on(healthy: str, outage: str, tmp_path: Path) -> None:
         [promtool, "check", "metrics"], input=outage.encode(), capture_output=True, check=False
     )
     assert lint.returncode == 0, lint.stdout.decode() + lint.stderr.decode()
+
+
+def test_log_loss_alerts_fire_on_the_exported_series(tmp_path: Path) -> None:
+    """The shipped log-loss alerts, on the series a scrape has: each fires for its output.
+
+    Lines dropped by stdout and failed writes to the file, from the third minute; until
+    then nothing fires.
+    """
+    promtool = promtool_or_fail()
+    scrape = TestClient(make_app()).get("/metrics").text
+    losing = {
+        'log_lines_dropped_total{output="stdout"}': "0 0 40+40x20",
+        'log_write_errors_total{output="file"}': "0 0 1+1x20",
+    }
+    inputs = [
+        {"series": series_, "values": losing.get(series_, "0x22")}
+        for name in ("log_lines_dropped_total", "log_write_errors_total")
+        for series_ in series(scrape, name)
+    ]
+    assert len(inputs) == 6, inputs  # stdout, file and syslog, each with its series
+
+    def firing(alert: str, output: str | None, at: str) -> dict[str, Any]:
+        expected = [{"labels": f'{{output="{output}"}}', "value": 1}] if output else []
+        expr = f'count by (output) (ALERTS{{alertname="{alert}",alertstate="firing"}})'
+        return {"expr": expr, "eval_time": at, "exp_samples": expected}
+
+    tests = {
+        "rule_files": [str(ROOT / "docs/metrics/alerts.rules.yml")],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": inputs,
+                "promql_expr_test": [
+                    firing("LogLinesDropped", None, "1m"),
+                    firing("LogWriteErrors", None, "1m"),
+                    firing("LogLinesDropped", "stdout", "10m"),
+                    firing("LogWriteErrors", "file", "10m"),
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "log-alerts.test.yml"
+    path.write_text(json.dumps(tests))  # JSON is YAML
+    result = subprocess.run(  # noqa: S603 - a fixed local binary
+        [promtool, "test", "rules", str(path)], capture_output=True, check=False
+    )
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
 
 
 @pytest.mark.redis

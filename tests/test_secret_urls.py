@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from fastapi_enterprise import EnterpriseSettings, install
 from fastapi_enterprise.ratelimit.limiter import RateLimiter, create_storage
-from fastapi_enterprise.redaction import MASK, mask_dsn, mask_dsn_in_text
+from fastapi_enterprise.redaction import DEFAULT_REDACTOR, MASK, mask_dsn, mask_dsn_in_text
 from fastapi_enterprise.settings import RedisSettings, SentrySettings
 
 PASSWORD = "pw-Zq8!hunter2-Very-Secret"
@@ -133,3 +133,21 @@ def test_mask_dsn_in_text_cleans_a_library_message() -> None:
     cleaned = mask_dsn_in_text(message, url)
     assert "hunter2" not in cleaned
     assert "redis://user:**********@cache:6379/0" in cleaned
+
+
+@pytest.mark.parametrize("name", ["key", "sig", "code", "auth", "X-Amz-Signature", "api_key"])
+def test_a_dsn_query_masks_what_a_logged_query_masks(name: str) -> None:
+    """One rule for query parameters: a connection URL's and a request URL's.
+
+    ``?key=``, ``?sig=`` and ``?code=`` were masked in an access log's query string but
+    shown in a settings dump of a DSN.
+    """
+    dsn = f"redis://cache:6379/0?{name}={PASSWORD}&db=3"
+    settings = EnterpriseSettings(redis=RedisSettings(url=SecretStr(dsn)))
+    dumped = settings.safe_dump()["redis"]["url"]
+    assert PASSWORD not in dumped
+    assert dumped == mask_dsn(dsn)
+    assert f"{name}={MASK}" in dumped
+    assert dumped.endswith("&db=3")  # ordinary parameters stay readable
+    logged = DEFAULT_REDACTOR.query_string(f"{name}={PASSWORD}&db=3")
+    assert logged == f"{name}={MASK}&db=3"

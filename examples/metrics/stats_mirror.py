@@ -10,22 +10,24 @@ from fastapi_enterprise.metrics import StatsMirror
 
 
 @dataclass
-class PipelineStats:
-    """Counted where it happens, with ``stats.dropped += 1``: no lock, no metric call."""
+class WebhookStats:
+    """Counted where it happens, with ``stats.delivered += 1``: no lock, no metric call."""
 
-    dropped: int = 0
-    stream_errors: int = 0
-    file_errors: int = 0
+    delivered: int = 0
+    timed_out: int = 0
+    refused: int = 0
+    pending: int = 0
 
 
-def publish(stats: PipelineStats, registry: CollectorRegistry) -> StatsMirror:
+def publish(stats: WebhookStats, registry: CollectorRegistry) -> StatsMirror:
     """Publish ``stats``: exact at every scrape in one process, every second under workers."""
     mirror = StatsMirror(registry)
-    mirror.counter("log_records_dropped", "Log records dropped.", lambda: {(): stats.dropped})
+    mirror.counter("webhooks_delivered", "Webhooks delivered.", lambda: {(): stats.delivered})
     mirror.counter(
-        "log_write_errors",
-        "Failed writes, by output.",
-        lambda: {("stream",): stats.stream_errors, ("file",): stats.file_errors},
-        labelnames=("output",),
+        "webhooks_failed",
+        "Webhook deliveries that failed, by reason.",
+        lambda: {("timeout",): stats.timed_out, ("refused",): stats.refused},
+        labelnames=("reason",),
     )
+    mirror.gauge("webhooks_pending", "Webhooks waiting to be sent.", lambda: {(): stats.pending})
     return mirror

@@ -1,25 +1,32 @@
-"""What the log pipeline lost, told: to standard error, boundedly, and to observers.
+"""What the log pipeline lost, kept and told: process totals, and bounded stderr lines.
 
 Each output's writer counts the lines it dropped (its queue was full) and failed to
-write. A reporter thread of the pipeline's own publishes the increments to the loss
-observers (:func:`observe_log_losses`; the metrics count them) and writes one line per
-output with losses to standard error, at most once a minute: a thread of its own, so
-that a blocked standard error stalls no output and no request.
+write, for its own pipeline (:attr:`LoggingHandle.outputs`) and into the process's
+totals per output (:func:`log_losses`). The totals outlive a pipeline: they keep
+growing across a reconfiguration (``configure_logging()`` called again) and are
+inherited by a forked child (gunicorn ``--preload``), so they can be published as
+Prometheus counters, which must never go down; the metrics read them with a
+:class:`~fastapi_enterprise.metrics.mirror.StatsMirror`, like the rate limiter's.
+
+A reporter thread of the pipeline's own writes one line per output with losses to
+standard error, at most once a minute: a thread of its own, so that a blocked standard
+error stalls no output and no request.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import threading
 import time
-import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-__all__ = ["LossCounter", "OutputCounts", "Reporter", "observe_log_losses"]
+__all__ = ["OUTPUTS", "LossCounter", "LossTally", "OutputCounts", "Reporter", "log_losses"]
+
+OUTPUTS = ("stdout", "file", "syslog")
+"""The outputs' names, as in :func:`log_losses` and the metrics' ``output`` label."""
 
 
 class LossCounter(Protocol):
@@ -44,59 +51,73 @@ class OutputCounts:
     """Lines the output failed to write (full or read-only disk, broken pipe, dead syslog)."""
 
 
-_observers: list[weakref.ref[Any] | weakref.WeakMethod[Any]] = []
-_observers_lock = threading.Lock()
+class LossTally:
+    """One output's losses over the life of the process, whichever pipeline lost them."""
+
+    __slots__ = ("_lock", "dropped", "write_errors")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.dropped = 0
+        self.write_errors = 0
+
+    def add(self, *, dropped: int = 0, write_errors: int = 0) -> None:
+        """Count more losses (from any thread)."""
+        with self._lock:
+            self.dropped += dropped
+            self.write_errors += write_errors
+
+    def counts(self) -> OutputCounts:
+        """The totals so far."""
+        return OutputCounts(self.dropped, self.write_errors)
+
+
+_TALLIES: dict[str, LossTally] = {name: LossTally() for name in OUTPUTS}
+_TALLIES_LOCK = threading.Lock()
+
+
+def tally(output: str) -> LossTally:
+    """The process's tally of ``output`` (made on first use for an output not in OUTPUTS)."""
+    found = _TALLIES.get(output)
+    if found is None:
+        with _TALLIES_LOCK:
+            found = _TALLIES.setdefault(output, LossTally())
+    return found
+
+
+def log_losses() -> dict[str, OutputCounts]:
+    """Every output's losses in this process so far, by name; outputs never used show 0.
+
+    Totals over the life of the process: they survive ``configure_logging()`` being
+    called again and, in a forked child, include what the parent had lost before the
+    fork. For an exporter (they only grow); a pipeline's own losses are in
+    :attr:`~fastapi_enterprise.log_config.LoggingHandle.outputs`.
+    """
+    return {name: found.counts() for name, found in list(_TALLIES.items())}
 
 
 def _after_fork_in_child() -> None:
-    # A reporter thread of the parent may have held the lock at the fork: gone with it.
-    global _observers_lock  # noqa: PLW0603 - the one lock, replaced whole
-    _observers_lock = threading.Lock()
+    # A thread of the parent may have held a lock at the fork: gone with it. The totals
+    # themselves are the child's too.
+    global _TALLIES_LOCK  # noqa: PLW0603 - the one lock, replaced whole
+    _TALLIES_LOCK = threading.Lock()
+    for found in _TALLIES.values():
+        found._lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def observe_log_losses(observer: Callable[[str, int, int], None]) -> None:
-    """Call ``observer(output, dropped, write_errors)`` with every output's new losses.
-
-    Called from the pipeline's reporter thread, at most twice a second, with the
-    increments since the previous call, for every pipeline running in this process
-    (and after a fork, in the child). The observer is held weakly: it stops being
-    called when it is garbage (a bound method goes with its object).
-
-    Args:
-        observer: A function or bound method; it must not block.
-    """
-    reference: weakref.ref[Any] | weakref.WeakMethod[Any]
-    if hasattr(observer, "__self__") and hasattr(observer, "__func__"):
-        reference = weakref.WeakMethod(observer)
-    else:
-        reference = weakref.ref(observer)
-    with _observers_lock:
-        _observers.append(reference)
-
-
-def _notify(output: str, dropped: int, write_errors: int) -> None:
-    with _observers_lock:
-        live = [(ref, ref()) for ref in _observers]
-        _observers[:] = [ref for ref, target in live if target is not None]
-    for _, target in live:
-        if target is not None:
-            with contextlib.suppress(Exception):  # a broken observer must not stop the others
-                target(output, dropped, write_errors)
-
-
 class Reporter:
-    """Tells of lost lines: on standard error, boundedly, and to the loss observers.
+    """Tells of lost lines on standard error, boundedly.
 
     A thread of its own, so that a blocked standard error stalls no output and no
-    request. Observers get the increments at most every ``PUBLISH_INTERVAL``; standard
-    error gets one line per output with losses at most every ``REPORT_INTERVAL``.
+    request. It looks at most every ``LOOK_INTERVAL``, however fast lines are lost, and
+    writes one line per output with losses at most every ``REPORT_INTERVAL``.
     """
 
-    PUBLISH_INTERVAL = 0.5
+    LOOK_INTERVAL = 0.5
     REPORT_INTERVAL = 60.0
 
     def __init__(self, writers: Sequence[LossCounter]) -> None:
@@ -108,7 +129,6 @@ class Reporter:
         self.wake = threading.Event()
         self.stopped = threading.Event()
         self.lock = threading.Lock()
-        self.published = {id(writer): (0, 0) for writer in self.writers}
         self.reported = {id(writer): (0, 0) for writer in self.writers}
         self.last_report = {id(writer): -self.REPORT_INTERVAL for writer in self.writers}
         self.thread: threading.Thread | None = threading.Thread(
@@ -125,7 +145,7 @@ class Reporter:
             self.wake.set()
 
     def stop(self, deadline: float) -> None:
-        """Publish and report what is left, then end the thread."""
+        """Report what is left, then end the thread."""
         thread, self.thread = self.thread, None
         self.stopped.set()
         self.wake.set()
@@ -133,7 +153,7 @@ class Reporter:
             thread.join(max(0.0, deadline - time.monotonic()))
 
     def check(self, *, final: bool = False) -> float | None:
-        """Publish new losses and report them when due; return when to look again."""
+        """Report new losses when due; return when to look again."""
         with self.lock:
             now = time.monotonic()
             again: float | None = None
@@ -141,10 +161,6 @@ class Reporter:
                 key = id(writer)
                 dropped, failed, last_error = writer.losses()
                 counts = (dropped, failed)
-                published = self.published[key]
-                if counts != published:
-                    self.published[key] = counts
-                    _notify(writer.label, counts[0] - published[0], counts[1] - published[1])
                 if counts == self.reported[key]:
                     continue
                 due = self.last_report[key] + self.REPORT_INTERVAL
@@ -166,7 +182,7 @@ class Reporter:
             self.wake.clear()
             # At most one look per interval, however fast lines are lost; stop() cuts
             # the pause short.
-            if self.stopped.wait(self.PUBLISH_INTERVAL):
+            if self.stopped.wait(self.LOOK_INTERVAL):
                 self.check(final=True)
                 return
 

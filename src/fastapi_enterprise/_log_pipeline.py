@@ -6,10 +6,10 @@ own writer thread, so a stuck output (a pipe nobody reads, a hung NFS file) stal
 itself: its queue fills up and its new lines are dropped and counted, while the other
 outputs keep writing. A request never waits for an output.
 
-Losses are never silent: the drops and write errors of each output are counted
-(:attr:`LoggingHandle.outputs`), reported on standard error (at most once a minute per
-output, from a thread of their own), and handed to the loss observers, which the metrics
-turn into Prometheus counters.
+Losses are never silent: the drops and write errors of each output are counted, per
+pipeline (:attr:`LoggingHandle.outputs`) and over the life of the process
+(:func:`log_losses`, which the metrics publish as Prometheus counters), and reported on
+standard error (at most once a minute per output, from a thread of their own).
 
 The pipeline survives what a server does to a process:
 
@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any, Protocol
 
-from fastapi_enterprise._log_losses import OutputCounts, Reporter, observe_log_losses
+from fastapi_enterprise._log_losses import OutputCounts, Reporter, log_losses, tally
 from fastapi_enterprise._log_outputs import Output
 from fastapi_enterprise._logging import UnheardErrorHandler
 
@@ -48,7 +48,7 @@ __all__ = [
     "adopt_server_loggers",
     "current_logging_handle",
     "direct_handler",
-    "observe_log_losses",
+    "log_losses",
 ]
 
 # Loggers of servers and libraries that install their own handlers: after
@@ -81,6 +81,7 @@ class _Writer:
         self.output = output
         self.size = size
         self.pipeline = pipeline
+        self.tally = tally(output.label)  # the process's totals: they outlive this writer
         self.high_water = max(1, min(size // 4, self.BATCH))
         self.renew()
 
@@ -119,6 +120,7 @@ class _Writer:
         except queue.Full:
             with self.counts_lock:
                 self.dropped += 1
+            self.tally.add(dropped=1)
             self.pipeline.reporter.poke()
             return
         wake = self.wake
@@ -194,6 +196,7 @@ class _Writer:
         with self.counts_lock:
             self.write_errors += lines
             self.last_error = f"{type(error).__name__}: {error}"
+        self.tally.add(write_errors=lines)
         self.pipeline.reporter.poke()
 
 

@@ -7,6 +7,16 @@ balancer stops sending traffic without a single slow dependency stalling the pro
 A check can also report ``degraded`` (a :class:`HealthStatus`): shown in the report,
 with its details, while the instance stays ready (``"status": "degraded"``, 200).
 Failures report the exception type only: messages can hold connection strings.
+
+A check's timeout counts only the time in which it could have been answered, as the
+rate limiter's storage calls do (:class:`~fastapi_enterprise.ratelimit._flow.Deadline`):
+time the event loop spent busy with other requests is given back, so a burst does not
+fail a probe of a healthy dependency (issue 12, A1). A check that really hangs still
+times out, and however busy the loop, a check ends after at most 30 seconds. A
+synchronous check runs in a worker thread, which cannot be stopped: on timeout the
+probe stops waiting for it, and until that thread returns the check is reported as
+timing out without being started again, so a hung check holds one thread, not one per
+probe.
 """
 
 from __future__ import annotations
@@ -18,11 +28,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import anyio
-from starlette.concurrency import run_in_threadpool
+import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from fastapi_enterprise.ratelimit._flow import Deadline, LoopClock
 
 __all__ = ["HealthCheck", "HealthChecks", "HealthStatus", "health_routes"]
 
@@ -49,15 +60,19 @@ class HealthChecks:
     """A named set of readiness checks.
 
     Args:
-        timeout: Default seconds each check may take.
+        timeout: Default seconds each check may take (time in which the event loop
+            was busy with other work does not count).
     """
 
     def __init__(self, *, timeout: float = 2.0) -> None:
         self.timeout = timeout
         self.checks: dict[str, tuple[HealthCheck, float]] = {}
+        self._clock = LoopClock()
+        # Synchronous checks whose thread has not returned, with when it started.
+        self._running: dict[str, float] = {}
 
     def add(self, name: str, check: HealthCheck, *, timeout: float | None = None) -> None:
-        """Register a check (sync functions run in the thread pool)."""
+        """Register a check (sync functions run in a worker thread, one run at a time)."""
         self.checks[name] = (check, timeout or self.timeout)
 
     def add_database(self, engine: Any, *, name: str = "database") -> None:
@@ -93,15 +108,19 @@ class HealthChecks:
         Ready when every check is ``ok`` or ``degraded``.
         """
         names = list(self.checks)
-        results = await asyncio.gather(*(self._run_one(*self.checks[name]) for name in names))
+        results = await asyncio.gather(*(self._run_one(name, *self.checks[name]) for name in names))
         report = dict(zip(names, results, strict=True))
         return all(result["status"] in ("ok", "degraded") for result in results), report
 
-    async def _run_one(self, check: HealthCheck, seconds: float) -> dict[str, object]:
+    async def _run_one(self, name: str, check: HealthCheck, seconds: float) -> dict[str, object]:
+        stuck_since = self._running.get(name)
+        if stuck_since is not None:  # its last run is still blocked in its thread
+            return {"status": "timeout", "duration_ms": _ms(stuck_since)}
         start = time.perf_counter()
         try:
-            with anyio.fail_after(seconds):
-                outcome = await _call(check)
+            # Runs in a task of its own (gather): the deadline cancels this check only.
+            with Deadline(seconds, self._clock, ceiling=max(seconds, _CEILING)):
+                outcome = await self._call(name, check)
         except TimeoutError:
             return {"status": "timeout", "duration_ms": _ms(start)}
         except Exception as exc:  # noqa: BLE001 - a failing check is a report, not a crash
@@ -112,14 +131,28 @@ class HealthChecks:
             return {**outcome.details, "status": outcome.status, "duration_ms": _ms(start)}
         return {"status": "ok", "duration_ms": _ms(start)}
 
+    async def _call(self, name: str, check: HealthCheck) -> object:
+        if inspect.iscoroutinefunction(check):
+            return await check()
+        running = self._running
 
-async def _call(check: HealthCheck) -> object:
-    if inspect.iscoroutinefunction(check):
-        return await check()
-    result = await run_in_threadpool(check)
-    if inspect.isawaitable(result):
-        return await result
-    return result
+        def run() -> object:
+            # Marked in the thread: a run cancelled before a thread took it never ran.
+            running[name] = time.perf_counter()
+            try:
+                return check()
+            finally:
+                running.pop(name, None)
+
+        # Abandoned on timeout: the thread cannot be stopped, the probe need not wait.
+        result = await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
+
+# However busy the event loop, a check ends after this long (or its own timeout).
+_CEILING = 30.0
 
 
 def _ms(start: float) -> float:

@@ -15,10 +15,10 @@ Every value goes through the shared :class:`~fastapi_enterprise.redaction.Redact
 long strings are cut to ``max_field_length``, and control characters (CR, LF, NUL, ANSI
 escapes, U+2028) are escaped, so no value can split a line or forge a record.
 
-Records are formatted in the calling thread and written by a background thread from a
-bounded queue (``QueueHandler``/``QueueListener``): a request never waits on a slow disk
-or pipe, and when the queue is full the record is dropped and counted rather than
-blocking.
+Records are formatted in the calling thread and written by a writer thread per output
+from a bounded queue: a request never waits on a slow disk or pipe, and when an output's
+queue is full the line is dropped and counted rather than blocking (per pipeline in
+:attr:`LoggingHandle.outputs`, over the life of the process in :func:`log_losses`).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from fastapi_enterprise._log_pipeline import (
     adopt_server_loggers,
     current_logging_handle,
     direct_handler,
-    observe_log_losses,
+    log_losses,
 )
 from fastapi_enterprise._logging import RECORD_ATTRIBUTES
 from fastapi_enterprise.client_ip import client_address
@@ -60,7 +60,7 @@ __all__ = [
     "configure_logging",
     "current_logging_handle",
     "escape_control_characters",
-    "observe_log_losses",
+    "log_losses",
 ]
 
 _direct_handler = direct_handler  # the access log's fast path

@@ -212,10 +212,13 @@ def is_secret_key(name: str, extra: Iterable[str] = ()) -> bool:
 
 
 def mask_dsn(dsn: str) -> str:
-    """Mask the password (and secret-looking query values) of a connection URL.
+    """Mask the password (and secret query values) of a connection URL.
 
     ``postgresql://app:hunter2@db:5432/prod?sslpassword=x`` becomes
-    ``postgresql://app:**********@db:5432/prod?sslpassword=**********``. A value that
+    ``postgresql://app:**********@db:5432/prod?sslpassword=**********``. Query
+    parameters are judged by the query-parameter rule
+    (:meth:`Redactor.is_secret_parameter`), the one logs use for request URLs: ``key``,
+    ``sig``, ``code`` and ``auth`` are masked too. A value that
     does not parse as a URL is masked whole rather than risk showing a secret, and so
     is one with an ``@`` after its host part (an unencoded ``/``, ``?`` or ``#`` in the
     password would otherwise leave part of it in the path).
@@ -246,7 +249,11 @@ def mask_dsn(dsn: str) -> str:
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
         query = urlencode(
-            [(key, MASK if is_secret_key(key) else value) for key, value in pairs], safe="*"
+            [
+                (key, MASK if DEFAULT_REDACTOR.is_secret_parameter(key) else value)
+                for key, value in pairs
+            ],
+            safe="*",
         )
     # Assembled by hand: urlunsplit() drops the empty authority of sqlite:///file.db.
     masked = f"{parts.scheme}://{netloc}{parts.path}"

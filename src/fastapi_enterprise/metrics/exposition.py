@@ -28,7 +28,7 @@ from pathlib import Path
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from fastapi_enterprise.client_ip import client_address
+from fastapi_enterprise.client_ip import client_address, parse_networks
 from fastapi_enterprise.errors import problem_response
 from fastapi_enterprise.metrics._prometheus import REGISTRY, CollectorRegistry, prometheus_client
 from fastapi_enterprise.middleware.compression import accepts_gzip
@@ -40,6 +40,7 @@ __all__ = ["CombinedRegistry", "MetricsEndpoint", "cleanup_dead_processes", "mul
 _LIVE_GAUGE = re.compile(r"gauge_live[a-z]*_(\d+)\.db$")
 _METHODS = ("GET", "HEAD")
 _ALLOW = {"Allow": ", ".join(_METHODS)}
+_LOOPBACK = parse_networks(("127.0.0.0/8", "::1"))
 
 
 def cleanup_dead_processes(directory: str | os.PathLike[str]) -> list[int]:
@@ -108,12 +109,15 @@ class MetricsEndpoint:
             ``PROMETHEUS_MULTIPROC_DIR`` is set, every process's files are aggregated
             instead.
         bearer_token: Require ``Authorization: Bearer <token>``; must not be empty.
-        allow_ips: Addresses or CIDR networks allowed to scrape.
+        allow_ips: Addresses or CIDR networks allowed to scrape (IPv4-mapped IPv6
+            entries stand for the IPv4 networks they carry, as clients are IPv4).
         require_protection: Refuse every scrape that is neither authenticated nor from
             an allowed address (production default: loopback only).
 
     Raises:
-        ValueError: ``bearer_token`` is an empty string (which would protect nothing).
+        ValueError: ``bearer_token`` is an empty string (which would protect nothing),
+            or an ``allow_ips`` entry is not an address or network (the message gives
+            its position, never its text).
     """
 
     def __init__(
@@ -129,10 +133,13 @@ class MetricsEndpoint:
         self.registry = registry
         # Compared as digests: equal lengths, so the time taken says nothing about the token.
         self.token = _digest(bearer_token.strip().encode()) if bearer_token is not None else None
-        networks = [ipaddress.ip_network(item, strict=False) for item in allow_ips]
+        try:
+            networks = parse_networks(allow_ips)
+        except ValueError as exc:  # names the entry by position, never its text
+            raise ValueError(f"allow_ips {exc}") from None
         if require_protection and self.token is None and not networks:
-            networks = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
-        self.networks = tuple(networks)
+            networks = _LOOPBACK
+        self.networks = networks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one scrape."""

@@ -5,54 +5,48 @@
 - ``log_write_errors_total{output}``: lines the output failed to write (a full or
   read-only disk, a dead syslog server).
 
-``output`` is ``stdout``, ``file`` or ``syslog``. The log pipeline hands its losses to
-:func:`~fastapi_enterprise.log_config.observe_log_losses` from its reporter thread
-(never from a request), and these are ordinary counters: under gunicorn with
-``PROMETHEUS_MULTIPROC_DIR`` each worker writes its own value file and the scrape sums
-them. ``install()`` registers them when metrics are on.
+``output`` is ``stdout``, ``file`` or ``syslog``; every one has a series from the start,
+so ``increase()`` sees the first loss. The log pipeline keeps the process's totals
+(:func:`~fastapi_enterprise.log_config.log_losses`: every configuration's losses, and
+in a forked child its parent's before the fork), and a
+:class:`~fastapi_enterprise.metrics.mirror.StatsMirror` publishes them, as it does the
+rate limiter's counters: exact at every scrape in one process, and under gunicorn with
+``PROMETHEUS_MULTIPROC_DIR`` written to each worker's files every second, so that the
+scrape sums the workers. ``install()`` registers them when metrics are on.
 """
 
 from __future__ import annotations
 
-from fastapi_enterprise.log_config import observe_log_losses
-from fastapi_enterprise.metrics._prometheus import REGISTRY, CollectorRegistry, Counter
+from fastapi_enterprise.log_config import log_losses
+from fastapi_enterprise.metrics._prometheus import REGISTRY, CollectorRegistry
+from fastapi_enterprise.metrics.mirror import StatsMirror
 
 __all__ = ["LogPipelineMetrics"]
 
-_OUTPUTS = ("stdout", "file", "syslog")
-
 
 class LogPipelineMetrics:
-    """Count every output's lost log lines in ``registry``.
+    """Publish every output's lost log lines in ``registry``.
 
-    Keep a reference to it for as long as the counters should move: the pipeline holds
-    only a weak one (an app that is gone stops being counted).
+    The counters start at the process's totals so far (losses before the metrics were
+    registered count too) and move for as long as ``registry`` exists.
 
     Args:
         registry: Where the counters live; the global registry by default.
     """
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
-        self.dropped = Counter(
-            "log_lines_dropped_total",
+        self.mirror = StatsMirror(registry)
+        self.dropped = self.mirror.counter(
+            "log_lines_dropped",
             "Log lines dropped because an output's queue was full, by output.",
-            ["output"],
-            registry=registry,
+            lambda: {(output,): float(counts.dropped) for output, counts in log_losses().items()},
+            labelnames=("output",),
         )
-        self.write_errors = Counter(
-            "log_write_errors_total",
+        self.write_errors = self.mirror.counter(
+            "log_write_errors",
             "Log lines an output failed to write, by output.",
-            ["output"],
-            registry=registry,
+            lambda: {
+                (output,): float(counts.write_errors) for output, counts in log_losses().items()
+            },
+            labelnames=("output",),
         )
-        for output in _OUTPUTS:  # zero series, so that increase() sees the first loss
-            self.dropped.labels(output)
-            self.write_errors.labels(output)
-        observe_log_losses(self.record)
-
-    def record(self, output: str, dropped: int, write_errors: int) -> None:
-        """Add an output's new losses (called by the log pipeline)."""
-        if dropped:
-            self.dropped.labels(output).inc(dropped)
-        if write_errors:
-            self.write_errors.labels(output).inc(write_errors)

@@ -13,17 +13,19 @@ numbers as real prometheus-client counters and gauges instead, which write those
   ``interval`` seconds, and once more at exit; a scrape lags by at most ``interval``.
   The thread is restarted in a forked child (gunicorn ``--preload``).
 
-Usage (the rate limiter's counters, or a log pipeline's drop and write-error counts)::
+The library publishes the rate limiter's counters
+(:class:`~fastapi_enterprise.metrics.RateLimitCollector`) and the log pipeline's losses
+(:class:`~fastapi_enterprise.metrics.LogPipelineMetrics`) this way. Usage::
 
     mirror = StatsMirror(registry)
-    mirror.counter("log_records_dropped", "Log records dropped.", lambda: {(): stats.dropped})
+    mirror.counter("webhooks_delivered", "Webhooks delivered.", lambda: {(): stats.delivered})
     mirror.counter(
-        "log_write_errors",
-        "Failed writes by output.",
-        lambda: {("stream",): stats.stream_errors, ("file",): stats.file_errors},
-        labelnames=("output",),
+        "webhooks_failed",
+        "Failed deliveries by reason.",
+        lambda: {("timeout",): stats.timed_out, ("refused",): stats.refused},
+        labelnames=("reason",),
     )
-    mirror.gauge("log_queue_depth", "Records waiting.", lambda: {(): queue.qsize()})
+    mirror.gauge("webhooks_pending", "Webhooks waiting.", lambda: {(): queue.qsize()})
 
 ``read`` returns the current totals (counters) or values (gauges) per label values; it
 runs at scrape time or on the mirror's thread, so it must only read.
