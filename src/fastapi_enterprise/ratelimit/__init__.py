@@ -19,6 +19,7 @@ from fastapi_enterprise.ratelimit.policy import (
     rate_limit,
     rate_limit_exempt,
 )
+from fastapi_enterprise.ratelimit.readiness import storage_readiness
 
 __all__ = [
     "BoundedMemoryStorage",
@@ -33,5 +34,6 @@ __all__ = [
     "parse_limits",
     "rate_limit",
     "rate_limit_exempt",
+    "storage_readiness",
     "user",
 ]
