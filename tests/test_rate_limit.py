@@ -24,6 +24,7 @@ from fastapi_enterprise.ratelimit import (
     RateLimitPolicy,
     api_key_header,
     composite,
+    create_storage,
     rate_limit,
     rate_limit_exempt,
     user,
@@ -499,6 +500,14 @@ def test_key_functions() -> None:
 async def hit_distinct_clients(limiter: RateLimiter, policy: RateLimitPolicy, count: int) -> None:
     for n in range(count):
         await limiter.check(policy, "default", f"ip:{n}")
+
+
+def test_the_memory_storage_is_importable_where_it_always_was() -> None:
+    from fastapi_enterprise.ratelimit import limiter, memory
+
+    assert limiter.BoundedMemoryStorage is memory.BoundedMemoryStorage is BoundedMemoryStorage
+    assert isinstance(create_storage("memory://"), BoundedMemoryStorage)
+    assert isinstance(RateLimiter().storage, BoundedMemoryStorage)
 
 
 def test_bounded_memory_under_a_flood_of_distinct_keys() -> None:

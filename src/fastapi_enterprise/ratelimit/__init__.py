@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from fastapi_enterprise.ratelimit.keys import api_key_header, client_ip, composite, user
 from fastapi_enterprise.ratelimit.limiter import (
-    BoundedMemoryStorage,
     Decision,
     RateLimiter,
     RateLimitStats,
     create_storage,
 )
+from fastapi_enterprise.ratelimit.memory import BoundedMemoryStorage
 from fastapi_enterprise.ratelimit.policy import (
     RateLimitPolicy,
     parse_limits,
