@@ -151,12 +151,17 @@ def raw_request(port: int, head: bytes) -> int:
     """Send exactly these request bytes (no client normalises them); return the status."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
         connection.sendall(head + b"\r\nHost: test\r\nConnection: close\r\n\r\n")
-        reply = b""
-        while b"\r\n" not in reply:
-            chunk = connection.recv(64)
-            if not chunk:
-                break
-            reply += chunk
+        return read_status(connection)
+
+
+def read_status(connection: socket.socket) -> int:
+    """The status code of the response arriving on ``connection`` (its status line)."""
+    reply = b""
+    while b"\r\n" not in reply:
+        chunk = connection.recv(64)
+        if not chunk:
+            break
+        reply += chunk
     return int(reply.split(b" ", 2)[1])
 
 

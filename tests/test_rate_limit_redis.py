@@ -32,6 +32,7 @@ from fastapi_enterprise.install import installed_rate_limiter
 from fastapi_enterprise.middleware.rate_limit import RateLimitMiddleware
 from fastapi_enterprise.ratelimit import RateLimiter, rate_limit, rate_limit_exempt
 from tests.conftest import RedisProcess, UvicornProcess
+from tests.test_rate_limit import read_status
 
 # The Redis fixtures skip without the redis extra (and fail under CI=true without a
 # server); the memory tests here run everywhere.
@@ -146,16 +147,7 @@ def burst_over_http(port: int, count: int) -> Counter[int]:
     try:
         for connection in connections:
             connection.sendall(request)
-        statuses: Counter[int] = Counter()
-        for connection in connections:
-            head = b""
-            while b"\r\n" not in head:
-                chunk = connection.recv(64)
-                if not chunk:
-                    break
-                head += chunk
-            statuses[int(head.split(b" ", 2)[1])] += 1
-        return statuses
+        return Counter(read_status(connection) for connection in connections)
     finally:
         for connection in connections:
             connection.close()
