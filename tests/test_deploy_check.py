@@ -232,6 +232,25 @@ def test_the_documented_table_lists_exactly_the_checks() -> None:
     documented = re.findall(r"^\| `([a-z_]+\.[a-z_]+)` \|", section, re.MULTILINE)
     assert sorted(documented) == sorted(check.id for check in DEPLOY_CHECKS)
     assert len(documented) == len(set(documented))
+    assert documented == [check.id for check in DEPLOY_CHECKS]  # in the order they run
+
+
+def test_the_deploy_check_package_keeps_its_public_names() -> None:
+    """One module became a package (registry, entropy, workers, checks by area)."""
+    import fastapi_enterprise.deploy_check as package
+
+    names = {
+        "DEPLOY_CHECKS",
+        "DeployCheck",
+        "DeployCheckError",
+        "Finding",
+        "estimate_entropy_bits",
+        "run_deploy_check",
+        "worker_processes",
+    }
+    assert names <= set(package.__all__)
+    assert package.run_deploy_check(safe()) == []
+    assert {"Level", "Outcome"} <= set(vars(package))
 
 
 @pytest.mark.parametrize(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 import textwrap
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,19 +15,21 @@ import httpx2
 import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message
 
 from fastapi_enterprise import (
     AccessLogMiddleware,
     CORSPolicyMiddleware,
     EnterpriseSettings,
+    RateLimiter,
     RequestIDMiddleware,
+    UnknownRouteTemplateError,
     get_request_id,
     install,
+    installed_rate_limiter,
     installed_settings,
 )
-from fastapi_enterprise.install import UnknownRouteTemplateError
-from tests.conftest import LiveServer, UvicornProcess
+from tests.conftest import LiveServer, LogCapture, UvicornProcess, free_port
 
 STRONG_KEY = "Xk3#9vLq2!mZ8wP4rT6yB1nC5hJ7dF0gS-aQ"
 
@@ -291,3 +296,135 @@ def test_a_real_server_names_the_unknown_template_and_exits(tmp_path: Path) -> N
     stderr = server.stderr.decode(errors="replace")
     assert code != 0
     assert "rate_limit.routes: '/logn' (did you mean '/login'?)" in stderr
+
+
+def test_the_unknown_template_error_is_public_where_install_is() -> None:
+    from fastapi_enterprise.install import UnknownRouteTemplateError as FromInstall
+
+    assert FromInstall is UnknownRouteTemplateError
+
+
+# --- one lifespan wrapper: startup checks, the app's lifespan, shutdown work, in order ---
+
+
+def dead_storage_url() -> str:
+    """A Redis URL where nothing listens: every check fails fast with a refused connection."""
+    pytest.importorskip("redis")
+    return f"redis://127.0.0.1:{free_port()}/0"
+
+
+def lifespan_app(events: list[str], **settings: Any) -> FastAPI:
+    """An app whose own lifespan records its startup and shutdown in ``events``."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        events.append("app startup")
+        yield
+        events.append("app shutdown")
+
+    app = FastAPI(lifespan=lifespan)
+    install(app, EnterpriseSettings(**{"environment": "test", **settings}))
+    return app
+
+
+def record_closing(limiter: RateLimiter | None, events: list[str], logs: LogCapture) -> None:
+    """Record each close of the storage, and whether the logs were written through by then."""
+    assert limiter is not None
+    close = limiter.aclose
+
+    async def aclose() -> None:
+        events.append(f"storage closed, logs written through: {logs.handle._write_through}")
+        await close()
+
+    limiter.aclose = aclose  # type: ignore[method-assign]
+
+
+def test_shutdown_closes_the_storage_after_the_app_and_then_writes_the_logs_through(
+    capture_logs: Any,
+) -> None:
+    """The order docs/how-to/middleware-order.md gives, each step once.
+
+    The storage used to be closed after the log pipeline had switched to writing
+    through: what closing it logged depended on the writer's schedule.
+    """
+    logs: LogCapture = capture_logs(EnterpriseSettings(environment="test"))
+    events: list[str] = []
+    app = lifespan_app(events)
+    record_closing(installed_rate_limiter(app), events, logs)
+    with TestClient(app) as client:
+        assert client.get("/nowhere").status_code == 404
+        assert not logs.handle._write_through
+    assert events == [
+        "app startup",
+        "app shutdown",
+        "storage closed, logs written through: False",
+    ]
+    assert logs.handle._write_through
+
+
+def test_route_templates_are_checked_before_the_storage_is_asked(capture_logs: Any) -> None:
+    """A typo stops the start at once: no wait on the network, nothing of the app run."""
+    logs: LogCapture = capture_logs(EnterpriseSettings(environment="test"))
+    events: list[str] = []
+    app = lifespan_app(
+        events,
+        rate_limit={"storage_url": dead_storage_url(), "routes": {"/logn": "5/minute"}},
+    )
+    limiter = installed_rate_limiter(app)
+    record_closing(limiter, events, logs)
+    with pytest.raises(UnknownRouteTemplateError), TestClient(app):
+        pass
+    assert limiter is not None
+    assert limiter.stats.storage_errors == 0  # never asked
+    assert events == ["storage closed, logs written through: False"]
+    assert logs.handle._write_through
+
+
+async def start_and_stop(app: ASGIApp) -> tuple[list[Message], BaseException | None]:
+    """Run the lifespan as a server does (bounded): what the app sent, and what it raised."""
+    sent: list[Message] = []
+    incoming: asyncio.Queue[Message] = asyncio.Queue()
+    incoming.put_nowait({"type": "lifespan.startup"})
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+        if message["type"] == "lifespan.startup.complete":
+            incoming.put_nowait({"type": "lifespan.shutdown"})
+
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    try:
+        await asyncio.wait_for(app(scope, incoming.get, send), timeout=30)
+    except Exception as exc:  # noqa: BLE001 - what the server would see
+        return sent, exc
+    return sent, None
+
+
+def test_a_storage_production_cannot_run_without_stops_the_start_before_the_app_starts(
+    capture_logs: Any,
+) -> None:
+    """Fail mode closed in production: the start fails with the reason, then shuts down.
+
+    The limiter used to answer the lifespan itself with a failed startup, outside the
+    app's lifespan: the storage was left open, the logs were not written through, and
+    an in-process client (``TestClient``) waited for ever.
+    """
+    logs: LogCapture = capture_logs(EnterpriseSettings(environment="test"))
+    events: list[str] = []
+    app = lifespan_app(
+        events,
+        environment="production",
+        security={"secret_key": STRONG_KEY, "allowed_hosts": ["api.example.com"]},
+        rate_limit={"storage_url": dead_storage_url(), "fail_mode": "closed", "timeout": 0.2},
+    )
+    limiter = installed_rate_limiter(app)
+    record_closing(limiter, events, logs)
+    sent, error = asyncio.run(start_and_stop(app))
+    assert [message["type"] for message in sent] == ["lifespan.startup.failed"]
+    reason = "did not answer at startup (ConnectionError)"
+    assert reason in sent[0]["message"]
+    assert isinstance(error, RuntimeError)
+    assert reason in str(error)
+    assert limiter is not None
+    assert limiter.stats.storage_errors == 1  # asked once, not once per layer
+    assert events == ["storage closed, logs written through: False"]  # the app never started
+    assert logs.handle._write_through

@@ -24,6 +24,7 @@ from fastapi_enterprise.ratelimit import (
     RateLimitPolicy,
     api_key_header,
     composite,
+    create_storage,
     rate_limit,
     rate_limit_exempt,
     user,
@@ -150,12 +151,17 @@ def raw_request(port: int, head: bytes) -> int:
     """Send exactly these request bytes (no client normalises them); return the status."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
         connection.sendall(head + b"\r\nHost: test\r\nConnection: close\r\n\r\n")
-        reply = b""
-        while b"\r\n" not in reply:
-            chunk = connection.recv(64)
-            if not chunk:
-                break
-            reply += chunk
+        return read_status(connection)
+
+
+def read_status(connection: socket.socket) -> int:
+    """The status code of the response arriving on ``connection`` (its status line)."""
+    reply = b""
+    while b"\r\n" not in reply:
+        chunk = connection.recv(64)
+        if not chunk:
+            break
+        reply += chunk
     return int(reply.split(b" ", 2)[1])
 
 
@@ -499,6 +505,14 @@ def test_key_functions() -> None:
 async def hit_distinct_clients(limiter: RateLimiter, policy: RateLimitPolicy, count: int) -> None:
     for n in range(count):
         await limiter.check(policy, "default", f"ip:{n}")
+
+
+def test_the_memory_storage_is_importable_where_it_always_was() -> None:
+    from fastapi_enterprise.ratelimit import limiter, memory
+
+    assert limiter.BoundedMemoryStorage is memory.BoundedMemoryStorage is BoundedMemoryStorage
+    assert isinstance(create_storage("memory://"), BoundedMemoryStorage)
+    assert isinstance(RateLimiter().storage, BoundedMemoryStorage)
 
 
 def test_bounded_memory_under_a_flood_of_distinct_keys() -> None:

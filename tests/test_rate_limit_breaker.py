@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from fastapi_enterprise.ratelimit._flow import Deadline, LoopClock, Slots
+from fastapi_enterprise._flow import Deadline, LoopClock, Slots
 from fastapi_enterprise.ratelimit.breaker import CircuitBreaker
 
 

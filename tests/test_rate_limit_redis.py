@@ -29,8 +29,10 @@ from fastapi.testclient import TestClient
 
 from fastapi_enterprise import EnterpriseSettings, install
 from fastapi_enterprise.install import installed_rate_limiter
+from fastapi_enterprise.middleware.rate_limit import RateLimitMiddleware
 from fastapi_enterprise.ratelimit import RateLimiter, rate_limit, rate_limit_exempt
 from tests.conftest import RedisProcess, UvicornProcess
+from tests.test_rate_limit import read_status
 
 # The Redis fixtures skip without the redis extra (and fail under CI=true without a
 # server); the memory tests here run everywhere.
@@ -145,16 +147,7 @@ def burst_over_http(port: int, count: int) -> Counter[int]:
     try:
         for connection in connections:
             connection.sendall(request)
-        statuses: Counter[int] = Counter()
-        for connection in connections:
-            head = b""
-            while b"\r\n" not in head:
-                chunk = connection.recv(64)
-                if not chunk:
-                    break
-                head += chunk
-            statuses[int(head.split(b" ", 2)[1])] += 1
-        return statuses
+        return Counter(read_status(connection) for connection in connections)
     finally:
         for connection in connections:
             connection.close()
@@ -568,6 +561,36 @@ def test_a_redis_unreachable_at_startup_is_reported_and_skipped_from_the_start(
     [warning] = [text for _, text in timeline.logs if "did not answer at startup" in text]
     assert "(ConnectionError)" in warning
     assert "unchecked (fail mode open)" in warning
+
+
+@pytest.mark.parametrize("manage_storage", [True, False], ids=["alone", "under-install"])
+def test_the_middleware_alone_checks_and_closes_its_storage_unless_told_not_to(
+    own_redis: RedisProcess, timeline: Timeline, manage_storage: bool
+) -> None:
+    """Without install(), the limiter hooks the lifespan itself: a check, then a close.
+
+    install() adds it with ``manage_storage=False`` and does both in its own lifespan
+    wrapper, so nothing is done twice.
+    """
+    own_redis.stop()
+    limiter = RateLimiter(own_redis.url, timeout=0.2, breaker_cooldown=30)
+    closes: list[str] = []
+    close = limiter.aclose
+
+    async def aclose() -> None:
+        closes.append("closed")
+        await close()
+
+    limiter.aclose = aclose  # type: ignore[method-assign]
+    app = FastAPI()
+    app.add_middleware(RateLimitMiddleware, limiter=limiter, manage_storage=manage_storage)
+    with TestClient(app):
+        pass
+    checked = timeline.logged("did not answer at startup")
+    if manage_storage:
+        assert (len(checked), limiter.stats.storage_errors, closes) == (1, 1, ["closed"])
+    else:
+        assert (len(checked), limiter.stats.storage_errors, closes) == (0, 0, [])
 
 
 SECRET_KEY = "Xk3#9vLq2!mZ8wP4rT6yB1nC5hJ7dF0gS-aQ"

@@ -456,3 +456,13 @@ def test_malformed_connection_urls_are_refused_without_their_password(
     with pytest.raises(SettingsValidationError, match=rf"{section}\.{field}: .*the URL") as caught:
         EnterpriseSettings(**{section: {field: url}})
     assert leaks(caught.value) == []
+
+
+def test_the_security_section_is_importable_where_it_always_was() -> None:
+    """The security section has a module of its own; the old import paths still work."""
+    import fastapi_enterprise
+    from fastapi_enterprise.settings import SecuritySettings, sections, security
+
+    assert sections.SecuritySettings is security.SecuritySettings is SecuritySettings
+    assert fastapi_enterprise.SecuritySettings is SecuritySettings
+    assert EnterpriseSettings().security.__class__ is SecuritySettings

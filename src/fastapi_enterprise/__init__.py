@@ -33,6 +33,7 @@ from fastapi_enterprise.errors import (
 )
 from fastapi_enterprise.health import HealthChecks, HealthStatus
 from fastapi_enterprise.install import (
+    UnknownRouteTemplateError,
     install,
     installed_health_checks,
     installed_metrics_registry,
@@ -139,6 +140,7 @@ __all__ = [
     "SettingsValidationError",
     "StandardResponse",
     "TrustedHostMiddleware",
+    "UnknownRouteTemplateError",
     "ValidationErrorItem",
     "__version__",
     "bind_request",

@@ -39,7 +39,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from fastapi_enterprise.context import get_request_id
-from fastapi_enterprise.routing import route_template
+from fastapi_enterprise.routing import allowed_methods, route_template
 from fastapi_enterprise.security_events import SecurityEvent, security_event
 
 __all__ = [
@@ -171,15 +171,34 @@ def _http_exception_response(scope: Scope, exc: StarletteHTTPException) -> Respo
         detail = None
     if detail == _title(exc.status_code):
         detail = None  # Starlette's default detail repeats the title; say it once.
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = _allow_every_method(scope, headers)
     return problem_response(
         exc.status_code,
         title=members.pop("title", None),
         detail=None if detail is None else str(detail),
         type=str(members.pop("type", "about:blank")),
         instance=str(members.pop("instance", _instance(scope))),
-        headers=exc.headers,
+        headers=headers,
         extensions=members,
     )
+
+
+def _allow_every_method(
+    scope: Scope, headers: Mapping[str, str] | None
+) -> Mapping[str, str] | None:
+    """A routing 405's ``Allow``: every method the path serves, not the first route's.
+
+    The router answers 405 with the methods of the first route whose path matched, so
+    ``GET /notes`` and ``POST /notes`` as two routes told a ``DELETE`` ``Allow: GET``.
+    A 405 the app raised itself (its route serves the method) keeps its own headers.
+    """
+    allowed = allowed_methods(scope)
+    if not allowed or scope.get("method") in allowed:
+        return headers
+    kept = {name: value for name, value in (headers or {}).items() if name.lower() != "allow"}
+    return {**kept, "Allow": ", ".join(allowed)}
 
 
 async def request_validation_exception_handler(request: Request, exc: Exception) -> Response:

@@ -9,7 +9,7 @@ with its details, while the instance stays ready (``"status": "degraded"``, 200)
 Failures report the exception type only: messages can hold connection strings.
 
 A check's timeout counts only the time in which it could have been answered, as the
-rate limiter's storage calls do (:class:`~fastapi_enterprise.ratelimit._flow.Deadline`):
+rate limiter's storage calls do (:class:`~fastapi_enterprise._flow.Deadline`):
 time the event loop spent busy with other requests is given back, so a burst does not
 fail a probe of a healthy dependency (issue 12, A1). A check that really hangs still
 times out, and however busy the loop, a check ends after at most 30 seconds. A
@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from fastapi_enterprise.ratelimit._flow import Deadline, LoopClock
+from fastapi_enterprise._flow import Deadline, LoopClock
 
 __all__ = ["HealthCheck", "HealthChecks", "HealthStatus", "health_routes"]
 

@@ -15,42 +15,40 @@ The middleware are added innermost first, so the stack reads, outermost first, a
     Compression                next to the app: only application bodies are compressed
     app                        problem+json handlers for HTTP and validation errors
 
-Every middleware ``install()`` adds is built once, as a trial, before ``install()``
-returns, so a bad option fails at startup in every environment, not at the first
-request. Should the stack still fail to build when the app first runs (a middleware
-added by the app), the lifespan startup fails with the reason and any request gets a
-problem+json 500 with a request ID, never a plain-text 500. Settings keyed by route
-template must name routes the app has when it starts.
+What ``install()`` adds to the app's start and end (a trial build of the middleware, a
+guard around the stack's build, one lifespan wrapper: startup checks, then the app's
+lifespan, then closing the rate-limit storage and writing the logs through) lives in
+``_startup.py``, in the order it documents.
 """
 
 from __future__ import annotations
 
-import contextlib
-import difflib
-import logging
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.middleware.httpsredirect import HTTPSRedirectMiddleware
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fastapi_enterprise._extras import MissingExtraError
-from fastapi_enterprise.context import _enter_request, _exit_request
+from fastapi_enterprise._startup import (
+    UnknownRouteTemplateError,
+    guard_stack_build,
+    trial_build,
+    wrap_lifespan,
+)
 from fastapi_enterprise.csp import ContentSecurityPolicy
 from fastapi_enterprise.deploy_check import DeployCheckError
-from fastapi_enterprise.errors import problem_response, register_exception_handlers
-from fastapi_enterprise.health import HealthCheck, HealthChecks, HealthStatus, health_routes
-from fastapi_enterprise.log_config import current_logging_handle
+from fastapi_enterprise.errors import register_exception_handlers
+from fastapi_enterprise.health import HealthChecks, health_routes
 from fastapi_enterprise.middleware.access_log import AccessLogMiddleware
 from fastapi_enterprise.middleware.body_limit import BodyLimitMiddleware
 from fastapi_enterprise.middleware.compression import CompressionMiddleware
 from fastapi_enterprise.middleware.cors import CORSPolicyMiddleware
 from fastapi_enterprise.middleware.proxy_headers import ProxyHeadersMiddleware
 from fastapi_enterprise.middleware.rate_limit import RateLimitMiddleware
-from fastapi_enterprise.middleware.request_id import RequestIDMiddleware, generate_request_id
+from fastapi_enterprise.middleware.request_id import RequestIDMiddleware
 from fastapi_enterprise.middleware.security_headers import SecurityHeadersMiddleware
 from fastapi_enterprise.middleware.trusted_host import TrustedHostMiddleware
 from fastapi_enterprise.openapi import (
@@ -66,8 +64,8 @@ from fastapi_enterprise.openapi.rate_limits import document_rate_limits
 from fastapi_enterprise.ratelimit.keys import api_key_header, client_ip, composite_or_ip
 from fastapi_enterprise.ratelimit.limiter import RateLimiter
 from fastapi_enterprise.ratelimit.policy import KeyFunction
-from fastapi_enterprise.redaction import DEFAULT_REDACTOR, Redactor
-from fastapi_enterprise.routing import route_templates
+from fastapi_enterprise.ratelimit.readiness import storage_readiness
+from fastapi_enterprise.redaction import Redactor
 from fastapi_enterprise.security_events import SecurityEvent, security_event
 from fastapi_enterprise.settings import EnterpriseSettings, Environment
 
@@ -84,30 +82,8 @@ _STATE_KEY = "fastapi_enterprise_settings"
 _LIMITER_KEY = "fastapi_enterprise_rate_limiter"
 _REGISTRY_KEY = "fastapi_enterprise_metrics_registry"
 _HEALTH_KEY = "fastapi_enterprise_health_checks"
-_LOG_METRICS_KEY = "fastapi_enterprise_log_metrics"  # held here: the pipeline holds it weakly
 
-logger = logging.getLogger("fastapi_enterprise.install")
-
-
-class UnknownRouteTemplateError(ValueError):
-    """A setting keyed by route template names a route the app does not have.
-
-    Raised at the app's startup (lifespan), once every route is defined, so a typo in
-    ``FE_RATE_LIMIT__ROUTES`` stops the start instead of silently limiting nothing.
-
-    Attributes:
-        unknown: Setting name to the templates it names that the app lacks.
-    """
-
-    def __init__(self, unknown: Mapping[str, list[str]], known: frozenset[str]) -> None:
-        self.unknown = dict(unknown)
-        lines = ["settings name route templates this app does not have:"]
-        for setting, templates in self.unknown.items():
-            for template in templates:
-                close = difflib.get_close_matches(template, sorted(known), n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                lines.append(f"  {setting}: {template!r}{hint}")
-        super().__init__("\n".join(lines))
+_Layer = TypeVar("_Layer")
 
 
 def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
@@ -134,11 +110,13 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
         RuntimeError: ``install()`` was already called on this app, or the app has
             already started serving.
         DeployCheckError: Production settings failed the deploy check.
-        ValueError: A middleware refused its options (the trial build at startup).
+        ValueError: A middleware refused its options (the trial build, here).
 
-    At the app's startup, :class:`UnknownRouteTemplateError` stops it when
-    ``rate_limit.routes``, ``body_limit.routes`` or ``logging.access_sample_routes``
-    names a route template the app does not have.
+    At the app's startup (its lifespan), :class:`UnknownRouteTemplateError` stops it
+    when ``rate_limit.routes``, ``body_limit.routes`` or
+    ``logging.access_sample_routes`` names a route template the app does not have, and
+    a ``RuntimeError`` when the rate-limit storage does not answer in production where
+    requests are refused without it (fail mode ``closed``, no memory fallback).
     """
     if installed_settings(app) is not None:
         raise RuntimeError("install() was already called on this app; call it once")
@@ -149,9 +127,6 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
 
     register_exception_handlers(app)
     limiter = _rate_limiter(settings)
-    if isinstance(app, FastAPI):
-        # The contract is the same in every environment; only serving it depends on docs.
-        apply_customizers(app, *_contract(app, settings, limiter))
     docs_csp: dict[str, ContentSecurityPolicy] = {}
     if not settings.app.docs:
         _remove_docs(app)
@@ -171,51 +146,62 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
     metrics = _metrics(app, settings, limiter)
     before = len(app.user_middleware)
     _add_middleware(app, settings, docs_csp, limiter, metrics)
-    _trial_build(app.user_middleware[: len(app.user_middleware) - before])
-    _guard_stack_build(app, settings.request_id.header_name)
-    _check_route_templates_at_startup(app, settings)
+    built = trial_build(app.user_middleware[: len(app.user_middleware) - before])
+    rate_limits = _built(built, RateLimitMiddleware)
+    if isinstance(app, FastAPI):
+        # The contract is the same in every environment; only serving it depends on docs.
+        apply_customizers(app, *_contract(app, settings, built))
+    guard_stack_build(app, settings.request_id.header_name)
+    wrap_lifespan(app, route_settings=_route_keyed_settings(settings), rate_limit=rate_limits)
     if settings.metrics.health:
         checks = HealthChecks(timeout=settings.metrics.health_timeout)
         if limiter is not None:
-            checks.add("rate_limit", _rate_limit_readiness(limiter["limiter"], settings))
+            required = _refuses_without_storage(settings)
+            checks.add("rate_limit", storage_readiness(limiter["limiter"], required=required))
         app.router.routes.extend(health_routes(checks))
         setattr(app.state, _HEALTH_KEY, checks)
     if settings.sentry.dsn is not None:
         from fastapi_enterprise.sentry import init_sentry  # needs the sentry extra
 
         init_sentry(settings)
-    _write_logs_through_shutdown(app)
     setattr(app.state, _STATE_KEY, settings)
 
 
+def _built(built: list[Any], cls: type[_Layer]) -> _Layer | None:
+    """The instance of ``cls`` among the middleware the trial build made, if any."""
+    return next((layer for layer in built if isinstance(layer, cls)), None)
+
+
 def _contract(
-    app: FastAPI, settings: EnterpriseSettings, limiter: dict[str, Any] | None
+    app: FastAPI, settings: EnterpriseSettings, built: list[Any]
 ) -> list[OpenAPICustomizer]:
     """The customizers that make ``app.openapi()`` document what the stack really does.
 
     Applied whether or not the docs are served: ``fastapi-enterprise openapi`` and
-    ``postman`` export the same contract from a production app as from a laptop.
+    ``postman`` export the same contract from a production app as from a laptop. The
+    limits are read from the twins of the stack's middleware that the trial build made
+    (same options, same rate-limit engine).
     """
     customizers: list[OpenAPICustomizer] = [
         document_problem_errors,
         customizers_module.info(
             description=settings.app.description, logo_url=settings.app.logo_url
         ),
-        # Before standard_errors, so the 400 says what the stack checks.
-        document_body_limits(app, BodyLimitMiddleware(app, **_body_limits(settings))),
-        customizers_module.standard_errors(app),
-        customizers_module.generated_examples,
     ]
+    body_limits = _built(built, BodyLimitMiddleware)
+    if body_limits is not None:
+        # Before standard_errors, so the 400 says what the stack checks.
+        customizers.append(document_body_limits(app, body_limits))
+    customizers += [customizers_module.standard_errors(app), customizers_module.generated_examples]
     if settings.app.servers:
         customizers.append(
             customizers_module.servers([{"url": url} for url in settings.app.servers])
         )
     if settings.app.readable_operation_ids:
         customizers.append(customizers_module.readable_operation_ids(app))
-    if limiter is not None:
-        # A twin of the stack's instance, same rules and engine, to read policies.
-        rules = RateLimitMiddleware(app, **limiter)
-        customizers.append(document_rate_limits(app, rules))
+    rate_limits = _built(built, RateLimitMiddleware)
+    if rate_limits is not None:
+        customizers.append(document_rate_limits(app, rate_limits))
     return customizers
 
 
@@ -227,28 +213,6 @@ def _body_limits(settings: EnterpriseSettings) -> dict[str, Any]:
         "route_limits": body.routes,
         "read_timeout": body.read_timeout,
     }
-
-
-def _write_logs_through_shutdown(app: Starlette) -> None:
-    """After the app's lifespan shutdown, make the log pipeline write every line at once.
-
-    Servers end on ``SIGTERM`` by re-raising it, so no ``atexit`` flush runs: the access
-    lines of the requests drained during shutdown, the app's shutdown logs and the
-    server's last lines would die in the queue. See ``LoggingHandle.enter_shutdown()``.
-    """
-    app_lifespan = app.router.lifespan_context
-
-    @contextlib.asynccontextmanager
-    async def lifespan_then_write_logs(asgi_app: Any) -> AsyncIterator[Any]:
-        try:
-            async with app_lifespan(asgi_app) as state:
-                yield state
-        finally:
-            handle = current_logging_handle()
-            if handle is not None:
-                handle.enter_shutdown()
-
-    app.router.lifespan_context = lifespan_then_write_logs
 
 
 def _rate_limiter(settings: EnterpriseSettings) -> dict[str, Any] | None:
@@ -286,41 +250,15 @@ def _rate_limiter(settings: EnterpriseSettings) -> dict[str, Any] | None:
         "startup_check": "require"
         if settings.is_production and _refuses_without_storage(settings)
         else "warn",
+        # install()'s lifespan wrapper checks and closes the storage, in its order.
+        "manage_storage": False,
     }
 
 
 def _refuses_without_storage(settings: EnterpriseSettings) -> bool:
+    """Whether requests are refused while the rate-limit storage is away."""
     options = settings.rate_limit
     return options.fail_mode == "closed" and not options.fallback_memory
-
-
-def _rate_limit_readiness(limiter: RateLimiter, settings: EnterpriseSettings) -> HealthCheck:
-    """The readiness check of the rate-limit storage.
-
-    Unavailable, it reports ``degraded`` (still ready), or ``fail`` when requests are
-    refused without it. An open breaker whose cooldown is over is probed here, so an idle
-    server also notices the storage is back.
-    """
-    refuses = _refuses_without_storage(settings)
-
-    async def rate_limit() -> HealthStatus:
-        if await limiter.probe():
-            return HealthStatus("ok")
-        return HealthStatus(
-            "fail" if refuses else "degraded",
-            {
-                "storage": "unavailable",
-                "unavailable_s": round(limiter.unavailable_for(), 1),
-                "next_probe_s": round(limiter.breaker.remaining(), 1),
-                "requests": "refused"
-                if refuses
-                else "limited per process"
-                if limiter.fallback is not None
-                else "unchecked",
-            },
-        )
-
-    return rate_limit
 
 
 def _metrics(
@@ -347,7 +285,7 @@ def _metrics(
     if limiter is not None:
         engine: RateLimiter = limiter["limiter"]
         metrics.RateLimitCollector(engine.stats, registry=registry, breaker=engine.breaker)
-    setattr(app.state, _LOG_METRICS_KEY, metrics.LogPipelineMetrics(registry))
+    metrics.LogPipelineMetrics(registry)  # the registry holds what it publishes
     secret = options.bearer_token
     token = secret.get_secret_value() if secret is not None else None  # "" fails loudly
     endpoint = metrics.MetricsEndpoint(
@@ -474,124 +412,15 @@ def _add_middleware(
     app.add_middleware(ProxyHeadersMiddleware, trusted_proxies=security.trusted_proxies)
 
 
-def _trial_build(added: list[Any]) -> None:
-    """Build each middleware ``install()`` added once, now, so bad options fail here.
-
-    Starlette builds the stack at the first request (or lifespan), where an error in a
-    middleware's ``__init__`` has no request ID shield around it yet. Metrics collectors
-    register on a scratch registry of the same type, so the real one stays untouched.
-    """
-
-    async def nothing(scope: Scope, receive: Receive, send: Send) -> None:  # pragma: no cover
-        return None
-
-    for middleware in added:
-        kwargs = {
-            name: type(value)() if _is_registry(value) else value
-            for name, value in middleware.kwargs.items()
-        }
-        middleware.cls(nothing, *middleware.args, **kwargs)
-
-
-def _is_registry(value: object) -> bool:
-    """Whether ``value`` is a Prometheus registry (any keyword may carry one)."""
-    try:
-        from fastapi_enterprise.metrics._prometheus import CollectorRegistry
-    except MissingExtraError:
-        return False
-    return isinstance(value, CollectorRegistry)
-
-
-def _guard_stack_build(app: Starlette, header_name: str) -> None:
-    """If the stack fails to build when the app first runs, fail loudly, never plainly.
-
-    A middleware the app added itself (or one ``install()`` could not try) may still
-    raise when Starlette builds the stack; Starlette would then let the server answer a
-    plain-text 500 without a request ID to every request, and a server whose lifespan is
-    ``auto`` would even keep serving. The failure is logged with its traceback, the
-    lifespan startup fails with its reason, and requests get a problem+json 500.
-    """
-    build: Callable[[], ASGIApp] = app.build_middleware_stack
-
-    def build_or_refuse() -> ASGIApp:
-        try:
-            return build()
-        except Exception as exc:
-            logger.error("The middleware stack could not be built", exc_info=exc)
-            return _BrokenStack(exc, header_name)
-
-    app.build_middleware_stack = build_or_refuse  # type: ignore[method-assign]
-
-
-class _BrokenStack:
-    """Stands in for a middleware stack that failed to build: fails startup, answers 500."""
-
-    def __init__(self, error: Exception, header_name: str) -> None:
-        reason = DEFAULT_REDACTOR.text(str(error))[:500]
-        self.reason = f"the middleware stack could not be built: {type(error).__name__}: {reason}"
-        self.header_name = header_name
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.failed", "message": self.reason})
-            return
-        if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1011})
-            return
-        request_id = generate_request_id()
-        tokens = _enter_request(request_id, scope)
-        try:
-            response = problem_response(
-                500,
-                detail="The server is misconfigured and cannot answer.",
-                headers={
-                    self.header_name: request_id,
-                    "Cache-Control": "no-store",
-                    "Content-Security-Policy": "default-src 'none'",
-                    "X-Content-Type-Options": "nosniff",
-                    "X-Frame-Options": "DENY",
-                },
-            )
-        finally:
-            _exit_request(tokens)
-        await response(scope, receive, send)
-
-
-def _check_route_templates_at_startup(app: Starlette, settings: EnterpriseSettings) -> None:
-    """At startup, refuse settings keyed by a route template the app does not have.
-
-    Checked when the lifespan starts rather than in ``install()``: routes are usually
-    declared after ``install(app)`` (decorators below it, ``include_router()``), and
-    all of them exist once the server starts the app. Without a lifespan (a bare
-    ``TestClient(app)``), nothing is checked.
-    """
-    keyed: dict[str, Mapping[str, object]] = {
+def _route_keyed_settings(settings: EnterpriseSettings) -> dict[str, Mapping[str, object]]:
+    """The settings keyed by route template that are in use, by their names in errors."""
+    return {
         "rate_limit.routes": settings.rate_limit.routes if settings.rate_limit.enabled else {},
         "body_limit.routes": settings.body_limit.routes,
         "logging.access_sample_routes": (
             settings.logging.access_sample_routes if settings.logging.access_log else {}
         ),
     }
-    if not any(keyed.values()):
-        return
-    app_lifespan = app.router.lifespan_context
-
-    @contextlib.asynccontextmanager
-    async def lifespan_checking_route_templates(asgi_app: Any) -> AsyncIterator[Any]:
-        known = route_templates(app)
-        unknown = {
-            setting: sorted(set(templates) - known)
-            for setting, templates in keyed.items()
-            if set(templates) - known
-        }
-        if unknown:
-            raise UnknownRouteTemplateError(unknown, known)
-        async with app_lifespan(asgi_app) as state:
-            yield state
-
-    app.router.lifespan_context = lifespan_checking_route_templates
 
 
 def installed_settings(app: Starlette) -> EnterpriseSettings | None:

@@ -24,6 +24,11 @@ scope, so every layer that reports (metrics, access log) reads the same value.
 
 Anything that did not match a route (404 scans, redirects to a trailing slash, unknown
 mounts) gets the single value :data:`UNMATCHED_ROUTE`.
+
+The same matching answers which methods a path serves (:func:`allowed_methods`): every
+route whose path matches counts, not only the first one the router tried, so a 405's
+``Allow`` lists ``GET, POST`` for ``GET /notes`` and ``POST /notes`` declared as two
+routes.
 """
 
 from __future__ import annotations
@@ -36,7 +41,13 @@ from typing import Any
 from starlette.routing import Match, Mount
 from starlette.types import Scope
 
-__all__ = ["UNMATCHED_ROUTE", "RouteMatcher", "route_template", "route_templates"]
+__all__ = [
+    "UNMATCHED_ROUTE",
+    "RouteMatcher",
+    "allowed_methods",
+    "route_template",
+    "route_templates",
+]
 
 UNMATCHED_ROUTE = "<unmatched>"
 """The template reported for every request that no route matched."""
@@ -45,6 +56,13 @@ _MOUNT_SUFFIX = "/{path}"
 _CACHE_KEY = "fastapi_enterprise.route_template"
 _MATCHED_KEY = "fastapi_enterprise.matched_route"
 _MAX_MOUNT_DEPTH = 8
+# RFC 9110's order (PATCH after PUT); other methods follow, alphabetically.
+_METHOD_ORDER = {
+    method: rank
+    for rank, method in enumerate(
+        ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "CONNECT", "OPTIONS", "TRACE")
+    )
+}
 
 
 def route_template(scope: Scope) -> str:
@@ -186,6 +204,7 @@ class RouteMatcher:
     ``matches()``; a route that matches the path but not the method (a 405) counts. The
     answer is cached per method and path (bounded) and remembered in the scope, where
     :func:`route_template` finds it for a request the app never routed.
+    :meth:`allowed_methods` asks every route, not only the first that matches.
 
     Args:
         router: The router to ask; the one of ``scope["app"]`` by default (read at the
@@ -215,13 +234,30 @@ class RouteMatcher:
         scope[_MATCHED_KEY] = found[0]
         return found
 
-    def _find(self, scope: Scope) -> tuple[str, object]:
+    def allowed_methods(self, scope: Scope) -> tuple[str, ...] | None:
+        """The methods that the routes whose path matches ``scope``'s serve.
+
+        Every matching route counts, routes of included routers and of mounted routers
+        and apps too, in RFC 9110's order (``GET, HEAD, POST, ...``). ``None`` when that
+        cannot be known: a matching route takes any method and answers for itself (an
+        endpoint without a method list, a mounted app without routes).
+        """
+        methods: set[str] = set()
+        probe = {**scope, "path_params": {}}
+        if not _collect_methods(self._route_contexts(scope), probe, methods, 0):
+            return None
+        return tuple(sorted(methods, key=lambda method: (_METHOD_ORDER.get(method, 99), method)))
+
+    def _route_contexts(self, scope: Scope) -> list[Any]:
         if self._contexts is None:
             router = self._router or getattr(scope.get("app"), "router", None)
             self._contexts = _route_contexts(getattr(router, "routes", []))
+        return self._contexts
+
+    def _find(self, scope: Scope) -> tuple[str, object]:
         probe = {**scope, "path_params": {}}
         partial: tuple[str, object] | None = None
-        for context in self._contexts:
+        for context in self._route_contexts(scope):
             match, _child = context.matches(probe)
             if match is Match.NONE:
                 continue
@@ -232,6 +268,48 @@ class RouteMatcher:
             if partial is None:
                 partial = found
         return partial or (UNMATCHED_ROUTE, None)
+
+
+def _collect_methods(contexts: list[Any], scope: Scope, methods: set[str], depth: int) -> bool:
+    """Add the methods of every route matching ``scope``'s path; ``False`` if unknowable."""
+    for context in contexts:
+        match, child = context.matches(scope)
+        if match is Match.NONE:
+            continue
+        original = getattr(context, "original_route", context)
+        if isinstance(original, Mount):
+            inner = original.routes
+            if not inner or depth >= _MAX_MOUNT_DEPTH:
+                return False
+            if not _collect_methods(_route_contexts(inner), {**scope, **child}, methods, depth + 1):
+                return False
+            continue
+        served = getattr(context, "methods", None)
+        if not served:
+            return False
+        methods.update(served)
+    return True
+
+
+def allowed_methods(scope: Scope) -> tuple[str, ...] | None:
+    """The methods the app's routes serve on ``scope``'s path, for a 405's ``Allow``.
+
+    Asks the :class:`RouteMatcher` of the top-level router that routed the request (kept
+    for as long as the router lives): one pass over the routes, as routing itself does.
+
+    Args:
+        scope: The ASGI scope of an HTTP request, after routing.
+
+    Returns:
+        The methods, ``GET, HEAD, POST, ...`` order; ``None`` when it cannot be known
+        (a request that was not routed, or a matching route that takes any method).
+    """
+    router = scope.get("router")
+    if router is None:
+        return None
+    # Match from the top-level router, as it routed: mounts on the way changed root_path.
+    top = {**scope, "root_path": scope.get("app_root_path", scope.get("root_path", ""))}
+    return _matcher_for(router).allowed_methods(top)
 
 
 def _route_contexts(routes: Any) -> list[Any]:

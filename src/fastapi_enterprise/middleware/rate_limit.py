@@ -19,7 +19,10 @@ never let through unchecked (in shadow mode the fail mode applies instead).
 
 At startup (the lifespan), the storage is asked to answer once: when it does not, a
 warning is logged and requests skip it until the breaker's cooldown is over, or, with
-``startup_check="require"``, the application refuses to start.
+``startup_check="require"``, the application refuses to start. At shutdown, after the
+app's, the storage's connections are closed. ``install()`` turns both off
+(``manage_storage=False``) and does them in its one lifespan wrapper instead, in the order
+``docs/how-to/middleware-order.md`` gives.
 """
 
 from __future__ import annotations
@@ -71,6 +74,10 @@ class RateLimitMiddleware:
         legacy_headers: Also send ``X-RateLimit-Limit``/``-Remaining``/``-Reset``.
         startup_check: At startup, ask the storage to answer: ``warn`` logs a warning
             when it does not, ``require`` makes the startup fail, ``off`` skips it.
+        manage_storage: Check the storage at startup (``startup_check``) and close it
+            at shutdown, in the lifespan events that pass through. Off when the app's
+            lifespan does both (as ``install()``'s does, calling :meth:`check_storage`
+            and :meth:`RateLimiter.aclose`): then nothing is done twice.
     """
 
     def __init__(
@@ -87,6 +94,7 @@ class RateLimitMiddleware:
         headers: bool = False,
         legacy_headers: bool = False,
         startup_check: Literal["off", "warn", "require"] = "warn",
+        manage_storage: bool = True,
     ) -> None:
         self.app = app
         self.limiter = limiter or RateLimiter()
@@ -100,11 +108,12 @@ class RateLimitMiddleware:
         self.headers = headers
         self.legacy = legacy_headers
         self.startup_check = startup_check
+        self.manage_storage = manage_storage
         self._matcher = RouteMatcher()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check HTTP requests against their budget; check and close the storage."""
-        if scope["type"] == "lifespan":
+        if scope["type"] == "lifespan" and self.manage_storage:
             await self._lifespan(scope, receive, send)
             return
         if scope["type"] != "http" or self.is_exempt(scope["path"]):
@@ -165,7 +174,7 @@ class RateLimitMiddleware:
         """Check the storage before the app starts; close it after the app stopped."""
         first: Message | None = await receive()
         if first is not None and first["type"] == "lifespan.startup":
-            refusal = await self._check_storage()
+            refusal = await self.check_storage()
             if refusal is not None:
                 # Before the app's own startup: nothing of it has to be undone.
                 await send({"type": "lifespan.startup.failed", "message": refusal})
@@ -248,8 +257,13 @@ class RateLimitMiddleware:
         )
         await response(scope, receive, send)
 
-    async def _check_storage(self) -> str | None:
-        """Ask the storage to answer; return why the startup must fail, if it must."""
+    async def check_storage(self) -> str | None:
+        """Ask the storage to answer, as at startup; return why the start must fail, if so.
+
+        Does what ``startup_check`` says: nothing (``off``); a warning when the storage
+        does not answer (``warn``: requests skip it until the breaker's cooldown is
+        over); or the reason the application must not start (``require``).
+        """
         if self.startup_check == "off":
             return None
         error = await self.limiter.verify()

@@ -7,18 +7,19 @@ from __future__ import annotations
 
 from fastapi_enterprise.ratelimit.keys import api_key_header, client_ip, composite, user
 from fastapi_enterprise.ratelimit.limiter import (
-    BoundedMemoryStorage,
     Decision,
     RateLimiter,
     RateLimitStats,
     create_storage,
 )
+from fastapi_enterprise.ratelimit.memory import BoundedMemoryStorage
 from fastapi_enterprise.ratelimit.policy import (
     RateLimitPolicy,
     parse_limits,
     rate_limit,
     rate_limit_exempt,
 )
+from fastapi_enterprise.ratelimit.readiness import storage_readiness
 
 __all__ = [
     "BoundedMemoryStorage",
@@ -33,5 +34,6 @@ __all__ = [
     "parse_limits",
     "rate_limit",
     "rate_limit_exempt",
+    "storage_readiness",
     "user",
 ]

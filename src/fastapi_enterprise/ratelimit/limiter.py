@@ -6,7 +6,7 @@ service needs around them:
 - a burst is never a storage failure: at most ``max_connections`` checks talk to the
   storage at once (the others queue for a connection, up to ``queue_timeout``), and the
   timeout counts only time in which the storage could have answered, not time spent
-  queueing or waiting for a busy event loop (see :mod:`._flow`);
+  queueing or waiting for a busy event loop (see :mod:`fastapi_enterprise._flow`);
 - a circuit breaker (:mod:`.breaker`): ``threshold`` real failures in a row and the
   storage is left alone for ``breaker_cooldown`` seconds (one probe then tests it), so a
   dead Redis costs one fast failure per interval instead of one per request, and
@@ -18,9 +18,10 @@ service needs around them:
   the shared storage is down or saturated;
 - counters for decisions, rejections, storage errors and fail-open passes, and a warning
   when the storage goes away, every ``report_interval`` seconds while it stays away, and
-  when it is back;
-- a memory storage with a bounded number of keys, so a flood of distinct clients cannot
-  grow it without limit.
+  when it is back.
+
+``memory://`` is a :class:`~fastapi_enterprise.ratelimit.memory.BoundedMemoryStorage`
+(imported here too): a flood of distinct clients cannot grow it without limit.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from math import floor
 from typing import Any, Literal
 
 from limits import RateLimitItem
@@ -47,9 +47,10 @@ from limits.aio.strategies import (
 from limits.storage import storage_from_string
 
 from fastapi_enterprise._extras import MissingExtraError
+from fastapi_enterprise._flow import Deadline, LoopClock, Slots
 from fastapi_enterprise._urls import storage_url_problem
-from fastapi_enterprise.ratelimit._flow import Deadline, LoopClock, Slots
 from fastapi_enterprise.ratelimit.breaker import CircuitBreaker
+from fastapi_enterprise.ratelimit.memory import BoundedMemoryStorage
 from fastapi_enterprise.ratelimit.policy import RateLimitPolicy
 from fastapi_enterprise.redaction import mask_dsn, mask_dsn_in_text
 
@@ -71,92 +72,6 @@ STRATEGIES: dict[str, type[LimitsRateLimiter]] = {
 """Strategy names accepted in settings, mapped to the ``limits.aio`` implementations."""
 
 logger = logging.getLogger("fastapi_enterprise.ratelimit")
-
-
-class BoundedMemoryStorage(MemoryStorage):
-    """``limits``' async memory storage with a cap on the number of tracked keys.
-
-    When a new key would exceed ``max_keys``, the oldest tenth of the keys is dropped
-    first (their clients get a fresh budget early). Memory stays under roughly
-    ``max_keys`` x 300 bytes, whatever the number of distinct clients.
-
-    The counters of the fixed-window and sliding-window-counter strategies are kept
-    with ``limits``' arithmetic but without its per-call overhead: a hit is one
-    synchronous update (nothing else runs on the event loop in between, so no lock and
-    no compare-and-revert is needed), and expired counters are swept at most every
-    ``sweep_interval`` seconds instead of by a task started on every hit, which walks
-    every key. Expired counters are also dropped as they are read.
-    """
-
-    def __init__(
-        self, uri: str | None = None, *, max_keys: int = 100_000, sweep_interval: float = 5.0
-    ) -> None:
-        super().__init__(uri)
-        self.max_keys = max_keys
-        self.sweep_interval = sweep_interval
-        self._next_sweep = 0.0
-
-    def _make_room(self, key: str) -> None:
-        tracked = len(self.storage) + len(self.events)
-        if tracked < self.max_keys or key in self.storage or key in self.events:
-            return
-        for table in (self.storage, self.events):
-            for old in list(table)[: max(1, len(table) // 10)]:
-                table.pop(old, None)
-                self.expirations.pop(old, None)
-                self.locks.pop(old, None)
-
-    def _count(self, key: str, now: float) -> int:
-        """The live value of a counter; an expired one is dropped."""
-        if self.expirations.get(key, 0.0) <= now:
-            self.storage.pop(key, None)
-            self.expirations.pop(key, None)
-            return 0
-        return self.storage.get(key, 0)
-
-    def _add(self, key: str, expiry: float, amount: int, now: float) -> int:
-        if now >= self._next_sweep:
-            self._sweep(now)
-        self._make_room(key)
-        value = self._count(key, now) + amount
-        self.storage[key] = value
-        if value == amount:
-            self.expirations[key] = now + expiry
-        return value
-
-    def _sweep(self, now: float) -> None:
-        self._next_sweep = now + self.sweep_interval
-        expired = [key for key, expires in self.expirations.items() if expires <= now]
-        for key in expired:
-            self.storage.pop(key, None)
-            self.expirations.pop(key, None)
-            self.locks.pop(key, None)
-
-    async def incr(self, key: str, expiry: float, amount: int = 1) -> int:
-        """Increment a fixed-window counter, evicting old keys at the cap."""
-        return self._add(key, expiry, amount, time.time())
-
-    async def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
-        """Record moving-window entries, evicting old keys at the cap."""
-        self._make_room(key)
-        return await super().acquire_entry(key, limit, expiry, amount)
-
-    async def acquire_sliding_window_entry(
-        self, key: str, limit: int, expiry: int, amount: int = 1
-    ) -> bool:
-        """Record a sliding-window-counter hit: ``limits``' weighting, in one step."""
-        if amount > limit:
-            return False
-        now = time.time()
-        previous_key, current_key = self.sliding_window_keys(key, expiry, now)
-        previous = self._count(previous_key, now)
-        previous_ttl = (1 - (((now - expiry) / expiry) % 1)) * expiry if previous else 0.0
-        weighted = previous * previous_ttl / expiry + self._count(current_key, now)
-        if floor(weighted) + amount > limit:
-            return False
-        # Kept for two windows: it is the previous window's count in the next one.
-        self._add(current_key, 2 * expiry, amount, now)
-        return True
 
 
 @dataclass
@@ -274,7 +189,7 @@ class RateLimiter:
         key_prefix: Prefix of every storage key.
         timeout: Seconds the storage has to answer a check, counted from when the check
             is sent and only while the event loop could have read the answer (a
-            :class:`~fastapi_enterprise.ratelimit._flow.LoopClock` measures when it
+            :class:`~fastapi_enterprise._flow.LoopClock` measures when it
             could not).
         breaker_cooldown: Seconds the storage is left alone after the breaker opens.
         breaker_threshold: Storage failures in a row that open the breaker.
@@ -545,16 +460,15 @@ _OVERLOADED = Decision(True, (), available=False, retry_after=1, overloaded=True
 def _client_options(ceiling: float, max_connections: int) -> dict[str, Any]:
     """redis-py options: a pool as large as the slots, sockets timed as a last resort.
 
-    The limiter's :class:`~._flow.Deadline` does the timing; the client's own socket
-    timeouts sit above its ceiling and only fire if something else went wrong. The
-    client retries once, at once, on a connection error: a pooled connection that the
-    server closed (restart, idle timeout) fails its first command, and a fresh one
-    answers; timeouts are never retried (the first attempt may have counted).
+    The limiter's :class:`~fastapi_enterprise._flow.Deadline` does the timing; the
+    client's own socket timeouts sit above its ceiling and only fire if something else
+    went wrong. The client retries as :func:`fastapi_enterprise.redis.reconnect_once`
+    says: once, at once, on a lost connection (a pooled connection the server closed
+    fails its first command, and a fresh one answers); timeouts are never retried (the
+    first attempt may have counted).
     """
     try:
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
-        from redis.exceptions import ConnectionError as RedisConnectionError
+        from fastapi_enterprise.redis import reconnect_once
     except ImportError:  # no redis extra: memory only (create_storage() explains)
         return {}
 
@@ -562,7 +476,7 @@ def _client_options(ceiling: float, max_connections: int) -> dict[str, Any]:
         "socket_timeout": ceiling + 1.0,
         "socket_connect_timeout": ceiling + 1.0,
         "max_connections": max_connections,
-        "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        "retry": reconnect_once(),
     }
 
 

@@ -12,14 +12,11 @@ Enumerated values (log levels, strategies, modes) are accepted in any case.
 
 from __future__ import annotations
 
-import json
 import logging.handlers
-import re
-from collections.abc import Callable, Collection
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 
@@ -28,8 +25,15 @@ from fastapi_enterprise._urls import (
     REDIS_SCHEMES,
     STORAGE_SCHEMES,
     storage_url_problem,
-    url_problem,
 )
+from fastapi_enterprise.settings._fields import (
+    SECTION_CONFIG,
+    casefold,
+    checked_regex,
+    checked_url,
+    split_list,
+)
+from fastapi_enterprise.settings.security import SecuritySettings
 
 __all__ = [
     "DSN_MARKER",
@@ -63,77 +67,10 @@ class Environment(str, Enum):
     PRODUCTION = "production"
 
 
-def _split_list(value: Any) -> Any:
-    """Accept ``a,b`` and JSON ``["a","b"]`` from the environment; lists pass through."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                return json.loads(text)
-            except ValueError:
-                raise ValueError("not a valid JSON list") from None
-        return [item.strip() for item in text.split(",") if item.strip()]
-    return value
-
-
-def _casefold(upper: bool) -> Callable[[Any], Any]:
-    """A before-validator accepting an enumerated value in any case (``info``, ``Closed``)."""
-
-    def normalise(value: Any) -> Any:
-        if isinstance(value, str):
-            text = value.strip()
-            return text.upper() if upper else text.lower()
-        return value
-
-    return normalise
-
-
-def _checked_url(
-    url: SecretStr | None,
-    *,
-    schemes: Collection[str] | None = None,
-    several_hosts: bool = False,
-    require_user: bool = False,
-    require_path: bool = False,
-) -> SecretStr | None:
-    """Refuse a malformed connection URL before a client library quotes it in an error."""
-    if url is not None:
-        problem = url_problem(
-            url.get_secret_value(),
-            schemes=schemes,
-            several_hosts=several_hosts,
-            require_user=require_user,
-            require_path=require_path,
-        )
-        if problem is not None:
-            raise ValueError(f"the URL {problem}")
-    return url
-
-
-def _regex(pattern: str) -> str:
-    """Compile-check a regular expression; the message gives the position, not the text."""
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        where = f" (at position {exc.pos})" if exc.pos is not None else ""
-        raise ValueError(f"not a valid regular expression{where}") from None
-    return pattern
-
-
-# hide_input_in_errors: a section used on its own (SecuritySettings(...)) raises pydantic's
-# ValidationError, whose message would otherwise repeat the rejected value.
-_Section = ConfigDict(
-    extra="forbid",
-    use_attribute_docstrings=True,
-    validate_assignment=True,
-    hide_input_in_errors=True,
-)
-
-
 class AppSettings(BaseModel):
     """The application itself: name, version, debug, API docs."""
 
-    model_config = _Section
+    model_config = SECTION_CONFIG
 
     name: str = Field("FastAPI", min_length=1, max_length=200)
     """Application name; the OpenAPI title."""
@@ -171,204 +108,13 @@ class AppSettings(BaseModel):
     """Name operations after their endpoint functions (``read_course``) when unique,
     instead of FastAPI's ``read_course_courses__course_id__get``."""
 
-    _split = field_validator("servers", mode="before")(_split_list)
-
-
-class SecuritySettings(BaseModel):
-    """Secrets and the policies the deploy check verifies before a production start."""
-
-    model_config = _Section
-
-    secret_key: SecretStr | None = None
-    """Key for signing sessions and tokens. Required in production: at least 32
-    characters and an estimated 128 bits of entropy (repeats, runs such as ``abc`` or
-    ``123`` and keyboard rows count for little); placeholders such as ``changeme`` are
-    refused by the deploy check."""
-
-    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    """Origins allowed to make cross-origin requests, e.g. ``https://app.example.com``
-    (scheme, host and optional port; no path). ``*`` allows any origin. From the
-    environment: a comma-separated list or a JSON list."""
-
-    cors_origin_regex: str | None = None
-    """A regular expression for allowed origins. It must be anchored (``^...$``) and
-    escape the dots of host names (``^https://[a-z0-9-]+\\.example\\.com$``); with
-    credentials it must not match hosts anyone can register (``^https://.*$``)."""
-
-    cors_allow_credentials: bool = False
-    """Allow cookies and ``Authorization`` on cross-origin requests. Never with ``*`` or
-    an origin regex that matches any host (refused in every environment)."""
-
-    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    """Addresses or CIDR networks of reverse proxies whose ``X-Forwarded-*`` headers are
-    believed, e.g. ``10.0.1.0/24``. ``*``, ``0.0.0.0/0`` and networks reaching public
-    address space are refused in production; private ranges wider than /16 (IPv6: /48)
-    get a warning."""
-
-    hsts_max_age: int = Field(31_536_000, ge=0, le=2 * 31_536_000)
-    """``Strict-Transport-Security`` max-age in seconds (one year by default). The deploy
-    check requires at least 180 days."""
-
-    hsts_include_subdomains: bool = True
-    """Add ``includeSubDomains`` to HSTS."""
-
-    hsts_preload: bool = False
-    """Add ``preload`` to HSTS. Opt-in: it needs a one-year max-age, includeSubDomains and
-    a submission to the browsers' preload list that is hard to undo."""
-
-    trust_all_proxies_acknowledged: bool = False
-    """Acknowledge that the server is reachable only through its proxies, so trusting
-    ``*`` or public networks (a CDN's ranges) is safe. Without it, the deploy check
-    refuses such trust in production; with it, it warns."""
-
-    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
-    """Host names the app answers (``api.example.com``, ``*.example.com``); others get
-    400. ``*`` accepts any host (the deploy check warns in production)."""
-
-    https_redirect: bool = False
-    """Redirect plain-HTTP requests to HTTPS (307), using the scheme resolved from
-    trusted proxies."""
-
-    cors_methods: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["GET", "POST", "PUT", "PATCH", "DELETE"]
-    )
-    """Methods allowed in cross-origin requests."""
-
-    cors_headers: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["Authorization", "Content-Type", "X-Request-ID"]
-    )
-    """Request headers allowed in cross-origin requests."""
-
-    cors_expose_headers: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["X-Request-ID", "RateLimit", "RateLimit-Policy", "Retry-After"]
-    )
-    """Response headers browsers may read."""
-
-    cors_max_age: int = Field(600, ge=0, le=86_400)
-    """Seconds browsers may cache a preflight answer."""
-
-    csp: str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-    """Content-Security-Policy for every response (header syntax; ``'nonce'`` inserts a
-    per-request nonce). Validated at startup. Empty: no CSP."""
-
-    csp_report_only: bool = False
-    """Send the CSP as ``Content-Security-Policy-Report-Only``: report, do not block."""
-
-    csp_report_uri: str | None = None
-    """Where browsers send CSP violation reports."""
-
-    frame_options: str = "DENY"
-    """``X-Frame-Options``: ``DENY`` or ``SAMEORIGIN``; empty sends none (allow framing
-    with the CSP ``frame-ancestors`` directive instead). Other values are refused."""
-
-    referrer_policy: str = "no-referrer"
-    """``Referrer-Policy``: a known token or a comma-separated fallback list; empty sends
-    none. ``unsafe-url`` is refused in production."""
-
-    hsts_enabled: bool | None = None
-    """Send HSTS (over HTTPS only). ``None`` (the default): on in staging and production,
-    off in development and test, so a developer's localhost is never pinned to HTTPS."""
-
-    _split = field_validator(
-        "cors_origins",
-        "trusted_proxies",
-        "allowed_hosts",
-        "cors_methods",
-        "cors_headers",
-        "cors_expose_headers",
-        mode="before",
-    )(_split_list)
-
-    @field_validator("csp")
-    @classmethod
-    def _check_csp(cls, csp: str) -> str:
-        from fastapi_enterprise.csp import ContentSecurityPolicy, CSPError
-
-        if csp.strip():
-            try:
-                ContentSecurityPolicy.parse(csp)
-            except CSPError as exc:
-                raise ValueError(str(exc)) from None
-        return csp
-
-    @field_validator("csp_report_uri")
-    @classmethod
-    def _check_report_uri(cls, uri: str | None) -> str | None:
-        from fastapi_enterprise.csp import ContentSecurityPolicy, CSPError
-
-        if uri is not None:
-            try:
-                ContentSecurityPolicy({}, report_uri=uri)
-            except CSPError:
-                raise ValueError("not a valid CSP report-uri source") from None
-        return uri
-
-    @field_validator("frame_options")
-    @classmethod
-    def _check_frame_options(cls, value: str) -> str:
-        from fastapi_enterprise.middleware.security_headers import check_frame_options
-
-        return check_frame_options(value) or ""
-
-    @field_validator("referrer_policy")
-    @classmethod
-    def _check_referrer_policy(cls, value: str) -> str:
-        from fastapi_enterprise.middleware.security_headers import check_referrer_policy
-
-        return check_referrer_policy(value) or ""
-
-    @field_validator("allowed_hosts")
-    @classmethod
-    def _check_hosts(cls, hosts: list[str]) -> list[str]:
-        for position, host in enumerate(hosts, start=1):
-            if host != "*" and (
-                "*" in host[1:] or (host.startswith("*") and not host.startswith("*."))
-            ):
-                raise ValueError(f"entry {position} must be a host name, '*.domain' or '*'")
-        return hosts
-
-    @field_validator("cors_origins")
-    @classmethod
-    def _check_origins(cls, origins: list[str]) -> list[str]:
-        from fastapi_enterprise.cors_policy import check_origins
-
-        check_origins(origins)  # a CORSPolicyError is a ValueError without the origin
-        return origins
-
-    @field_validator("cors_origin_regex")
-    @classmethod
-    def _check_regex(cls, pattern: str | None) -> str | None:
-        from fastapi_enterprise.cors_policy import check_origin_regex
-
-        check_origin_regex(pattern)
-        return pattern
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _check_proxies(cls, proxies: list[str]) -> list[str]:
-        from fastapi_enterprise.client_ip import TrustedProxies
-
-        TrustedProxies(proxies)
-        return proxies
-
-    @model_validator(mode="after")
-    def _check_cors_policy(self) -> SecuritySettings:
-        """Credentials with ``*`` or an any-host regex: refused in every environment."""
-        from fastapi_enterprise.cors_policy import CORSPolicy, CORSPolicyError
-
-        try:
-            CORSPolicy(
-                tuple(self.cors_origins), self.cors_origin_regex, self.cors_allow_credentials
-            )
-        except CORSPolicyError as exc:
-            raise ValueError(f"CORS: {exc}") from None
-        return self
+    _split = field_validator("servers", mode="before")(split_list)
 
 
 class RequestIDSettings(BaseModel):
     """How each request gets its ID."""
 
-    model_config = _Section
+    model_config = SECTION_CONFIG
 
     header_name: str = "X-Request-ID"
     """Request and response header that carries the ID."""
@@ -394,13 +140,13 @@ class RequestIDSettings(BaseModel):
             raise ValueError("must be an HTTP header name (RFC 9110 token, 1-64 characters)")
         return name
 
-    _check_pattern = field_validator("pattern")(_regex)
+    _check_pattern = field_validator("pattern")(checked_regex)
 
 
 class DatabaseSettings(BaseModel):
     """The SQL database: URL and SQLAlchemy pool options."""
 
-    model_config = _Section
+    model_config = SECTION_CONFIG
 
     url: Annotated[SecretStr, DSN_MARKER] = SecretStr("sqlite:///./app.db")
     """SQLAlchemy URL, e.g. ``postgresql+psycopg://app:pw@db/app``. Shown only with the
@@ -425,7 +171,7 @@ class DatabaseSettings(BaseModel):
     @field_validator("url")
     @classmethod
     def _check_url(cls, url: SecretStr) -> SecretStr:
-        return _checked_url(url) or url
+        return checked_url(url) or url
 
     def engine_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``sqlalchemy.create_engine(url, **kwargs)``.
@@ -448,7 +194,7 @@ class DatabaseSettings(BaseModel):
 class RedisSettings(BaseModel):
     """The Redis server: URL, timeouts and connection cap."""
 
-    model_config = _Section
+    model_config = SECTION_CONFIG
 
     url: Annotated[SecretStr, DSN_MARKER] = SecretStr("redis://127.0.0.1:6379/0")
     """``redis://``, ``rediss://`` or ``unix://`` URL; shown only with the password masked."""
@@ -468,13 +214,13 @@ class RedisSettings(BaseModel):
     @field_validator("url")
     @classmethod
     def _check_url(cls, url: SecretStr) -> SecretStr:
-        return _checked_url(url, schemes=REDIS_SCHEMES) or url
+        return checked_url(url, schemes=REDIS_SCHEMES) or url
 
 
 class BodyLimitSettings(BaseModel):
     """Request body limits: size, arrival time, multipart parts."""
 
-    model_config = _Section
+    model_config = SECTION_CONFIG
 
     max_bytes: int = Field(1_048_576, ge=0)
     """Largest request body accepted by default (1 MiB); larger gets 413."""
@@ -506,7 +252,7 @@ class BodyLimitSettings(BaseModel):
 class CompressionSettings(BaseModel):
     """Response compression (gzip)."""
 
-    model_config = _Section
+    model_config = SECTION_CONFIG
 
     enabled: bool = True
     """Compress responses for clients that accept gzip."""
@@ -525,13 +271,13 @@ class CompressionSettings(BaseModel):
     )
     """Media types never compressed (already compressed formats, event streams)."""
 
-    _split = field_validator("exclude_paths", "exclude_content_types", mode="before")(_split_list)
+    _split = field_validator("exclude_paths", "exclude_content_types", mode="before")(split_list)
 
 
 class RateLimitSettings(BaseModel):
     """Rate limiting: budgets, storage, strategy and what happens when storage fails."""
 
-    model_config = _Section
+    model_config = SECTION_CONFIG
 
     enabled: bool = True
     """Enforce rate limits."""
@@ -610,8 +356,8 @@ class RateLimitSettings(BaseModel):
     memory_max_keys: int = Field(100_000, ge=100)
     """Most keys the in-memory storage tracks (about 300 bytes each)."""
 
-    _split = field_validator("exempt_paths", mode="before")(_split_list)
-    _casefold = field_validator("strategy", "key", "fail_mode", mode="before")(_casefold(False))
+    _split = field_validator("exempt_paths", mode="before")(split_list)
+    _casefold = field_validator("strategy", "key", "fail_mode", mode="before")(casefold(False))
 
     @field_validator("default")
     @classmethod
@@ -649,7 +395,7 @@ class RateLimitSettings(BaseModel):
 class MetricsSettings(BaseModel):
     """Prometheus metrics and the health probes."""
 
-    model_config = _Section
+    model_config = SECTION_CONFIG
 
     enabled: bool | None = None
     """Measure and serve metrics. ``None`` (the default): on when the ``metrics`` extra is
@@ -684,7 +430,7 @@ class MetricsSettings(BaseModel):
     health_timeout: float = Field(2.0, gt=0, le=60)
     """Seconds each readiness check may take."""
 
-    _split = field_validator("allow_ips", "buckets", "exclude_paths", mode="before")(_split_list)
+    _split = field_validator("allow_ips", "buckets", "exclude_paths", mode="before")(split_list)
 
     @field_validator("allow_ips")
     @classmethod
@@ -701,7 +447,7 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 class LoggingSettings(BaseModel):
     """Structured logging: format, outputs, the access log, sampling and redaction."""
 
-    model_config = _Section
+    model_config = SECTION_CONFIG
 
     level: LogLevel = "INFO"
     """Lowest level written, for the app and every library logging through the stdlib."""
@@ -773,9 +519,9 @@ class LoggingSettings(BaseModel):
 
     _split = field_validator(
         "access_exclude_paths", "redact_keys", "redact_headers", mode="before"
-    )(_split_list)
-    _casefold_level = field_validator("level", mode="before")(_casefold(True))
-    _casefold_format = field_validator("format", mode="before")(_casefold(False))
+    )(split_list)
+    _casefold_level = field_validator("level", mode="before")(casefold(True))
+    _casefold_format = field_validator("format", mode="before")(casefold(False))
 
     @field_validator("access_sample_routes", "event_sample_rates")
     @classmethod
@@ -806,7 +552,7 @@ class LoggingSettings(BaseModel):
 class SentrySettings(BaseModel):
     """Error tracking with Sentry; needs the ``sentry`` extra and a DSN."""
 
-    model_config = _Section
+    model_config = SECTION_CONFIG
 
     dsn: Annotated[SecretStr | None, DSN_MARKER] = None
     """Project DSN. Without it, ``init_sentry()`` does nothing."""
@@ -833,9 +579,9 @@ class SentrySettings(BaseModel):
     breadcrumb_level: LogLevel = "INFO"
     """Log records at or above this level become breadcrumbs."""
 
-    _casefold = field_validator("event_level", "breadcrumb_level", mode="before")(_casefold(True))
+    _casefold = field_validator("event_level", "breadcrumb_level", mode="before")(casefold(True))
 
     @field_validator("dsn")
     @classmethod
     def _check_dsn(cls, dsn: SecretStr | None) -> SecretStr | None:
-        return _checked_url(dsn, schemes=("http", "https"), require_user=True, require_path=True)
+        return checked_url(dsn, schemes=("http", "https"), require_user=True, require_path=True)

@@ -1,4 +1,4 @@
-"""Flow control for storage calls: connection slots, and a deadline that times the storage.
+"""Flow control for calls to a dependency: connection slots, and a deadline that times it.
 
 A burst of requests must not look like a storage failure. Two things made it look like
 one (issue 12, A1): a timeout around the whole check counted the time a request spent

@@ -1,0 +1,68 @@
+"""The deploy check: what must be fixed before these settings go to production.
+
+Like Django's ``manage.py check --deploy``: every check in :data:`DEPLOY_CHECKS` has a
+stable ``id``, a level, the settings it reads and a fix; each problem it finds is a
+:class:`Finding`. ``install()`` refuses to start a production app with any error-level
+finding and logs the warnings. Messages name settings (and list positions), never
+their values.
+
+Errors are settings that switch off a protection the library promises (HSTS, proxy
+trust, the secret key, script restrictions) or make a configured limit untrue; warnings
+are choices that are unsafe for most apps but deliberate for some (public docs, no CSP
+on a JSON API, memory storage on a single process).
+
+Policies that are unsafe in every environment (``*`` or an any-host regex with CORS
+credentials, malformed CORS origins, CSPs, proxy entries, header values) are not deploy
+checks: the settings refuse them at construction.
+
+The checks are declared by area, in the order they run: the app and its secret key
+(``_app``), who may reach it and how (``_network``: CORS, proxies, hosts, HSTS), what
+responses tell browsers (``_headers``: CSP, framing, referrer), rate limiting
+(``_rate_limit``), and operations (``_operations``: metrics, database, bodies, logging,
+Sentry). ``_registry`` defines what a check and a finding are, ``_entropy`` how
+guessable a secret is, and ``_workers`` how many processes serve the app.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING
+
+from fastapi_enterprise.deploy_check import _app, _headers, _network, _operations, _rate_limit
+from fastapi_enterprise.deploy_check._entropy import estimate_entropy_bits
+from fastapi_enterprise.deploy_check._registry import DeployCheck, DeployCheckError, Finding
+from fastapi_enterprise.deploy_check._registry import Level as Level
+from fastapi_enterprise.deploy_check._registry import Outcome as Outcome
+from fastapi_enterprise.deploy_check._workers import worker_processes
+
+if TYPE_CHECKING:
+    from fastapi_enterprise.settings import EnterpriseSettings
+
+__all__ = [
+    "DEPLOY_CHECKS",
+    "DeployCheck",
+    "DeployCheckError",
+    "Finding",
+    "estimate_entropy_bits",
+    "run_deploy_check",
+    "worker_processes",
+]
+
+DEPLOY_CHECKS: tuple[DeployCheck, ...] = tuple(
+    itertools.chain(
+        _app.checks, _network.checks, _headers.checks, _rate_limit.checks, _operations.checks
+    )
+)
+"""Every check, in the order it runs; ``docs/how-to/settings.md`` lists the same IDs."""
+
+
+def run_deploy_check(settings: EnterpriseSettings) -> list[Finding]:
+    """Run every check against ``settings``; errors come first, then warnings."""
+    findings: list[Finding] = []
+    for check in DEPLOY_CHECKS:
+        outcome = check.test(settings)
+        if outcome is None:
+            continue
+        message, level = outcome if isinstance(outcome, tuple) else (outcome, check.level)
+        findings.append(Finding(check.id, level, message, check.fix))
+    return sorted(findings, key=lambda finding: finding.level != "error")

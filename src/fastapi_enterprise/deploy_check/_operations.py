@@ -1,0 +1,111 @@
+"""Deploy checks of operations: metrics, database, request bodies, logging, Sentry."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi_enterprise.client_ip import is_private_network, parse_networks
+from fastapi_enterprise.deploy_check._entropy import weak_secret
+from fastapi_enterprise.deploy_check._registry import GENERATE_KEY, Checks, Outcome, positions
+
+if TYPE_CHECKING:
+    from fastapi_enterprise.settings import EnterpriseSettings
+
+__all__ = ["checks"]
+
+_MIN_TOKEN_BITS = 64
+
+checks = Checks()
+
+
+@checks.register(
+    "metrics.allow_ips_public",
+    "warning",
+    ["metrics.allow_ips"],
+    "`/metrics` open to networks that reach public address space",
+    "Limit FE_METRICS__ALLOW_IPS to your Prometheus servers, or use a bearer token.",
+)
+def _metrics_public(settings: EnterpriseSettings) -> Outcome:
+    if settings.metrics.enabled is False:
+        return None
+    networks = parse_networks(settings.metrics.allow_ips)
+    public = positions(networks, lambda network: not is_private_network(network))
+    if public:
+        return (
+            f"metrics.allow_ips entries {public} reach public address space: "
+            "anyone there can read the routes, traffic and errors of the app."
+        )
+    return None
+
+
+@checks.register(
+    "metrics.bearer_token_weak",
+    "warning",
+    ["metrics.bearer_token"],
+    "a `/metrics` bearer token under 16 characters or 64 bits of estimated entropy",
+    f"Generate one with {GENERATE_KEY}.",
+)
+def _metrics_token(settings: EnterpriseSettings) -> Outcome:
+    token = settings.metrics.bearer_token
+    if token is not None and weak_secret(token.get_secret_value(), 16, _MIN_TOKEN_BITS):
+        return "metrics.bearer_token is short, guessable or a placeholder."
+    return None
+
+
+@checks.register(
+    "database.echo",
+    "warning",
+    ["database.echo"],
+    "every SQL statement logged, with its parameters",
+    "Set FE_DATABASE__ECHO=false in production.",
+)
+def _database_echo(settings: EnterpriseSettings) -> Outcome:
+    if settings.database.echo:
+        return "database.echo is on: statements and their parameters (personal data) are logged."
+    return None
+
+
+@checks.register(
+    "body_limit.no_read_timeout",
+    "warning",
+    ["body_limit.read_timeout"],
+    "no time limit for a request body to arrive (slow-body attacks)",
+    "Set FE_BODY_LIMIT__READ_TIMEOUT, e.g. 30.",
+)
+def _no_read_timeout(settings: EnterpriseSettings) -> Outcome:
+    if settings.body_limit.read_timeout is None:
+        return (
+            "body_limit.read_timeout is off: a client sending a body byte by byte holds a "
+            "worker for as long as it likes."
+        )
+    return None
+
+
+@checks.register(
+    "logging.debug_level",
+    "warning",
+    ["logging.level"],
+    "debug logging in production",
+    "Set FE_LOGGING__LEVEL=INFO.",
+)
+def _debug_logging(settings: EnterpriseSettings) -> Outcome:
+    if settings.is_production and settings.logging.level == "DEBUG":
+        return "logging.level is DEBUG: libraries log payloads and headers at this level."
+    return None
+
+
+@checks.register(
+    "sentry.local_variables",
+    "warning",
+    ["sentry.include_local_variables"],
+    "stack-frame local variables sent to Sentry",
+    "Set FE_SENTRY__INCLUDE_LOCAL_VARIABLES=false.",
+)
+def _sentry_locals(settings: EnterpriseSettings) -> Outcome:
+    sentry = settings.sentry
+    if sentry.dsn is not None and sentry.include_local_variables:
+        return (
+            "sentry.include_local_variables is on: locals hold passwords and tokens under "
+            "names no scrubber can guess."
+        )
+    return None
