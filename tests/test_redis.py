@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from collections.abc import Iterator
@@ -87,6 +88,29 @@ async def test_a_burst_waits_for_a_pooled_connection(own_redis: RedisProcess) ->
         assert int(admin.info("clients")["connected_clients"]) <= 10 + 1
     finally:
         admin.close()
+        await client.aclose()
+
+
+@pytest.mark.asyncio
+async def test_a_full_pool_waits_pool_timeout_from_the_settings(own_redis: RedisProcess) -> None:
+    """A command finding every connection busy waits ``redis.pool_timeout``, then fails.
+
+    The one connection is held by a blocking pop; the ping waits for it first.
+    """
+    settings = RedisSettings(url=own_redis.url, max_connections=1, pool_timeout=0.3)
+    client = create_redis(settings)
+    try:
+        held = asyncio.ensure_future(client.blpop(["never-pushed"], timeout=5))
+        await asyncio.sleep(0.1)  # the blocking pop now holds the only connection
+        started = time.monotonic()
+        with pytest.raises(redis.exceptions.ConnectionError, match="No connection available"):
+            await client.ping()
+        waited = time.monotonic() - started
+        assert waited >= settings.pool_timeout * 0.9  # it waited for a connection first
+        held.cancel()
+        with contextlib.suppress(asyncio.CancelledError, redis.exceptions.RedisError):
+            await held
+    finally:
         await client.aclose()
 
 

@@ -45,7 +45,7 @@ def reconnect_once() -> Retry:
     return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
 
 
-def create_redis(settings: RedisSettings, *, pool_timeout: float = 5.0) -> aioredis.Redis:
+def create_redis(settings: RedisSettings, *, pool_timeout: float | None = None) -> aioredis.Redis:
     """Return an asyncio Redis client with the timeouts and pool cap of ``settings``.
 
     The pool never opens more than ``max_connections`` connections; a command that
@@ -58,12 +58,15 @@ def create_redis(settings: RedisSettings, *, pool_timeout: float = 5.0) -> aiore
 
     Args:
         settings: The ``redis`` section of the settings.
-        pool_timeout: Seconds a command may wait for a free pooled connection.
+        pool_timeout: Seconds a command may wait for a free pooled connection;
+            ``settings.pool_timeout`` by default.
 
     Raises:
         ValueError: The URL is malformed, or ``pool_timeout`` is not positive; the
             message shows the URL with the password masked, never the password.
     """
+    if pool_timeout is None:
+        pool_timeout = settings.pool_timeout
     if not pool_timeout > 0:
         raise ValueError("pool_timeout must be a positive number of seconds")
     url = settings.url.get_secret_value()

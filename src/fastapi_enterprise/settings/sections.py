@@ -208,6 +208,10 @@ class RedisSettings(BaseModel):
     max_connections: int = Field(50, ge=1, le=10_000)
     """Most connections the client's pool opens."""
 
+    pool_timeout: float = Field(5.0, gt=0, le=60)
+    """Seconds a command waits for a free pooled connection when all ``max_connections``
+    are busy (a burst waits its turn instead of failing)."""
+
     health_check_interval: int = Field(30, ge=0)
     """Seconds after which an idle connection is pinged before reuse (0: never)."""
 
