@@ -720,6 +720,31 @@ def test_a_terminating_signal_writes_the_queue_first(tmp_path: Any, signum: int)
     assert [json.loads(line)["n"] for line in path.read_text().splitlines()] == list(range(1000))
 
 
+def test_a_handler_in_place_that_ends_the_process_comes_after_the_flush(tmp_path: Any) -> None:
+    """A SIGTERM handler already in place may end the process at once: flush first.
+
+    Coverage's handler, or a supervisor shim's, installed before configure_logging().
+    """
+    path = tmp_path / "app.log"
+    script = (
+        "import os, signal, structlog\n"
+        "def die_now(signum, frame):\n"
+        "    signal.signal(signum, signal.SIG_DFL)\n"
+        "    os.kill(os.getpid(), signum)\n"
+        "signal.signal(signal.SIGTERM, die_now)\n"
+        "from fastapi_enterprise import EnterpriseSettings, configure_logging\n"
+        "configure_logging(EnterpriseSettings(environment='test', logging={\n"
+        f"    'stdout': False, 'file_path': {str(path)!r}}}))\n"
+        "for n in range(1000):\n"
+        "    structlog.get_logger('app').info('line', n=n)\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "raise SystemExit('still alive after the signal')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], timeout=60, check=False)  # noqa: S603
+    assert done.returncode == -signal.SIGTERM  # the handler in place still decided
+    assert [json.loads(line)["n"] for line in path.read_text().splitlines()] == list(range(1000))
+
+
 def test_an_error_nobody_hears_reaches_stderr_once(capsys: Any) -> None:
     """Without configured logging, library errors still reach stderr; nothing else does."""
     root = logging.getLogger()

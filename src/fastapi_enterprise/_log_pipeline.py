@@ -412,9 +412,11 @@ class LoggingHandle:
         """Write what is queued before ``SIGTERM`` or ``SIGHUP`` ends the process.
 
         Installed in the main thread only, for each signal that is not ignored. A
-        handler already there (a server's) is chained to, not replaced: it decides what
-        the signal does, and a server that restores the handler it found at the end
-        restores this one, whose default action then comes after the flush.
+        handler already there is chained to, not replaced: after the flush it decides
+        what the signal does (it may end the process at once, as coverage's or a
+        supervisor's do, so the flush comes first). A server that restores the handler
+        it found at the end restores this one, whose default action then comes after
+        the flush.
         """
         if threading.current_thread() is not threading.main_thread():
             return
@@ -437,19 +439,28 @@ _TERMINATION_SIGNALS = ("SIGTERM", "SIGHUP")
 
 
 class _FlushBeforeSignal:
-    """A signal handler: hand over to the handler in place, or flush, then act as default."""
+    """A signal handler: flush, then hand over to the handler that was in place (or die).
+
+    The flush is bounded: ``LoggingHandle.STOP_TIMEOUT`` before the default action ends
+    the process, ``CHAINED_FLUSH_TIMEOUT`` before another handler runs (which may only
+    start a graceful shutdown, and should not wait on a stuck output for long).
+    """
+
+    CHAINED_FLUSH_TIMEOUT = 1.0
 
     def __init__(self, previous: Any) -> None:
         self.previous = previous
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         previous = self.previous
-        if callable(previous):
-            previous(signum, frame)
-            return
-        deadline = time.monotonic() + LoggingHandle.STOP_TIMEOUT
+        chained = callable(previous)
+        timeout = self.CHAINED_FLUSH_TIMEOUT if chained else LoggingHandle.STOP_TIMEOUT
+        deadline = time.monotonic() + timeout
         for pipeline in list(_PIPELINES):
             pipeline._drain_without_locks(deadline)
+        if chained:
+            previous(signum, frame)
+            return
         signal.signal(signum, signal.SIG_DFL)
         signal.raise_signal(signum)
 
