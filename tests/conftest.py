@@ -419,3 +419,35 @@ def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
         yield server
     finally:
         server.stop()
+
+
+def _server_url(variable: str, default: str, name: str) -> str:
+    """``variable``'s URL, or ``default``, once its server accepts a TCP connection.
+
+    Skips the test when the server is not listening, except under ``CI=true`` where the
+    test fails: CI must not pass by skipping the database suite.
+    """
+    url = os.environ.get(variable, default)
+    host_port = url.partition("@")[2].partition("/")[0] or "127.0.0.1"
+    host, _, port = host_port.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=1):
+            pass
+    except OSError as exc:
+        reason = f"{name} is not reachable at {host}:{port} ({type(exc).__name__})"
+        if IN_CI:
+            pytest.fail(f"CI=true but {reason}")
+        pytest.skip(reason)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of the PostgreSQL test database, without a driver: ``postgresql://...``."""
+    return _server_url("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test", "PostgreSQL")
+
+
+@pytest.fixture(scope="session")
+def mariadb_url() -> str:
+    """URL of the MariaDB/MySQL test database, without a driver: ``mysql://...``."""
+    return _server_url("MARIADB_URL", "mysql://root@127.0.0.1:3306/test", "MariaDB")
