@@ -423,8 +423,13 @@ class Database:
         app.router.lifespan_context = database_lifespan
 
     def _hook_health_and_metrics(self, app: Starlette) -> None:
-        from fastapi_enterprise.install import installed_health_checks, installed_settings
+        from fastapi_enterprise.install import (
+            check_database_settings,
+            installed_health_checks,
+            installed_settings,
+        )
 
+        check_database_settings(app, self.settings)
         checks = installed_health_checks(app)
         if checks is not None:
             checks.add("database" if self.name == "default" else f"database_{self.name}", self.ping)
