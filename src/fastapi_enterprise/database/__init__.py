@@ -1,0 +1,1 @@
+"""Async SQLAlchemy engine lifecycle, per-request sessions, errors and observability."""
