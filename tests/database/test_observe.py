@@ -284,6 +284,57 @@ async def test_a_slow_query_is_logged_without_its_values(
     assert not slow_lines(caplog, "tests.patient")  # below its threshold: no line
 
 
+def sqlite_fail_after(engine: AsyncEngine) -> None:
+    """Give SQLite connections ``fail_after_ms(ms)``: it works that long, then raises."""
+
+    def fail_after_ms(milliseconds: int) -> int:
+        time.sleep(milliseconds / 1000)
+        raise RuntimeError("gave up")
+
+    def add_function(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.create_function("fail_after_ms", 1, fail_after_ms)
+
+    event.listen(engine.sync_engine, "connect", add_function)
+
+
+@pytest.mark.parametrize(
+    "database_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+@pytest.mark.asyncio
+async def test_a_slow_statement_that_fails_is_logged_and_timed(
+    database_url: str, registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A statement timeout is a slow query too: logged with its error, and timed."""
+    metrics = DatabaseMetrics(registry=registry)
+    slow = SlowQueryLog(50)
+    caplog.set_level(logging.WARNING)
+    async with observed_engine(metrics, database_url) as engine:
+        slow.attach(engine)
+        if engine.dialect.name == "sqlite":
+            sqlite_fail_after(engine)
+        try:
+            async with engine.connect() as connection:
+                if engine.dialect.name == "sqlite":
+                    failing = "SELECT fail_after_ms(200), :secret"
+                else:
+                    await connection.execute(text("SET statement_timeout = 100"))
+                    failing = "SELECT pg_sleep(2), :secret"
+                before = sample(registry, "db_query_duration_seconds_count", statement="select")
+                caplog.clear()
+                with pytest.raises(exc.DBAPIError):
+                    await connection.execute(text(failing), {"secret": SECRET})
+        finally:
+            slow.detach()
+        after = sample(registry, "db_query_duration_seconds_count", statement="select")
+        assert after == before + 1
+    [record] = slow_lines(caplog, "fastapi_enterprise.database")
+    fields: dict[str, Any] = record.__dict__
+    assert fields["duration_ms"] >= 50
+    assert fields["error"]  # the driver's exception class, by name
+    assert fields["statement"].startswith("SELECT ")
+    assert "hunter2" not in repr(fields)
+
+
 @pytest.mark.asyncio
 async def test_no_line_below_the_threshold_and_none_after_detach(
     engine: AsyncEngine, caplog: pytest.LogCaptureFixture

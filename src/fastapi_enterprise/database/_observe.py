@@ -9,15 +9,16 @@ request ID and the statement with its values masked.
   :class:`~fastapi_enterprise.metrics.mirror.StatsMirror` in ``livesum`` mode, so a
   scrape under gunicorn's workers sums the live workers (the scrape-time
   ``SQLAlchemyPoolCollector`` sees one worker only). The checkout wait is timed by a
-  subclass of the pool the dialect would choose anyway (:meth:`DatabaseMetrics.engine_options`):
-  SQLAlchemy has no event before a checkout, and a wait that ends in the pool timeout
-  raises before any event after one.
+  subclass of the pool the dialect would choose anyway
+  (:meth:`DatabaseMetrics.engine_options`): SQLAlchemy has no event before a checkout,
+  and a wait that ends in the pool timeout raises before any event after one.
 - :class:`SlowQueryLog` writes one WARNING line per statement slower than a threshold.
 
-Both time statements with ``before_cursor_execute`` / ``after_cursor_execute`` listeners
-on ``engine.sync_engine``, the start kept on the execution context. A fast query costs
-two clock reads, an attribute and, with metrics, one histogram observation: the statement
-type is cached per statement string, and text is only masked for a slow statement.
+Both time statements with ``before_cursor_execute`` / ``after_cursor_execute`` (and
+``handle_error``, for a statement that fails) listeners on ``engine.sync_engine``, the
+start kept on the execution context. A fast query costs two clock reads, two attribute
+writes and, with metrics, one histogram observation: the statement type is cached per
+statement string, and text is only masked for a slow statement.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import URL, Engine, event, exc, make_url
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.pool import Pool, PoolProxiedConnection
 
 from fastapi_enterprise.context import get_request_id
@@ -60,10 +62,6 @@ _LOGGER_NAME = "fastapi_enterprise.database"
 # default 30 s pool timeout, which a wait ending in TimeoutError lands next to.
 _WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _QUERY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-# Where the start of a statement is kept: an attribute of its ExecutionContext, which
-# lives exactly as long as the execution. Every observer writes the same attribute; two
-# observers on one engine overwrite it within microseconds of each other.
-_STARTED = "_fastapi_enterprise_started"
 # Statement strings whose type is remembered (compiled statements repeat the same
 # string); longer or further statements are classified each time.
 _CACHE_ENTRIES = 2048
@@ -72,7 +70,16 @@ _STATEMENT_LIMIT = 2000
 
 
 class _QueryTimer:
-    """Time every statement of one engine and hand the duration to :meth:`_observe`."""
+    """Time every statement of one engine and hand the duration to :meth:`_observe`.
+
+    The start is kept on the statement's ExecutionContext, which lives as long as the
+    execution, under an attribute of each observer class, cleared when the statement
+    ends: ``handle_error`` then times a statement that failed while executing (a
+    statement timeout is a slow query too), but not an error after it ended.
+    """
+
+    _started: str
+    """The ExecutionContext attribute holding the start (one per class)."""
 
     def __init__(self) -> None:
         self._engine: Engine | None = None
@@ -88,6 +95,7 @@ class _QueryTimer:
         sync_engine = engine.sync_engine
         event.listen(sync_engine, "before_cursor_execute", self._before)
         event.listen(sync_engine, "after_cursor_execute", self._after)
+        event.listen(sync_engine, "handle_error", self._failed)
         self._engine = sync_engine
 
     def detach(self) -> None:
@@ -96,18 +104,33 @@ class _QueryTimer:
         if engine is not None:
             event.remove(engine, "before_cursor_execute", self._before)
             event.remove(engine, "after_cursor_execute", self._after)
+            event.remove(engine, "handle_error", self._failed)
 
-    def _before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        context = args[1]  # parameters, context, executemany
+    def _before(
+        self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
         if context is not None:
-            setattr(context, _STARTED, perf_counter())
+            setattr(context, self._started, perf_counter())
 
-    def _after(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        started: float | None = getattr(args[1], _STARTED, None)
+    def _after(
+        self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
+        started: float | None = getattr(context, self._started, None)
         if started is not None:
+            setattr(context, self._started, None)
             self._observe(conn, statement, perf_counter() - started)
 
-    def _observe(self, conn: Any, statement: str, seconds: float) -> None:
+    def _failed(self, error: ExceptionContext) -> None:
+        context = error.execution_context
+        started: float | None = getattr(context, self._started, None)
+        if started is not None and error.statement is not None:
+            setattr(context, self._started, None)
+            failure = type(error.original_exception).__name__
+            self._observe(error.connection, error.statement, perf_counter() - started, failure)
+
+    def _observe(
+        self, conn: Any, statement: str, seconds: float, failure: str | None = None
+    ) -> None:
         raise NotImplementedError
 
 
@@ -125,7 +148,8 @@ class DatabaseMetrics(_QueryTimer):
     - ``db_pool_timeouts_total``: checkouts that failed with the pool timeout;
     - ``db_query_duration_seconds{statement}``: histogram of statement durations, by
       ``select``, ``insert``, ``update``, ``delete`` or ``other`` (a ``WITH`` statement
-      counts as the first ``insert``/``update``/``delete`` it names, else ``select``);
+      counts as the first ``insert``/``update``/``delete`` it names, else ``select``),
+      statements that failed while executing included;
     - ``db_sessions_open``: sessions open now (:meth:`session_opened` minus
       :meth:`session_closed`), summed over live workers.
 
@@ -149,6 +173,8 @@ class DatabaseMetrics(_QueryTimer):
         mirror: The :class:`~fastapi_enterprise.metrics.mirror.StatsMirror` publishing the
             gauges (``mirror.flush()`` brings them up to date now).
     """
+
+    _started = "_fastapi_enterprise_metrics_started"
 
     def __init__(self, *, name: str = "default", registry: CollectorRegistry = REGISTRY) -> None:
         from fastapi_enterprise.metrics._prometheus import Counter, Histogram
@@ -242,7 +268,9 @@ class DatabaseMetrics(_QueryTimer):
         # QueuePool.overflow() starts at -pool_size while the pool fills.
         return float(max(read(), 0))
 
-    def _observe(self, conn: Any, statement: str, seconds: float) -> None:
+    def _observe(
+        self, conn: Any, statement: str, seconds: float, failure: str | None = None
+    ) -> None:
         histogram = self._by_statement.get(statement)
         if histogram is None:
             histogram = self._durations[_statement_type(statement)]
@@ -283,7 +311,8 @@ class SlowQueryLog(_QueryTimer):
     ``statement`` (the SQL text with comments dropped, every string, number and quoted
     literal replaced by ``?``, whitespace collapsed, cut to 2000 characters and passed
     through the redactor; bound parameters are never logged), ``statement_type``,
-    ``pool`` and, inside a request, ``request_id``.
+    ``pool``, inside a request ``request_id``, and for a statement that failed (a
+    statement timeout, say) ``error``, the exception's class name.
 
     Args:
         threshold_ms: Statements taking at least this long are logged (0 logs all).
@@ -294,6 +323,8 @@ class SlowQueryLog(_QueryTimer):
     Raises:
         ValueError: A negative threshold.
     """
+
+    _started = "_fastapi_enterprise_slow_query_started"
 
     def __init__(
         self,
@@ -312,17 +343,22 @@ class SlowQueryLog(_QueryTimer):
         self.name = name
         self._threshold = threshold_ms / 1000
 
-    def _observe(self, conn: Any, statement: str, seconds: float) -> None:
+    def _observe(
+        self, conn: Any, statement: str, seconds: float, failure: str | None = None
+    ) -> None:
         if seconds >= self._threshold:
-            self._log(statement, seconds, conn.dialect.name)
+            dialect = conn.dialect.name if conn is not None else ""
+            self._log(statement, seconds, dialect, failure)
 
-    def _log(self, statement: str, seconds: float, dialect: str) -> None:
+    def _log(self, statement: str, seconds: float, dialect: str, failure: str | None) -> None:
         fields: dict[str, Any] = {
             "duration_ms": round(seconds * 1000, 3),
             "statement": self.redactor.text(_mask_statement(statement, dialect)),
             "statement_type": _statement_type(statement),
             "pool": self.name,
         }
+        if failure is not None:
+            fields["error"] = failure
         request_id = get_request_id()
         if request_id is not None:
             # configure_logging() adds it to every line in a request; a plain stdlib
