@@ -190,3 +190,21 @@ def test_the_password_setting_replaces_the_urls() -> None:
     database = Database(settings)
     assert database.url.password == "from-a-secret-file"
     assert "from-a-secret-file" not in repr(database)
+
+
+def test_install_publishes_the_database_metrics(backend: Backend) -> None:
+    pytest.importorskip("prometheus_client")
+    from fastapi_enterprise import installed_metrics_registry
+
+    app, database = items_app(backend)
+    registry = installed_metrics_registry(app)
+    labels = {"pool": "default", "statement": "insert"}
+    with TestClient(app) as client:
+        assert client.post("/items", json={"name": "m"}).status_code == 201
+        assert registry.get_sample_value("db_query_duration_seconds_count", labels) == 1
+        assert registry.get_sample_value("db_pool_checkout_wait_seconds_count", {"pool": "default"})
+        assert database.metrics is not None
+        database.metrics.mirror.flush()
+        assert registry.get_sample_value("db_sessions_open", {"pool": "default"}) == 0
+        assert registry.get_sample_value("db_pool_checked_out", {"pool": "default"}) == 0
+        assert registry.get_sample_value("db_pool_size", {"pool": "default"}) == 5

@@ -6,6 +6,8 @@
 - ``db.transaction()`` for workers and scripts, ``db.isolated()`` for tests.
 - :class:`DatabaseSessionMiddleware`: the opt-in session-per-request middleware.
 - Errors as problems: 409 conflict, 503 unavailable (``Retry-After``), 504 timeout.
+- :class:`DatabaseMetrics` and :class:`SlowQueryLog`: pool, checkout-wait, query and
+  session metrics, and a masked slow-query log line (``Database.install()`` adds both).
 
 See ``docs/how-to/databases.md``.
 """
@@ -31,14 +33,22 @@ from fastapi_enterprise.database._database import (  # noqa: E402 - after the ch
 from fastapi_enterprise.database._drivers import DatabaseConfigError  # noqa: E402
 from fastapi_enterprise.database._errors import DatabaseProblem, classify  # noqa: E402
 from fastapi_enterprise.database._middleware import DatabaseSessionMiddleware  # noqa: E402
+from fastapi_enterprise.database._observe import (  # noqa: E402
+    STATEMENT_TYPES,
+    DatabaseMetrics,
+    SlowQueryLog,
+)
 
 __all__ = [
+    "STATEMENT_TYPES",
     "Database",
     "DatabaseConfigError",
+    "DatabaseMetrics",
     "DatabaseNotStartedError",
     "DatabaseProblem",
     "DatabaseSessionMiddleware",
     "DatabaseUnavailableError",
     "ReadOnlyError",
+    "SlowQueryLog",
     "classify",
 ]

@@ -33,6 +33,7 @@ from sqlalchemy.orm import ORMExecuteState, Session
 
 from fastapi_enterprise.database._drivers import async_url, engine_options, prepare_engine
 from fastapi_enterprise.database._errors import problem_for, safe_message
+from fastapi_enterprise.database._observe import DatabaseMetrics, SlowQueryLog
 from fastapi_enterprise.settings import DatabaseSettings
 
 if TYPE_CHECKING:
@@ -126,7 +127,13 @@ class Database:
         self._request: ContextVar[_LazySession | None] = ContextVar(
             f"fastapi_enterprise_db_{name}", default=None
         )
-        self._observers: list[Any] = []
+        self._slow_queries = (
+            None
+            if self.settings.slow_query_ms is None
+            else SlowQueryLog(self.settings.slow_query_ms, name=name)
+        )
+        self.metrics: DatabaseMetrics | None = None
+        """The metrics ``install()`` registered (set by :meth:`install`), or ``None``."""
         self.sessions_open = 0
         """Sessions opened by this object and not yet closed."""
 
@@ -168,12 +175,15 @@ class Database:
         if self._engine is not None:
             raise RuntimeError(f"database {self.name!r} is already started")
         options = engine_options(self.settings, self.url)
-        for observer in self._observers:
-            options.update(observer.engine_options(self.url))
+        if self.metrics is not None and not self.settings.null_pool:
+            # The dialect's own pool class, timed: checkout waits and pool timeouts.
+            options.update(self.metrics.engine_options(self.url))
         engine = create_async_engine(self.url, **options)
         prepare_engine(engine, self.settings)
-        for observer in self._observers:
-            observer.attach(engine)
+        if self.metrics is not None:
+            self.metrics.attach(engine)
+        if self._slow_queries is not None:
+            self._slow_queries.attach(engine)
         self._engine = engine
         self._pid = os.getpid()
         self._loop = asyncio.get_running_loop()
@@ -207,8 +217,10 @@ class Database:
         """Dispose of the engine: close pooled connections (safe to call twice)."""
         engine, self._engine = self._engine, None
         self._sessions = self._read_only_sessions = None
-        for observer in self._observers:
-            observer.detach()
+        if self.metrics is not None:
+            self.metrics.detach()
+        if self._slow_queries is not None:
+            self._slow_queries.detach()
         if engine is not None and self._pid == os.getpid():
             with anyio.CancelScope(shield=True):
                 await engine.dispose()
@@ -333,8 +345,8 @@ class Database:
         else:
             session = maker()
         self.sessions_open += 1
-        for observer in self._observers:
-            observer.session_opened()
+        if self.metrics is not None:
+            self.metrics.session_opened()
         return session
 
     async def _close(self, session: AsyncSession) -> None:
@@ -344,8 +356,8 @@ class Database:
         finish (the server hangs) drops the connection instead of returning it.
         """
         self.sessions_open -= 1
-        for observer in self._observers:
-            observer.session_closed()
+        if self.metrics is not None:
+            self.metrics.session_closed()
         with anyio.move_on_after(self.settings.connect_timeout, shield=True) as scope:
             await session.close()
         if scope.cancelled_caught:
@@ -381,7 +393,9 @@ class Database:
         - the engine is created at the app's startup and disposed at its shutdown,
           around the app's own lifespan (which can use the database);
         - with ``install()`` called first: ``/health/ready`` checks the database (with
-          the health timeout), and the database's metrics join the app's registry;
+          the health timeout), and the database's metrics
+          (:class:`~fastapi_enterprise.database.DatabaseMetrics`) join the app's
+          registry; the slow-query log works with or without ``install()``;
         - database errors raised outside the session dependency become problems (409,
           503 with ``Retry-After``, 504) instead of 500s;
         - ``session_middleware=True`` adds :class:`DatabaseSessionMiddleware`, innermost
@@ -426,19 +440,16 @@ class Database:
         from fastapi_enterprise.install import (
             check_database_settings,
             installed_health_checks,
-            installed_settings,
+            installed_metrics_registry,
         )
 
         check_database_settings(app, self.settings)
         checks = installed_health_checks(app)
         if checks is not None:
             checks.add("database" if self.name == "default" else f"database_{self.name}", self.ping)
-        if installed_settings(app) is None:
-            return
-        self._observe(app)
-
-    def _observe(self, app: Starlette) -> None:
-        """Slow-query log always; metrics when ``install()`` set up a registry."""
+        registry = installed_metrics_registry(app)
+        if registry is not None and self.metrics is None:
+            self.metrics = DatabaseMetrics(name=self.name, registry=registry)
 
     async def _answer_error(self, request: Request, exc: Exception) -> Response:
         from fastapi_enterprise.errors import problem_response
