@@ -352,16 +352,27 @@ class Database:
     async def _close(self, session: AsyncSession) -> None:
         """Close ``session`` (rolling back what was not committed), even when cancelled.
 
-        Shielded from cancellation, within ``connect_timeout``: a close that cannot
-        finish (the server hangs) drops the connection instead of returning it.
+        Shielded from cancellation, within ``connect_timeout``. A close that cannot
+        finish (the server hangs) or fails (the connection died) drops the connection
+        instead of returning it, and never replaces the request's own outcome.
         """
         self.sessions_open -= 1
         if self.metrics is not None:
             self.metrics.session_closed()
-        with anyio.move_on_after(self.settings.connect_timeout, shield=True) as scope:
-            await session.close()
-        if scope.cancelled_caught:
-            with anyio.move_on_after(self.settings.connect_timeout, shield=True):
+        timeout = self.settings.connect_timeout
+        failed = False
+        try:
+            with anyio.move_on_after(timeout, shield=True) as scope:
+                await session.close()
+        except Exception as exc:  # noqa: BLE001 - the request's outcome must stand
+            failed = True
+            logger.warning(
+                "Database %r: closing a session failed (%s); its connection is dropped",
+                self.name,
+                safe_message(exc, self._plain_url),
+            )
+        if failed or scope.cancelled_caught:
+            with anyio.move_on_after(timeout, shield=True), contextlib.suppress(Exception):
                 await session.invalidate()
 
     # -- the opt-in session middleware --------------------------------------------------

@@ -17,6 +17,7 @@ error and still answers 200 gets its half-done writes committed. The session dep
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -79,7 +80,10 @@ class _Responder:
         session = self.lazy.session
         if message["type"] == "http.response.start" and session is not None:
             if message["status"] >= 400:
-                await session.rollback()
+                # A failed rollback must not turn the app's answer into another one:
+                # closing the session afterwards drops the connection.
+                with contextlib.suppress(SQLAlchemyError):
+                    await session.rollback()
             else:
                 try:
                     await session.commit()
