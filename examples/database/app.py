@@ -4,6 +4,8 @@ Run: ``FE_DATABASE__URL=sqlite:///./courses.db uvicorn examples.database.app:app
 (or ``postgresql://user@host/db`` with asyncpg installed, ``mysql://...`` with aiomysql).
 """
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import FastAPI, HTTPException
@@ -12,7 +14,7 @@ from sqlalchemy import String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from fastapi_enterprise import EnterpriseSettings, install
+from fastapi_enterprise import EnterpriseSettings, configure_logging, install
 from fastapi_enterprise.database import Database
 
 
@@ -44,13 +46,21 @@ class CourseOut(CourseIn):
 
 
 settings = EnterpriseSettings()
+configure_logging(settings)
 db = Database(settings.database)  # no engine yet: it is created at startup, per worker
 
 # The dependencies: a session committed before the response, and one that never commits.
 Session = Annotated[AsyncSession, db.session()]
 ReadSession = Annotated[AsyncSession, db.session(read_only=True)]
 
-app = FastAPI(**settings.fastapi_kwargs())
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    await create_tables()  # the database is started before the app's own lifespan
+    yield
+
+
+app = FastAPI(lifespan=lifespan, **settings.fastapi_kwargs())
 install(app, settings)
 db.install(app)  # after install(): lifespan, /health/ready, metrics, error problems
 

@@ -26,7 +26,6 @@ def example(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[ModuleT
 
 def test_create_read_and_conflict(example: ModuleType) -> None:
     with TestClient(example.app) as client:
-        client.portal.call(example.create_tables)
         created = client.post("/courses", json={"slug": "sql", "title": "SQL"})
         assert created.status_code == 201
         assert client.get("/courses/sql").json() == created.json()

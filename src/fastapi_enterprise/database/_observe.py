@@ -299,8 +299,11 @@ def _timed_pool_class(base: type[Pool], metrics: DatabaseMetrics) -> type[Pool]:
         finally:
             metrics._checkout_waited(perf_counter() - started, timed_out=timed_out)
 
-    # Pool.recreate() (engine.dispose()) builds self.__class__: the timing stays.
-    return type(f"Timed{base.__name__}", (base,), {"connect": connect, "__module__": __name__})
+    # Pool.recreate() (engine.dispose()) builds self.__class__: the timing stays. The
+    # base's module: SQLAlchemy names the pool's logger after it, and its INFO lines
+    # ("Pool disposed") belong under the quiet ``sqlalchemy`` logger, not the library's.
+    namespace = {"connect": connect, "__module__": base.__module__}
+    return type(f"Timed{base.__name__}", (base,), namespace)
 
 
 class SlowQueryLog(_QueryTimer):
