@@ -8,11 +8,13 @@ messages name the problem, and the URL only with its password masked.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool, StaticPool
 
@@ -28,6 +30,11 @@ _ASYNC_DRIVERS = {
     "mysql": {"aiomysql", "asyncmy"},
     "mariadb": {"aiomysql", "asyncmy"},
 }
+
+logger = logging.getLogger("fastapi_enterprise.database")
+
+# The drivers with a client-side timeout on every wait for the server's answer.
+_READ_TIMEOUT_DRIVERS = frozenset({"asyncpg", "asyncmy"})
 
 
 class DatabaseConfigError(ValueError):
@@ -61,6 +68,11 @@ def async_url(settings: DatabaseSettings) -> URL:
         choices = ", ".join(f"{backend}+{name}" for name in sorted(_ASYNC_DRIVERS[backend]))
         raise DatabaseConfigError(
             f"database.url names the driver {driver!r}, which is not async; use {choices}"
+        )
+    if settings.read_timeout is not None and driver not in _READ_TIMEOUT_DRIVERS | {"aiosqlite"}:
+        raise DatabaseConfigError(
+            f"database.read_timeout cannot be applied with the driver {driver!r}, which has "
+            "no read timeout; use postgresql+asyncpg:// or mysql+asyncmy://, or unset it"
         )
     url = url.set(drivername=f"{backend}+{driver}")
     if settings.password is not None:
@@ -108,6 +120,8 @@ def _connect_args(settings: DatabaseSettings, url: URL) -> dict[str, Any]:
     )
     if driver == "asyncpg":
         args: dict[str, Any] = {"timeout": timeout}
+        if settings.read_timeout is not None:
+            args["command_timeout"] = settings.read_timeout
         if statement_ms is not None:
             args["server_settings"] = {"statement_timeout": str(statement_ms)}
         return args
@@ -119,7 +133,10 @@ def _connect_args(settings: DatabaseSettings, url: URL) -> dict[str, Any]:
     if driver in ("aiomysql", "asyncmy"):
         # The statement timeout is set per connection by prepare_engine(): MariaDB and
         # MySQL name it differently, and which one answers is known only once connected.
-        return {"connect_timeout": timeout}
+        args = {"connect_timeout": timeout}
+        if driver == "asyncmy" and settings.read_timeout is not None:
+            args["read_timeout"] = settings.read_timeout
+        return args
     # aiosqlite: how long a statement waits for another connection's lock.
     return {"timeout": timeout}
 
@@ -130,7 +147,9 @@ def prepare_engine(engine: AsyncEngine, settings: DatabaseSettings) -> None:
     backend = engine.url.get_backend_name()
     if backend == "sqlite":
         _real_sqlite_transactions(sync_engine)
-    elif backend in ("mysql", "mariadb") and settings.statement_timeout is not None:
+        return
+    _network_errors_are_disconnects(sync_engine)
+    if backend in ("mysql", "mariadb") and settings.statement_timeout is not None:
         seconds = settings.statement_timeout
 
         @event.listens_for(sync_engine, "connect")
@@ -160,3 +179,82 @@ def _real_sqlite_transactions(sync_engine: Any) -> None:
     @event.listens_for(sync_engine, "begin")
     def begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN")
+
+
+# What async drivers raise as they are, not as DBAPI errors, when the socket fails:
+# asyncpg's refused or timed-out connect and its command_timeout (OSError,
+# TimeoutError), and under uvloop a write on a socket the server reset (aiomysql:
+# "RuntimeError: unable to perform operation on <TCPTransport closed=True ...>").
+# SQLAlchemy only recognises DBAPI errors as disconnects: unrecognised, these errors
+# were 500s, and a dead pooled connection failed its pre-ping forever instead of being
+# replaced.
+_NETWORK_ERRORS = (OSError, asyncio.TimeoutError)
+
+
+def _is_network_error(error: BaseException) -> bool:
+    if isinstance(error, _NETWORK_ERRORS):
+        return True
+    message = str(error)
+    return isinstance(error, RuntimeError) and "Transport closed=True" in message
+
+
+def _network_errors_are_disconnects(sync_engine: Any) -> None:
+    """Treat a driver's raw socket errors as disconnects: replaced, and a 503 problem."""
+    dialect = sync_engine.dialect
+    ping = dialect.do_ping
+
+    def do_ping(dbapi_connection: Any) -> bool:
+        try:
+            return bool(ping(dbapi_connection))
+        except Exception as exc:
+            if _is_network_error(exc):
+                _force_close(dbapi_connection)
+                return False  # the pool discards the connection and opens a new one
+            raise
+
+    dialect.do_ping = do_ping
+
+    @event.listens_for(sync_engine, "do_connect")
+    def connect(dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except Exception as exc:
+            if _is_network_error(exc):
+                # A DBAPI error: SQLAlchemy wraps it, and classify() finds the cause.
+                raise dialect.loaded_dbapi.OperationalError(
+                    f"cannot connect: {type(exc).__name__}: {exc}"
+                ) from exc
+            raise
+
+    @event.listens_for(sync_engine, "handle_error")
+    def invalidate(context: Any) -> Any:
+        error = context.original_exception
+        if context.sqlalchemy_exception is not None or not _is_network_error(error):
+            return None
+        context.is_disconnect = True  # the connection is invalidated, not pooled again
+        if context.connection is not None:
+            _force_close(context.connection.connection.dbapi_connection)
+        return OperationalError(
+            context.statement,
+            context.parameters,
+            error,
+            hide_parameters=True,
+            connection_invalidated=True,
+        )
+
+
+def _force_close(dbapi_connection: Any) -> None:
+    """Close a broken connection's socket without a goodbye to the server.
+
+    SQLAlchemy's invalidation first tries a graceful close, which writes to the socket;
+    on a reset socket under uvloop that raises RuntimeError, which it does not expect,
+    and the driver's connection is left open (aiomysql then warns "Unclosed
+    connection"). The adapter's force close is what SQLAlchemy falls back to for the
+    errors it does expect.
+    """
+    force_close = getattr(dbapi_connection, "_terminate_force_close", None)
+    if force_close is not None:
+        try:
+            force_close()
+        except Exception:  # best effort: SQLAlchemy still invalidates it
+            logger.debug("Closing a broken database connection failed", exc_info=True)

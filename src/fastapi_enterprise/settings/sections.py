@@ -187,6 +187,13 @@ class DatabaseSettings(BaseModel):
     PostgreSQL ``statement_timeout``, MariaDB ``max_statement_time``, MySQL
     ``max_execution_time`` (SELECT only). Not applied to SQLite."""
 
+    read_timeout: float | None = Field(None, gt=0, le=86400)
+    """Seconds the client waits for any answer of the server (a statement's result, a
+    ping) before it drops the connection (a 503 problem): bounds a server that stopped
+    answering, which never gets to apply ``statement_timeout``; keep it above that.
+    asyncpg (``command_timeout``) and asyncmy (``read_timeout``) only: aiomysql and
+    psycopg have no such option, and ``Database`` refuses it with them."""
+
     server_idle_timeout: int | None = Field(None, ge=1)
     """Seconds after which the server closes an idle connection, when it does (MySQL and
     MariaDB ``wait_timeout``: 28800 unless set); the deploy check compares
