@@ -75,7 +75,14 @@ def test_every_included_code_file_is_shown_in_full(site: Path) -> None:
             if match.group("fence") is None:
                 continue  # Markdown included as Markdown (the changelog): rendered, not code
             text = page_text(built_page(site, source))
-            code = (ROOT / match.group("file")).read_text(encoding="utf-8")
+            name, _, section = match.group("file").partition(":")
+            code = (ROOT / name).read_text(encoding="utf-8")
+            if section:  # "file:name": the lines between its start and end markers
+                start, end = f"--8<-- [start:{section}]", f"--8<-- [end:{section}]"
+                assert start in code, f"{name} has no section {section}"
+                assert end in code, f"{name} does not end section {section}"
+                code = code.split(start, 1)[1].split(end, 1)[0].split("\n", 1)[1]
+                code = code.rsplit("\n", 1)[0]
             missing = [line for line in code.splitlines() if line.strip() not in text]
             assert missing == [], f"{source.name} does not show {match.group('file')}: {missing}"
             included += 1

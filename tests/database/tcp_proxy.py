@@ -168,9 +168,7 @@ class TcpProxy:
         try:
             if not self._flowing.is_set():  # hung: hold the connection, answer nothing
                 await self._flowing.wait()
-            up_reader, upstream = await asyncio.wait_for(
-                asyncio.open_connection(*self.target), 10
-            )
+            up_reader, upstream = await asyncio.wait_for(asyncio.open_connection(*self.target), 10)
             link.upstream = upstream
             pumps = [
                 asyncio.create_task(self._pump(reader, upstream)),
