@@ -75,3 +75,24 @@ def test_offline_docs_without_the_extra_name_the_install_command() -> None:
 
     with pytest.raises(MissingExtraError, match=r"fastapi-enterprise\[docs-offline\]"):
         install(FastAPI(), EnterpriseSettings(app={"docs_offline": True}))
+
+
+@pytest.mark.parametrize("dependency", ["sqlalchemy", "greenlet"])
+def test_database_without_its_extra_names_the_install_command(
+    dependency: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both are test dependencies: hide one from the import system, as if not installed."""
+    import sys
+
+    find_spec = importlib.util.find_spec
+
+    def hidden(name: str, *args: object, **kwargs: object) -> object:
+        return None if name == dependency else find_spec(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    for name in [name for name in sys.modules if name.startswith("fastapi_enterprise.database")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(importlib.util, "find_spec", hidden)
+    with pytest.raises(MissingExtraError) as caught:
+        importlib.import_module("fastapi_enterprise.database")
+    assert caught.value.name == dependency
+    assert "pip install 'fastapi-enterprise[database]'" in str(caught.value)
