@@ -33,19 +33,16 @@ from sqlalchemy.orm import ORMExecuteState, Session
 
 from fastapi_enterprise.database._drivers import async_url, engine_options, prepare_engine
 from fastapi_enterprise.database._errors import problem_for, safe_message
+from fastapi_enterprise.database._middleware import _LazySession
 from fastapi_enterprise.database._observe import DatabaseMetrics, SlowQueryLog
 from fastapi_enterprise.settings import DatabaseSettings
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import Response
 
 __all__ = ["Database", "DatabaseNotStartedError", "DatabaseUnavailableError", "ReadOnlyError"]
 
 logger = logging.getLogger("fastapi_enterprise.database")
-
-_DATABASES_KEY = "fastapi_enterprise_databases"
 
 
 class DatabaseNotStartedError(RuntimeError):
@@ -416,71 +413,6 @@ class Database:
             RuntimeError: This database is already installed on ``app``, or ``app``
                 already started.
         """
-        if app.middleware_stack is not None:
-            raise RuntimeError("database.install() must be called before the app starts")
-        databases: list[Database] = getattr(app.state, _DATABASES_KEY, [])
-        if self in databases:
-            raise RuntimeError(f"database {self.name!r} is already installed on this app")
-        setattr(app.state, _DATABASES_KEY, [*databases, self])
-        self._wrap_lifespan(app)
-        self._hook_health_and_metrics(app)
-        app.add_exception_handler(SQLAlchemyError, self._answer_error)
-        if session_middleware:
-            from starlette.middleware import Middleware
+        from fastapi_enterprise.database._install import install_database
 
-            from fastapi_enterprise.database._middleware import DatabaseSessionMiddleware
-
-            # Innermost: inside the request-ID shield and the access log.
-            app.user_middleware.append(Middleware(DatabaseSessionMiddleware, database=self))
-
-    def _wrap_lifespan(self, app: Starlette) -> None:
-        inner = app.router.lifespan_context
-
-        @contextlib.asynccontextmanager
-        async def database_lifespan(asgi_app: Any) -> AsyncIterator[Any]:
-            await self.start()
-            try:
-                async with inner(asgi_app) as state:
-                    yield state
-            finally:
-                await self.close()
-
-        app.router.lifespan_context = database_lifespan
-
-    def _hook_health_and_metrics(self, app: Starlette) -> None:
-        from fastapi_enterprise.install import (
-            check_database_settings,
-            installed_health_checks,
-            installed_metrics_registry,
-        )
-
-        check_database_settings(app, self.settings)
-        checks = installed_health_checks(app)
-        if checks is not None:
-            checks.add("database" if self.name == "default" else f"database_{self.name}", self.ping)
-        registry = installed_metrics_registry(app)
-        if registry is not None and self.metrics is None:
-            self.metrics = DatabaseMetrics(name=self.name, registry=registry)
-
-    async def _answer_error(self, request: Request, exc: Exception) -> Response:
-        from fastapi_enterprise.errors import problem_response
-
-        problem = problem_for(exc, retry_after=self.settings.retry_after, url=self._plain_url)
-        if problem is None:
-            raise exc
-        return problem_response(problem.status_code, detail=problem.detail, headers=problem.headers)
-
-
-class _LazySession:
-    """The session of one request under the middleware, created on first use."""
-
-    __slots__ = ("database", "session")
-
-    def __init__(self, database: Database) -> None:
-        self.database = database
-        self.session: AsyncSession | None = None
-
-    def get(self) -> AsyncSession:
-        if self.session is None:
-            self.session = self.database._open(self.database._sessions)
-        return self.session
+        install_database(self, app, session_middleware=session_middleware)

@@ -27,7 +27,9 @@ from fastapi_enterprise.database._errors import problem_for
 from fastapi_enterprise.errors import log_unhandled_exception, problem_response
 
 if TYPE_CHECKING:
-    from fastapi_enterprise.database._database import Database, _LazySession
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from fastapi_enterprise.database._database import Database
 
 __all__ = ["DatabaseSessionMiddleware"]
 
@@ -52,8 +54,6 @@ class DatabaseSessionMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        from fastapi_enterprise.database._database import _LazySession
-
         lazy = _LazySession(self.database)
         token = self.database._request.set(lazy)
         responder = _Responder(lazy, scope, send)
@@ -110,3 +110,18 @@ class _Responder:
             return {"type": "http.disconnect"}
 
         await response(self.scope, nothing, self.downstream)
+
+
+class _LazySession:
+    """The session of one request under the middleware, created on first use."""
+
+    __slots__ = ("database", "session")
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.session: AsyncSession | None = None
+
+    def get(self) -> AsyncSession:
+        if self.session is None:
+            self.session = self.database._open(self.database._sessions)
+        return self.session
