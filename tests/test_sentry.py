@@ -47,6 +47,9 @@ def transport() -> Iterator[CaptureTransport]:
     yield capture
     sentry_sdk.get_client().close()
     sentry_sdk.get_global_scope().set_client(None)
+    # Breadcrumbs live on the scopes, not the client: the next test starts without them.
+    for scope in (sentry_sdk.get_isolation_scope(), sentry_sdk.get_current_scope()):
+        scope.clear()
 
 
 def settings(**sentry: Any) -> EnterpriseSettings:

@@ -338,6 +338,9 @@ def sentry() -> Iterator[SentryCapture]:
     yield capture
     sentry_sdk.get_client().close()
     sentry_sdk.get_global_scope().set_client(None)
+    # Breadcrumbs live on the scopes, not the client: the next test starts without them.
+    for scope in (sentry_sdk.get_isolation_scope(), sentry_sdk.get_current_scope()):
+        scope.clear()
 
 
 @pytest.mark.parametrize("driver", UNREACHABLE)
