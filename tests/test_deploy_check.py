@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic_settings import SettingsConfigDict
 
 from fastapi_enterprise import DeployCheckError, EnterpriseSettings, install
 from fastapi_enterprise.deploy_check import (
@@ -31,15 +32,20 @@ SAFE_RATE_LIMIT: dict[str, object] = {"storage_url": "redis://cache.internal:637
 DOCS = Path(__file__).parent.parent / "docs" / "how-to" / "settings.md"
 
 
-def safe(**overrides: Any) -> EnterpriseSettings:
-    """Production settings with no finding; each section given replaces the safe one."""
+def safe_values(**overrides: Any) -> dict[str, Any]:
+    """The values of :func:`safe`."""
     values: dict[str, object] = {
         "environment": "production",
         "security": SAFE_SECURITY,
         "rate_limit": SAFE_RATE_LIMIT,
     }
     values.update(overrides)
-    return EnterpriseSettings(**values)
+    return values
+
+
+def safe(**overrides: Any) -> EnterpriseSettings:
+    """Production settings with no finding; each section given replaces the safe one."""
+    return EnterpriseSettings(**safe_values(**overrides))
 
 
 def unsafe(section: str, **fields: object) -> EnterpriseSettings:
@@ -197,6 +203,19 @@ UNSAFE_CONFIGURATIONS: list[tuple[str, dict[str, object], str, str]] = [
         "warning",
     ),
     ("database", {"echo": True}, "database.echo", "warning"),
+    ("database", {"url": "sqlite:///./prod.db"}, "database.sqlite_in_production", "warning"),
+    (
+        "database",
+        {"url": "mysql://app@db/app", "pool_recycle": -1},
+        "database.recycle_above_idle_timeout",
+        "warning",
+    ),
+    (
+        "database",
+        {"url": "postgresql://app@db/app", "server_idle_timeout": 600},
+        "database.recycle_above_idle_timeout",
+        "warning",
+    ),
     ("body_limit", {"read_timeout": None}, "body_limit.no_read_timeout", "warning"),
     ("logging", {"level": "debug"}, "logging.debug_level", "warning"),
     (
@@ -223,6 +242,7 @@ def test_each_unsafe_setting_is_found(
 def test_every_check_is_exercised_by_the_table_above() -> None:
     exercised = {finding for _section, _fields, finding, _level in UNSAFE_CONFIGURATIONS}
     exercised.add("rate_limit.memory_storage_multi_worker")  # needs a worker count: below
+    exercised.add("database.password_in_url")  # needs a secrets directory: below
     assert exercised == {check.id for check in DEPLOY_CHECKS}
 
 
@@ -436,3 +456,44 @@ def test_development_runs_no_check(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG, logger="fastapi_enterprise.security"):
         install(FastAPI(), EnterpriseSettings())
     assert caplog.records == []
+
+
+def test_a_password_in_the_url_beside_a_secrets_directory(tmp_path: Path) -> None:
+    class Settings(EnterpriseSettings):
+        model_config = SettingsConfigDict(secrets_dir=tmp_path)  # merged with the parent's
+
+    url = "postgresql://app:pw-S3CRET@db/app"
+    findings = Settings(**{**safe_values(), "database": {"url": url}}).deploy_check()
+    found = [finding for finding in findings if finding.id == "database.password_in_url"]
+    assert len(found) == 1
+    assert "pw-S3CRET" not in str(found[0])
+    # The password from the secrets file instead: nothing to say.
+    moved = Settings(**{**safe_values(), "database": {"url": "postgresql://app@db/app"}})
+    assert "database.password_in_url" not in ids(moved)
+    # The whole URL from the secrets file: nothing to say either.
+    (tmp_path / "database__url").write_text(url)
+    assert "database.password_in_url" not in ids(Settings(**safe_values()))
+
+
+def test_database_checks_ignore_an_app_without_a_database() -> None:
+    """The default SQLite URL of an app with no database is not a finding."""
+    assert not [f for f in ids(safe()) if f.startswith("database.")]
+
+
+def test_database_install_checks_the_settings_it_uses(
+    capture_logs: Any,
+) -> None:
+    """install() saw no database section; Database.install() checks its own settings."""
+    pytest.importorskip("aiosqlite")
+    from fastapi import FastAPI
+
+    from fastapi_enterprise import install
+    from fastapi_enterprise.database import Database
+    from fastapi_enterprise.settings import DatabaseSettings
+
+    logs = capture_logs(EnterpriseSettings(environment="test"))
+    app = FastAPI()
+    install(app, safe())
+    Database(DatabaseSettings(url="mysql://app@db/app", pool_recycle=-1)).install(app)
+    warnings = [line.get("finding_id") for line in logs.events("deploy_check.warning")]
+    assert "database.recycle_above_idle_timeout" in warnings

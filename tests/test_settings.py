@@ -256,6 +256,7 @@ KWARG_PLANTS: tuple[object, ...] = (
 # field that lands here must be free text on purpose.
 FREE_TEXT_FIELDS = {
     "app.description",
+    "database.password",
     "app.favicon_url",
     "app.logo_url",
     "app.name",

@@ -67,10 +67,11 @@ from fastapi_enterprise.ratelimit.policy import KeyFunction
 from fastapi_enterprise.ratelimit.readiness import storage_readiness
 from fastapi_enterprise.redaction import Redactor
 from fastapi_enterprise.security_events import SecurityEvent, security_event
-from fastapi_enterprise.settings import EnterpriseSettings, Environment
+from fastapi_enterprise.settings import DatabaseSettings, EnterpriseSettings, Environment
 
 __all__ = [
     "UnknownRouteTemplateError",
+    "check_database_settings",
     "install",
     "installed_health_checks",
     "installed_metrics_registry",
@@ -122,6 +123,9 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
         raise RuntimeError("install() was already called on this app; call it once")
     if app.middleware_stack is not None:
         raise RuntimeError("install() must be called before the app starts serving requests")
+    if getattr(app.state, "fastapi_enterprise_databases", None):
+        # Its readiness check and metrics hook into what install() sets up.
+        raise RuntimeError("call install(app) before database.install(app)")
     settings = settings if settings is not None else EnterpriseSettings()
     _run_deploy_check(settings)
 
@@ -429,10 +433,16 @@ def installed_settings(app: Starlette) -> EnterpriseSettings | None:
     return settings if isinstance(settings, EnterpriseSettings) else None
 
 
-def _run_deploy_check(settings: EnterpriseSettings) -> None:
+def _run_deploy_check(settings: EnterpriseSettings, *, only: str = "") -> None:
+    """Stop a production start on an error-level finding; report every finding.
+
+    Args:
+        settings: The settings to check (staging and production only).
+        only: Run only the checks whose ID starts with this (``database.``).
+    """
     if settings.environment not in (Environment.STAGING, Environment.PRODUCTION):
         return
-    findings = settings.deploy_check()
+    findings = [finding for finding in settings.deploy_check() if finding.id.startswith(only)]
     errors = [finding for finding in findings if finding.level == "error"]
     if settings.is_production and errors:
         raise DeployCheckError(errors)
@@ -444,6 +454,21 @@ def _run_deploy_check(settings: EnterpriseSettings) -> None:
             detail=finding.message,
             fix=finding.fix,
         )
+
+
+def check_database_settings(app: Starlette, database: DatabaseSettings) -> None:
+    """Run the ``database.*`` deploy checks on the settings a ``Database`` really uses.
+
+    ``install()`` checks ``settings.database`` only when it was configured (an app
+    without a database keeps the default SQLite URL); ``Database.install()`` calls this
+    with its own settings, so the checks apply to the database the app uses.
+    """
+    settings = installed_settings(app)
+    if settings is None:
+        return
+    if database == settings.database and "database" in settings.model_fields_set:
+        return  # install() already checked these
+    _run_deploy_check(settings.model_copy(update={"database": database}), only="database.")
 
 
 def _remove_docs(app: Starlette) -> None:

@@ -66,6 +66,87 @@ def _database_echo(settings: EnterpriseSettings) -> Outcome:
 
 
 @checks.register(
+    "database.sqlite_in_production",
+    "warning",
+    ["database.url"],
+    "SQLite as the production database",
+    "Use PostgreSQL or MySQL/MariaDB; SQLite allows one writer at a time, on one machine.",
+)
+def _sqlite_in_production(settings: EnterpriseSettings) -> Outcome:
+    if "database" not in settings.model_fields_set:
+        return None  # the default URL of an app that has no database
+    scheme = settings.database.url.get_secret_value().partition(":")[0].lower()
+    if scheme.partition("+")[0] == "sqlite" and settings.environment.value == "production":
+        return (
+            "database.url is SQLite: one writer at a time, a file on one machine, no "
+            "failover; the app's instances cannot share it."
+        )
+    return None
+
+
+# MySQL and MariaDB close a connection idle for wait_timeout seconds (8 hours unless set).
+_MYSQL_WAIT_TIMEOUT = 28800
+
+
+@checks.register(
+    "database.recycle_above_idle_timeout",
+    "warning",
+    ["database.pool_recycle", "database.server_idle_timeout"],
+    "pooled connections kept longer than the server keeps an idle connection",
+    "Set FE_DATABASE__POOL_RECYCLE below the server's idle timeout (wait_timeout).",
+)
+def _recycle_above_idle(settings: EnterpriseSettings) -> Outcome:
+    if "database" not in settings.model_fields_set:
+        return None
+    database = settings.database
+    scheme = database.url.get_secret_value().partition(":")[0].lower().partition("+")[0]
+    idle = database.server_idle_timeout
+    if idle is None and scheme in ("mysql", "mariadb"):
+        idle = _MYSQL_WAIT_TIMEOUT
+    if idle is None or (0 <= database.pool_recycle < idle):
+        return None
+    kept = "forever" if database.pool_recycle < 0 else f"{database.pool_recycle} s"
+    return (
+        f"database.pool_recycle keeps connections {kept}, but the server drops idle ones "
+        f"after {idle} s: without pre-ping the next request after a quiet period fails."
+    )
+
+
+@checks.register(
+    "database.password_in_url",
+    "warning",
+    ["database.url", "database.password"],
+    "the database password written in the URL while a secrets directory is available",
+    "Move it to the secrets file database__password (or the whole URL to database__url).",
+)
+def _password_in_url(settings: EnterpriseSettings) -> Outcome:
+    if "database" not in settings.model_fields_set:
+        return None
+    from pathlib import Path
+    from urllib.parse import urlsplit
+
+    try:
+        password = urlsplit(settings.database.url.get_secret_value()).password
+    except ValueError:
+        return None
+    if not password:
+        return None
+    configured = settings.model_config.get("secrets_dir")
+    candidates = [Path(configured)] if isinstance(configured, (str, Path)) else []
+    candidates.append(Path("/run/secrets"))  # where Docker and Kubernetes mount secrets
+    available = next((path for path in candidates if path.is_dir()), None)
+    if available is None:
+        return None
+    url_file = available / "database__url"
+    if url_file.is_file():  # the whole URL, password included, came from the secrets file
+        return None
+    return (
+        f"database.url carries a password while the secrets directory {available} is "
+        "available: environment variables and configuration files are easier to leak."
+    )
+
+
+@checks.register(
     "body_limit.no_read_timeout",
     "warning",
     ["body_limit.read_timeout"],

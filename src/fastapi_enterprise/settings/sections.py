@@ -144,13 +144,19 @@ class RequestIDSettings(BaseModel):
 
 
 class DatabaseSettings(BaseModel):
-    """The SQL database: URL and SQLAlchemy pool options."""
+    """The SQL database: URL, pool, timeouts (``fastapi_enterprise.database``)."""
 
     model_config = SECTION_CONFIG
 
     url: Annotated[SecretStr, DSN_MARKER] = SecretStr("sqlite:///./app.db")
-    """SQLAlchemy URL, e.g. ``postgresql+psycopg://app:pw@db/app``. Shown only with the
-    password masked."""
+    """SQLAlchemy URL, e.g. ``postgresql+asyncpg://app@db/app``. Shown only with the
+    password masked. ``Database`` picks the async driver when the URL names none
+    (``postgresql://``: asyncpg, ``mysql://`` / ``mariadb://``: aiomysql, ``sqlite://``:
+    aiosqlite)."""
+
+    password: SecretStr | None = None
+    """Password used in place of the URL's: keeps the URL in plain configuration and the
+    password in a secrets file (``database__password``)."""
 
     pool_size: int = Field(5, ge=1, le=1000)
     """Connections kept open in the pool."""
@@ -159,14 +165,50 @@ class DatabaseSettings(BaseModel):
     """Connections opened beyond ``pool_size`` under load."""
 
     pool_timeout: float = Field(30.0, gt=0, le=3600)
-    """Seconds to wait for a free connection before failing."""
+    """Seconds to wait for a free connection before failing (a 503 problem)."""
 
     pool_recycle: int = Field(1800, ge=-1)
     """Seconds after which a connection is replaced (-1: never); keeps it under the
     server's idle timeout."""
 
+    pool_pre_ping: bool = True
+    """Test each connection as it leaves the pool and replace it if the server dropped
+    it (a restart, an idle timeout): costs a round trip per checkout."""
+
+    null_pool: bool = False
+    """Open a connection per session and close it after (no pool): for tests and for
+    processes that run briefly."""
+
+    connect_timeout: float = Field(5.0, gt=0, le=600)
+    """Seconds to establish a connection (an unreachable host fails after this)."""
+
+    statement_timeout: float | None = Field(None, gt=0, le=86400)
+    """Seconds a statement may run before the server cancels it (a 504 problem);
+    PostgreSQL ``statement_timeout``, MariaDB ``max_statement_time``, MySQL
+    ``max_execution_time`` (SELECT only). Not applied to SQLite."""
+
+    server_idle_timeout: int | None = Field(None, ge=1)
+    """Seconds after which the server closes an idle connection, when it does (MySQL and
+    MariaDB ``wait_timeout``: 28800 unless set); the deploy check compares
+    ``pool_recycle`` with it."""
+
+    connect_args: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    """Extra keyword arguments for the driver's ``connect()`` (e.g. ``{"ssl": "require"}``
+    for asyncpg); they take precedence over the timeouts above."""
+
+    slow_query_ms: float | None = Field(500.0, gt=0)
+    """Statements slower than this many milliseconds are logged (masked); None: never."""
+
+    retry_after: int = Field(5, ge=1, le=3600)
+    """Seconds a 503 problem (database down, pool exhausted) tells clients to wait."""
+
+    startup_check: Literal["fail", "warn", "off"] = "warn"
+    """At startup, connect once: ``fail`` refuses to start when the database does not
+    answer, ``warn`` logs why and starts (readiness reports it; requests get 503
+    problems until it answers), ``off`` does not try."""
+
     echo: bool = False
-    """Log every SQL statement (development only)."""
+    """Log every SQL statement with its parameters (development only)."""
 
     @field_validator("url")
     @classmethod
@@ -186,7 +228,7 @@ class DatabaseSettings(BaseModel):
                 max_overflow=self.max_overflow,
                 pool_timeout=self.pool_timeout,
                 pool_recycle=self.pool_recycle,
-                pool_pre_ping=True,
+                pool_pre_ping=self.pool_pre_ping,
             )
         return kwargs
 
