@@ -49,7 +49,14 @@ from benchmarks.server import (  # noqa: E402
 )
 
 BACKENDS = ("sqlite", "postgresql")
-APPS = ("raw", "sqlalchemy_dependency", "ours", "ours_read_only", "base_http_middleware")
+APPS = (
+    "raw",
+    "sqlalchemy_dependency",
+    "ours",
+    "ours_read_only",
+    "ours_no_pre_ping",
+    "base_http_middleware",
+)
 MEASURED_ID = 500
 PACKAGES = (
     "fastapi",
@@ -67,6 +74,8 @@ COSTS = (
     ("ours", "sqlalchemy_dependency"),
     ("ours_read_only", "raw"),
     ("ours_read_only", "sqlalchemy_dependency"),
+    ("ours_no_pre_ping", "raw"),
+    ("ours_no_pre_ping", "sqlalchemy_dependency"),
     ("sqlalchemy_dependency", "raw"),
     ("base_http_middleware", "raw"),
     ("base_http_middleware", "ours"),

@@ -12,8 +12,10 @@ driver (``sqlite:////tmp/x/bench.db`` or ``postgresql://postgres@127.0.0.1:5432/
 - ``sqlalchemy_dependency``: the usual hand-written code: ``create_async_engine`` +
   ``async_sessionmaker`` + a ``yield`` dependency in the default scope that commits
   after the endpoint (FastAPI runs that part after the response is sent);
-- ``ours``: ``fastapi_enterprise.database``: ``Database(...).session()``, engine from
-  ``db.lifespan``; ``ours_read_only``: ``db.session(read_only=True)``;
+- ``ours``: ``fastapi_enterprise.database`` with its defaults (pool pre-ping and the
+  slow-query log on): ``Database(...).session()``, engine from ``db.lifespan``;
+  ``ours_read_only``: ``db.session(read_only=True)``; ``ours_no_pre_ping``: ``ours``
+  with ``pool_pre_ping=False`` (what the default's round trip per checkout costs);
 - ``base_http_middleware``: a session opened in an ``@app.middleware("http")`` function
   (Starlette's ``BaseHTTPMiddleware``), put on ``request.state`` and committed after
   ``call_next``.
@@ -209,6 +211,44 @@ def sqlalchemy_dependency() -> FastAPI:
         return await _read(session, item_id)
 
     return app
+
+
+# --- ours --------------------------------------------------------------------------
+
+
+def _ours(*, read_only: bool = False, **settings: Any) -> FastAPI:
+    from fastapi_enterprise.database import Database
+    from fastapi_enterprise.settings import DatabaseSettings
+
+    db = Database(
+        DatabaseSettings(url=database_url(), pool_size=POOL_SIZE, max_overflow=0, **settings)
+    )
+    session_dependency = db.session(read_only=read_only)
+    app = _app(db.lifespan)
+
+    @app.get("/row/{item_id}")
+    async def row(item_id: int, session: Annotated[AsyncSession, session_dependency]) -> _Row:
+        return await _read(session, item_id)
+
+    return app
+
+
+def ours() -> FastAPI:
+    """``db.session()`` with the library's defaults."""
+    return _ours()
+
+
+def ours_read_only() -> FastAPI:
+    """``db.session(read_only=True)``: never commits; writes refused."""
+    return _ours(read_only=True)
+
+
+def ours_no_pre_ping() -> FastAPI:
+    """``db.session()`` without the pre-ping round trip at each checkout."""
+    return _ours(pool_pre_ping=False)
+
+
+# --- the common pattern the issue names ----------------------------------------------
 
 
 def base_http_middleware() -> FastAPI:
