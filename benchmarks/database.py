@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -29,6 +30,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import time
 import urllib.error
 from collections import defaultdict
 from datetime import datetime, timezone
@@ -39,6 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.database_apps import COLUMNS, ROWS, TABLE, expected_row  # noqa: E402
+from benchmarks.inprocess import drive  # noqa: E402
+from benchmarks.inprocess import scope as inprocess_scope  # noqa: E402
 from benchmarks.server import (  # noqa: E402
     Server,
     cpu_seconds,
@@ -175,6 +179,89 @@ def run(
     return results
 
 
+# --- in process --------------------------------------------------------------------
+
+
+async def _status(app: Any, path: str) -> int:
+    statuses: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    await app(inprocess_scope([], path), receive, send)
+    return statuses[0]
+
+
+async def _inprocess(
+    url: str, apps: list[str], requests: int, repetitions: int
+) -> dict[str, list[float]]:
+    """Process CPU per request of each app, the apps in turns, ``repetitions`` times."""
+    from benchmarks import database_apps
+
+    os.environ["BENCH_DATABASE_URL"] = url
+    built = {name: getattr(database_apps, name)() for name in apps}
+    path = f"/row/{MEASURED_ID}"
+    samples: dict[str, list[float]] = defaultdict(list)
+    async with contextlib.AsyncExitStack() as stack:
+        for name, app in built.items():
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            status = await _status(app, path)
+            if status != 200:
+                raise RuntimeError(f"{name} answered {status} in process")
+        for _ in range(repetitions):
+            for name, app in built.items():
+                samples[name].append(
+                    await drive(app, requests, [], clock=time.process_time, path=path)
+                )
+    return samples
+
+
+def inprocess_report(samples: dict[str, dict[str, list[float]]], args: Any) -> str:
+    lines = [
+        f"# Database session layer in process ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)",
+        "",
+        f"Process CPU time per request, one request at a time through the ASGI app (no "
+        f"server), {args.repetitions} repetitions of {args.requests} requests, the apps in "
+        f"turns; differences paired by repetition: median (min-max). Python "
+        f"{platform.python_version()}, uvloop.",
+        "",
+    ]
+    for backend, runs in samples.items():
+        lines += [
+            f"## {backend}",
+            "",
+            "| app | us/request | - raw | - sqlalchemy_dependency |",
+            "|---|---:|---:|---:|",
+        ]
+        for app, values in runs.items():
+            cells = [f"{statistics.median(values):.0f}"]
+            for reference in ("raw", "sqlalchemy_dependency"):
+                if reference not in runs or reference == app:
+                    cells.append("")
+                    continue
+                pairs = [a - b for a, b in zip(values, runs[reference], strict=True)]
+                cells.append(
+                    f"{statistics.median(pairs):+.0f} ({min(pairs):+.0f} to {max(pairs):+.0f})"
+                )
+            lines.append(f"| {app} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main_inprocess(args: Any, databases: dict[str, str], apps: list[str]) -> str:
+    import uvloop
+
+    samples = {
+        backend: uvloop.run(_inprocess(url, apps, args.requests, args.repetitions))
+        for backend, url in databases.items()
+    }
+    return inprocess_report(samples, args)
+
+
 # --- the report --------------------------------------------------------------------
 
 
@@ -245,10 +332,15 @@ def main() -> None:
     )
     parser.add_argument("--smoke", action="store_true", help="1 round of 1 s: correctness only")
     parser.add_argument("--output", default=None, help="the markdown report; JSON beside it")
+    parser.add_argument(
+        "--inprocess", action="store_true", help="process CPU per request, no server, paired"
+    )
+    parser.add_argument("--requests", type=int, default=500, help="per repetition (--inprocess)")
+    parser.add_argument("--repetitions", type=int, default=15, help="(--inprocess)")
     args = parser.parse_args()
     if args.smoke:
         args.rounds, args.duration, args.connections = 1, 1.0, 4
-    if shutil.which("wrk") is None:
+    if shutil.which("wrk") is None and not args.inprocess:
         raise SystemExit("wrk is not installed (Debian package wrk); `nox -s bench` installs it")
     apps = [name for name in args.apps.split(",") if name]
     if "raw" not in apps:
@@ -269,10 +361,21 @@ def main() -> None:
             databases["postgresql"] = args.postgres_url
             asyncio.run(_seed_postgresql(args.postgres_url))
         try:
-            results = run(databases, apps, args.rounds, args.duration, args.connections)
+            if args.inprocess:
+                text = main_inprocess(args, databases, apps)
+            else:
+                results = run(databases, apps, args.rounds, args.duration, args.connections)
         finally:
             if "postgresql" in databases:
                 asyncio.run(_drop_postgresql(args.postgres_url))
+
+    if args.inprocess:
+        output = (
+            Path(args.output) if args.output else ROOT / "benchmarks/results/database-inprocess.md"
+        )
+        output.write_text(text + "\n", encoding="utf-8")
+        print(text)
+        return
 
     text = report(results, list(databases), apps, args)
     output.parent.mkdir(parents=True, exist_ok=True)
