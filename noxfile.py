@@ -89,9 +89,7 @@ def build(session: nox.Session) -> None:
     session.run("twine", "check", "--strict", *[str(path) for path in sorted(dist.glob("*"))])
 
 
-@nox.session
-def bench(session: nox.Session) -> None:
-    """Benchmark against bare FastAPI and the peer stack (``-- --smoke`` for CI)."""
+def _install_wrk(session: nox.Session) -> None:
     if shutil.which("wrk") is None:
         if shutil.which("apt-get") is None or os.geteuid() != 0:
             session.error("wrk is not installed: install Debian's wrk package")
@@ -105,8 +103,26 @@ def bench(session: nox.Session) -> None:
             external=True,
             env={"DEBIAN_FRONTEND": "noninteractive"},
         )
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmark against bare FastAPI and the peer stack (``-- --smoke`` for CI)."""
+    _install_wrk(session)
     session.install(".[all]", *group("bench"))
     session.run("python", "-m", "benchmarks.server", *session.posargs)
+
+
+@nox.session
+def bench_database(session: nox.Session) -> None:
+    """Benchmark the session layer on SQLite and PostgreSQL (``-- --smoke`` for CI).
+
+    PostgreSQL is ``BENCH_POSTGRES_URL`` (default: the ``test`` database on
+    127.0.0.1:5432, user postgres); ``-- --backends sqlite`` runs without it.
+    """
+    _install_wrk(session)
+    session.install(".[all]", *group("bench"))
+    session.run("python", "-m", "benchmarks.database", *session.posargs)
 
 
 @nox.session

@@ -62,15 +62,15 @@ def make_app(
     return app
 
 
-def scope(headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+def scope(headers: list[tuple[bytes, bytes]], path: str = "/small") -> dict[str, Any]:
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
         "method": "GET",
         "scheme": "http",
-        "path": "/small",
-        "raw_path": b"/small",
+        "path": path,
+        "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
         "headers": headers,
@@ -86,6 +86,7 @@ async def drive(
     *,
     clock: Callable[[], float] = time.perf_counter,
     settle: Callable[[], object] | None = None,
+    path: str = "/small",
 ) -> float:
     """Microseconds per request by ``clock``; ``settle`` runs (and counts) at the end."""
 
@@ -96,10 +97,10 @@ async def drive(
         return None
 
     for _ in range(200):  # warm-up
-        await app(scope(headers), receive, send)
+        await app(scope(headers, path), receive, send)
     start = clock()
     for _ in range(requests):
-        await app(scope(headers), receive, send)
+        await app(scope(headers, path), receive, send)
     if settle is not None:
         settle()
     return (clock() - start) / requests * 1e6

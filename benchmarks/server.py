@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections import defaultdict
 from datetime import datetime, timezone
@@ -78,14 +79,31 @@ def fetch(url: str) -> tuple[int, bytes]:
 
 
 class Server:
-    def __init__(self, app: str) -> None:
+    """One app under uvicorn on CPU 0.
+
+    Args:
+        app: the factory's name in ``module``.
+        module: the module holding the app factories.
+        ready_path: the path polled until the server answers.
+        env: extra environment variables for the server process.
+    """
+
+    def __init__(
+        self,
+        app: str,
+        *,
+        module: str = "benchmarks.apps",
+        ready_path: str = "/small",
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.ready_path = ready_path
         command = [
             sys.executable,
             "-m",
             "uvicorn",
-            f"benchmarks.apps:{app}",
+            f"{module}:{app}",
             "--factory",
             "--http",
             "httptools",
@@ -99,7 +117,7 @@ class Server:
             "--port",
             str(self.port),
         ]
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)}
         self.process = subprocess.Popen(
             pinned(0, command),
             cwd=ROOT,
@@ -112,21 +130,29 @@ class Server:
         deadline = time.monotonic() + 30
         while True:
             try:
-                fetch(f"{self.url}/small")
+                fetch(f"{self.url}{self.ready_path}")
                 return
-            except OSError:  # noqa: PERF203 - polling until the server answers
+            except urllib.error.HTTPError as answer:  # noqa: PERF203 - polling until it answers
+                # Up but answering an error: waiting longer will not help.
+                self.stop()
+                raise RuntimeError(f"{self.url}{self.ready_path} answered {answer.code}") from None
+            except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    error = self.process.stderr.read().decode() if self.process.stderr else ""
-                    raise RuntimeError(f"server did not start: {error[-2000:]}") from None
+                    # Stop it first: reading the stderr of a live server blocks forever.
+                    stderr = self.stop()
+                    raise RuntimeError(f"server did not start: {stderr[-2000:]}") from None
                 time.sleep(0.1)
 
-    def stop(self) -> None:
-        self.process.terminate()
+    def stop(self) -> str:
+        """Stop the server; return what it wrote to stderr."""
+        if self.process.poll() is None:
+            self.process.terminate()
         try:
-            self.process.communicate(timeout=15)
+            _, error = self.process.communicate(timeout=15)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.communicate()
+            _, error = self.process.communicate()
+        return error.decode(errors="replace") if error else ""
 
 
 def check_answers(url: str) -> None:
@@ -200,7 +226,7 @@ def report(
         f"connections, wrk on CPU 1, uvicorn (httptools, uvloop, 1 worker) on CPU 0. "
         f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs.",
         "",
-        "Versions: " + ", ".join(f"{name} {_version(name)}" for name in PACKAGES),
+        "Versions: " + ", ".join(f"{name} {package_version(name)}" for name in PACKAGES),
         "",
     ]
     for endpoint in ENDPOINTS:
@@ -212,22 +238,26 @@ def report(
             "| server CPU us/req |",
             "|---|---:|---:|---:|---:|---:|",
         ]
-        for app in apps:
-            runs = results[f"{app}/{endpoint}"]
-            rps = [r["rps"] for r in runs]
-            median = statistics.median(rps)
-            p50 = statistics.median(r.get("p50", float("nan")) for r in runs)
-            p99 = statistics.median(r.get("p99", float("nan")) for r in runs)
-            cpu = statistics.median(r["cpu_us"] for r in runs)
-            lines.append(
-                f"| {app} | {median:,.0f} ({min(rps):,.0f}-{max(rps):,.0f}) | "
-                f"{median / reference:.2f} | {p50:.2f} | {p99:.2f} | {cpu:.0f} |"
-            )
+        lines += [table_row(app, results[f"{app}/{endpoint}"], reference) for app in apps]
         lines.append("")
     return "\n".join(lines)
 
 
-def _version(name: str) -> str:
+def table_row(name: str, runs: list[dict[str, float]], reference: float) -> str:
+    """One markdown row: req/s median (min-max), ratio to ``reference``, p50, p99, CPU."""
+    rps = [r["rps"] for r in runs]
+    median = statistics.median(rps)
+    p50 = statistics.median(r.get("p50", float("nan")) for r in runs)
+    p99 = statistics.median(r.get("p99", float("nan")) for r in runs)
+    cpu = statistics.median(r["cpu_us"] for r in runs)
+    return (
+        f"| {name} | {median:,.0f} ({min(rps):,.0f}-{max(rps):,.0f}) | "
+        f"{median / reference:.2f} | {p50:.2f} | {p99:.2f} | {cpu:.0f} |"
+    )
+
+
+def package_version(name: str) -> str:
+    """The installed version of a distribution, or ``-``."""
     try:
         return version(name)
     except PackageNotFoundError:
