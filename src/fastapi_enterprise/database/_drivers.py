@@ -94,7 +94,9 @@ def engine_options(settings: DatabaseSettings, url: URL) -> dict[str, Any]:
         "echo": settings.echo,
         # A driver error's message would otherwise quote the statement's parameters.
         "hide_parameters": not settings.echo,
-        "pool_pre_ping": settings.pool_pre_ping,
+        # SQLite has no server to drop a connection: a ping would only cost a round trip
+        # to aiosqlite's thread (about 200 us a request, benchmarks/results/database.md).
+        "pool_pre_ping": settings.pool_pre_ping and url.get_backend_name() != "sqlite",
     }
     if settings.null_pool:
         options["poolclass"] = NullPool

@@ -173,7 +173,8 @@ class DatabaseSettings(BaseModel):
 
     pool_pre_ping: bool = True
     """Test each connection as it leaves the pool and replace it if the server dropped
-    it (a restart, an idle timeout): costs a round trip per checkout."""
+    it (a restart, an idle timeout): costs a round trip per checkout. Not applied to
+    SQLite, which has no server to drop it."""
 
     null_pool: bool = False
     """Open a connection per session and close it after (no pool): for tests and for
