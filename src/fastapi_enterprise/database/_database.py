@@ -31,7 +31,12 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import ORMExecuteState, Session
 
-from fastapi_enterprise.database._drivers import async_url, engine_options, prepare_engine
+from fastapi_enterprise.database._drivers import (
+    async_url,
+    engine_options,
+    prepare_engine,
+    use_real_transactions,
+)
 from fastapi_enterprise.database._errors import problem_for, safe_message
 from fastapi_enterprise.database._middleware import _LazySession
 from fastapi_enterprise.database._observe import DatabaseMetrics, SlowQueryLog
@@ -315,6 +320,9 @@ class Database:
         if self._bind is not None:
             raise RuntimeError("database.isolated() is already active")
         async with self.engine.connect() as connection:
+            sqlite = connection.dialect.name == "sqlite"
+            if sqlite:  # SAVEPOINTs need the driver out of the way (see _drivers)
+                await connection.run_sync(use_real_transactions, True)
             outer = await connection.begin()
             self._bind = connection
             try:
@@ -327,6 +335,8 @@ class Database:
                 self._bind = None
                 if outer.is_active:
                     await outer.rollback()
+                if sqlite:
+                    await connection.run_sync(use_real_transactions, False)
 
     def _open(self, maker: async_sessionmaker[AsyncSession] | None) -> AsyncSession:
         _ = self.engine  # not started, or started before a fork: say so

@@ -20,7 +20,13 @@ from sqlalchemy.pool import NullPool, StaticPool
 
 from fastapi_enterprise.settings import DatabaseSettings
 
-__all__ = ["DatabaseConfigError", "async_url", "engine_options", "prepare_engine"]
+__all__ = [
+    "DatabaseConfigError",
+    "async_url",
+    "engine_options",
+    "prepare_engine",
+    "use_real_transactions",
+]
 
 # The async driver a URL without one gets, per backend.
 _DEFAULT_DRIVERS = {"postgresql": "asyncpg", "mysql": "aiomysql", "mariadb": "aiomysql"}
@@ -167,20 +173,30 @@ def prepare_engine(engine: AsyncEngine, settings: DatabaseSettings) -> None:
 
 
 def _real_sqlite_transactions(sync_engine: Any) -> None:
-    """Let SQLite run real transactions: BEGIN at the start, SAVEPOINTs that work.
+    """Let SQLite run real transactions where asked: BEGIN at the start, SAVEPOINTs.
 
-    Python's sqlite3 module begins transactions itself, late, and not before a SAVEPOINT;
-    this is SQLAlchemy's documented remedy ("Serializable isolation / Savepoints /
-    Transactional DDL" in its SQLite dialect notes).
+    Python's sqlite3 module begins transactions itself, late (before the first write,
+    never before a read), and breaks SAVEPOINTs. That default is kept for requests: a
+    read then costs no BEGIN and no COMMIT through aiosqlite's thread (about 500 us a
+    request, ``benchmarks/results/database.md``), as in any SQLAlchemy app on SQLite.
+    A connection that :func:`use_real_transactions` switched (``Database.isolated()``
+    does) gets SQLAlchemy's documented remedy ("Serializable isolation / Savepoints /
+    Transactional DDL" in its SQLite dialect notes): the driver stays out of it, and
+    every SQLAlchemy transaction starts with an explicit BEGIN.
     """
-
-    @event.listens_for(sync_engine, "connect")
-    def no_driver_transactions(dbapi_connection: Any, record: Any) -> None:
-        dbapi_connection.isolation_level = None
 
     @event.listens_for(sync_engine, "begin")
     def begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        if connection.connection.dbapi_connection.isolation_level is None:
+            connection.exec_driver_sql("BEGIN")
+
+
+def use_real_transactions(connection: Any, on: bool) -> None:
+    """Switch one SQLite connection to real transactions (``on``) or back to the default.
+
+    For ``AsyncConnection.run_sync()``: ``connection`` is the sync ``Connection``.
+    """
+    connection.connection.dbapi_connection.isolation_level = None if on else ""
 
 
 # What async drivers raise as they are, not as DBAPI errors, when the socket fails:
