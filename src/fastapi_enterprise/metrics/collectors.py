@@ -61,6 +61,10 @@ class SQLAlchemyPoolCollector:
     """Connection-pool gauges of a SQLAlchemy engine (sync or async), read at scrape time.
 
     ``db_pool_size``, ``db_pool_checked_out``, ``db_pool_overflow``, labelled ``pool``.
+    Read at scrape time, it sees one process only: under gunicorn's multiprocess mode
+    use :class:`fastapi_enterprise.database.DatabaseMetrics` (``Database.install()``
+    registers it), which publishes the same gauges summed over the workers. Register
+    one or the other, not both: the names are the same.
     """
 
     def __init__(
