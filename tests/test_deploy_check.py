@@ -493,7 +493,8 @@ def test_database_install_checks_the_settings_it_uses(
 
     logs = capture_logs(EnterpriseSettings(environment="test"))
     app = FastAPI()
-    install(app, safe())
+    # Memory storage: the suite also runs without the redis extra (a warning, no error).
+    install(app, safe(rate_limit={"storage_url": "memory://"}))
     Database(DatabaseSettings(url="mysql://app@db/app", pool_recycle=-1)).install(app)
     warnings = [line.get("finding_id") for line in logs.events("deploy_check.warning")]
     assert "database.recycle_above_idle_timeout" in warnings
