@@ -36,7 +36,7 @@ def create_app(settings: TecnoCursosSettings | None = None) -> FastAPI:
         readiness, and every domain's routes.
     """
     settings = settings if settings is not None else TecnoCursosSettings()
-    configure_logging(settings)
+    logging_handle = configure_logging(settings)
     app = FastAPI(**settings.fastapi_kwargs())
     install(app, settings)  # runs the deploy check, the app's rules included
     database = create_database(settings)
@@ -51,6 +51,7 @@ def create_app(settings: TecnoCursosSettings | None = None) -> FastAPI:
         )
         key = secrets.token_urlsafe(48)
     app.state.settings = settings
+    app.state.logging = logging_handle  # flush() and stop() for scripts and tests
     app.state.database = database
     app.state.passwords = Passwords(settings.auth)
     app.state.tokens = TokenService(key, settings.auth)

@@ -1,0 +1,124 @@
+"""Fixtures: a fresh app per test on its own SQLite file, driven through HTTP."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+import pytest_asyncio
+import structlog
+from fastapi import FastAPI
+from tecnocursos.auth.models import Role, User
+from tecnocursos.core.app import create_app
+from tecnocursos.core.database import Base
+from tecnocursos.core.settings import TecnoCursosSettings
+
+from fastapi_enterprise.security_events import SECURITY_LOGGER
+
+PASSWORD = "correct horse battery staple"
+TEST_SECRET = "tc-test-secret-7f3a9c1e5b2d8f4a6c0e9b3d7f1a5c8e"
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> TecnoCursosSettings:
+    """Test settings on a SQLite file of this test's own."""
+    values: dict[str, Any] = {
+        "environment": "test",
+        "database": {"url": f"sqlite:///{tmp_path / 'tc.db'}"},
+        "security": {"secret_key": TEST_SECRET},
+        "rate_limit": {"enabled": False},
+        **overrides,
+    }
+    return TecnoCursosSettings(**values)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> TecnoCursosSettings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def app(settings: TecnoCursosSettings) -> Iterator[FastAPI]:
+    """The app; its log pipeline stops with the test and the root logger is restored."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    application = create_app(settings)
+    try:
+        yield application
+    finally:
+        application.state.logging.stop()
+        structlog.reset_defaults()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+@pytest_asyncio.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx2.AsyncClient]:
+    """An HTTP client on the started app (its lifespan ran; the schema exists)."""
+    async with app.router.lifespan_context(app):
+        async with app.state.database.engine.begin() as connection:
+            await connection.run_sync(Base.metadata.create_all)
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield http
+
+
+async def add_user(
+    app: FastAPI, email: str, *, role: Role = Role.STUDENT, password_hash: str | None = None
+) -> int:
+    """Insert a user directly (admins cannot register through the API)."""
+    hashed = password_hash or await app.state.passwords.hash(PASSWORD)
+    async with app.state.database.transaction() as session:
+        user = User(email=email, password_hash=hashed, role=role)
+        session.add(user)
+        await session.flush()
+        return user.id
+
+
+async def login(
+    client: httpx2.AsyncClient, email: str, password: str = PASSWORD
+) -> httpx2.Response:
+    return await client.post("/auth/token", data={"username": email, "password": password})
+
+
+async def tokens_for(client: httpx2.AsyncClient, email: str) -> dict[str, Any]:
+    response = await login(client, email)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def security_events() -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """The security events logged during the test, as ``{"event": name, **fields}``."""
+    handler = _Records()
+    logger = logging.getLogger(SECURITY_LOGGER)
+    logger.addHandler(handler)
+
+    def events() -> list[dict[str, Any]]:
+        return [
+            {**record.__dict__, "event": record.getMessage()}
+            for record in handler.records
+            if hasattr(record, "security_event")
+        ]
+
+    try:
+        yield events
+    finally:
+        logger.removeHandler(handler)
