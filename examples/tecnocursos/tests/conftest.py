@@ -12,12 +12,12 @@ import pytest
 import pytest_asyncio
 import structlog
 from fastapi import FastAPI
+
+from fastapi_enterprise.security_events import SECURITY_LOGGER
 from tecnocursos.auth.models import Role, User
 from tecnocursos.core.app import create_app
 from tecnocursos.core.database import Base
 from tecnocursos.core.settings import TecnoCursosSettings
-
-from fastapi_enterprise.security_events import SECURITY_LOGGER
 
 PASSWORD = "correct horse battery staple"
 TEST_SECRET = "tc-test-secret-7f3a9c1e5b2d8f4a6c0e9b3d7f1a5c8e"
@@ -41,18 +41,26 @@ def settings(tmp_path: Path) -> TecnoCursosSettings:
 
 
 @pytest.fixture
-def app(settings: TecnoCursosSettings) -> Iterator[FastAPI]:
-    """The app; its log pipeline stops with the test and the root logger is restored."""
+def restore_logging() -> Iterator[None]:
+    """Give the root logger and structlog back as they were (create_app configures both)."""
     root = logging.getLogger()
     level, handlers = root.level, list(root.handlers)
+    try:
+        yield
+    finally:
+        structlog.reset_defaults()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+@pytest.fixture
+def app(settings: TecnoCursosSettings, restore_logging: None) -> Iterator[FastAPI]:
+    """The app; its log pipeline stops with the test."""
     application = create_app(settings)
     try:
         yield application
     finally:
         application.state.logging.stop()
-        structlog.reset_defaults()
-        root.handlers[:] = handlers
-        root.setLevel(level)
 
 
 @pytest_asyncio.fixture

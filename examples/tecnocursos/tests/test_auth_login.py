@@ -12,9 +12,9 @@ from fastapi import FastAPI
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import select, update
-from tecnocursos.auth.models import User, utcnow
 
 from conftest import PASSWORD, add_user, bearer, login
+from tecnocursos.auth.models import User, utcnow
 
 Events = Callable[[], list[dict[str, Any]]]
 

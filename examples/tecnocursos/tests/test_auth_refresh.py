@@ -10,10 +10,10 @@ import httpx2
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, update
-from tecnocursos.auth.models import RefreshToken, utcnow
-from tecnocursos.auth.tokens import hash_refresh_token
 
 from conftest import add_user, bearer, tokens_for
+from tecnocursos.auth.models import RefreshToken, utcnow
+from tecnocursos.auth.tokens import hash_refresh_token
 
 Events = Callable[[], list[dict[str, Any]]]
 

@@ -15,9 +15,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
-from tecnocursos.auth.models import utcnow
 
 from conftest import TEST_SECRET, add_user, bearer
+from tecnocursos.auth.models import utcnow
 
 
 def _b64(data: bytes) -> str:

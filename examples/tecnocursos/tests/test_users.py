@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx2
 import pytest
 from fastapi import FastAPI
-from tecnocursos.auth.models import Role
 
 from conftest import add_user, bearer, tokens_for
+from tecnocursos.auth.models import Role
 
 
 @pytest.mark.asyncio

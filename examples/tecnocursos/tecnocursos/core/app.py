@@ -38,7 +38,11 @@ def create_app(settings: TecnoCursosSettings | None = None) -> FastAPI:
     settings = settings if settings is not None else TecnoCursosSettings()
     logging_handle = configure_logging(settings)
     app = FastAPI(**settings.fastapi_kwargs())
-    install(app, settings)  # runs the deploy check, the app's rules included
+    try:
+        install(app, settings)  # runs the deploy check, the app's rules included
+    except BaseException:
+        logging_handle.stop()  # refused to start: flush the log lines, end the log thread
+        raise
     database = create_database(settings)
     database.install(app)
 

@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from fastapi_enterprise import AppSettings, EnterpriseSettings, Environment, Finding
@@ -49,7 +49,7 @@ class AuthSettings(_Section):
     """The ``iss`` claim written into and required from access tokens."""
 
     access_token_ttl: timedelta = timedelta(minutes=15)
-    """Lifetime of an access token (seconds or ISO 8601 duration)."""
+    """Lifetime of an access token (seconds, or an ISO 8601 duration such as ``PT15M``)."""
 
     refresh_token_ttl: timedelta = timedelta(days=14)
     """Lifetime of a refresh token; each use rotates it (the family keeps its origin)."""
@@ -71,6 +71,18 @@ class AuthSettings(_Section):
 
     argon2_memory_cost: int | None = Field(default=None, ge=1024)
     """Argon2id memory in KiB; by environment: 8 MiB in ``test``, 64 MiB otherwise."""
+
+    @field_validator(
+        "access_token_ttl",
+        "refresh_token_ttl",
+        "failure_window",
+        "lockout_duration",
+        mode="before",
+    )
+    @classmethod
+    def _seconds(cls, value: Any) -> Any:
+        # An environment variable is a string: read "600" as seconds, like a number.
+        return int(value) if isinstance(value, str) and value.strip().isdigit() else value
 
 
 class MediaSettings(_Section):
