@@ -51,6 +51,9 @@ async def test_wrong_password_and_unknown_email_get_the_same_401(
         event["reason"] for event in security_events() if event["event"] == "auth.login_failed"
     ]
     assert reasons == ["bad_password", "unknown_user"]
+    for event in security_events():  # neither the password nor the email is logged
+        assert "not the password at all" not in str(event)
+        assert "nobody@example.com" not in str(event)
 
 
 @pytest.mark.asyncio
