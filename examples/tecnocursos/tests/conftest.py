@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +14,10 @@ import httpx2
 import pytest
 import pytest_asyncio
 import structlog
+from alembic.config import Config
 from fastapi import FastAPI
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from fastapi_enterprise.security_events import SECURITY_LOGGER
 from tecnocursos.auth.models import Role, User
@@ -19,6 +25,11 @@ from tecnocursos.core.app import create_app
 from tecnocursos.core.database import Base
 from tecnocursos.core.settings import TecnoCursosSettings
 
+PROJECT = Path(__file__).resolve().parent.parent
+POSTGRES_URL = os.environ.get(
+    "TC_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+MARIADB_URL = os.environ.get("TC_TEST_MARIADB_URL", "mysql+aiomysql://root@127.0.0.1:3306/test")
 PASSWORD = "correct horse battery staple"
 TEST_SECRET = "tc-test-secret-7f3a9c1e5b2d8f4a6c0e9b3d7f1a5c8e"
 
@@ -33,6 +44,48 @@ def make_settings(tmp_path: Path, **overrides: Any) -> TecnoCursosSettings:
         **overrides,
     }
     return TecnoCursosSettings(**values)
+
+
+async def _create_database(server_url: str, name: str, *, drop: bool = False) -> None:
+    """Create (or drop) database ``name`` on the server of ``server_url``."""
+    url = make_url(server_url)
+    is_postgres = url.get_backend_name() == "postgresql"
+    # AUTOCOMMIT: PostgreSQL refuses CREATE/DROP DATABASE inside a transaction.
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    if drop:
+        statement = f"DROP DATABASE IF EXISTS {name}" + (" WITH (FORCE)" if is_postgres else "")
+    else:
+        statement = f"CREATE DATABASE {name}"
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def server_database(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, empty database on the server the parameter names; dropped afterwards."""
+    server_url: str = request.param
+    name = f"tc_migrations_{uuid.uuid4().hex[:12]}"
+    try:
+        asyncio.run(_create_database(server_url, name))
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the server
+        message = f"database server not available ({type(exc).__name__})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(_create_database(server_url, name, drop=True))
+
+
+def alembic_config(settings: TecnoCursosSettings) -> Config:
+    """Alembic's configuration of this project, migrating the database of ``settings``."""
+    config = Config(str(PROJECT / "alembic.ini"))
+    config.attributes["settings"] = settings
+    return config
 
 
 @pytest.fixture

@@ -8,76 +8,26 @@ under ``CI=true``.
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, make_url, text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 
+from conftest import MARIADB_URL, POSTGRES_URL, alembic_config
 from fastapi_enterprise.database import Database
 from tecnocursos.core.database import Base
 from tecnocursos.core.settings import TecnoCursosSettings
 
-PROJECT = Path(__file__).resolve().parent.parent
-POSTGRES_URL = os.environ.get(
-    "TC_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
-MARIADB_URL = os.environ.get("TC_TEST_MARIADB_URL", "mysql+aiomysql://root@127.0.0.1:3306/test")
 APP_TABLES = {"users", "refresh_tokens"}
 
 
 def _settings(url: str) -> TecnoCursosSettings:
     return TecnoCursosSettings(environment="test", database={"url": url, "null_pool": True})
-
-
-async def _create_database(server_url: str, name: str, *, drop: bool = False) -> None:
-    """Create (or drop) database ``name`` on the server of ``server_url``."""
-    url = make_url(server_url)
-    is_postgres = url.get_backend_name() == "postgresql"
-    # AUTOCOMMIT: PostgreSQL refuses CREATE/DROP DATABASE inside a transaction.
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    if drop:
-        statement = f"DROP DATABASE IF EXISTS {name}" + (" WITH (FORCE)" if is_postgres else "")
-    else:
-        statement = f"CREATE DATABASE {name}"
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
-@pytest.fixture
-def server_database(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh, empty database on the server the parameter names; dropped afterwards."""
-    server_url: str = request.param
-    name = f"tc_migrations_{uuid.uuid4().hex[:12]}"
-    try:
-        asyncio.run(_create_database(server_url, name))
-    except Exception as exc:  # noqa: BLE001 - any failure to reach the server
-        message = f"database server not available ({type(exc).__name__})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(_create_database(server_url, name, drop=True))
-
-
-def _alembic(settings: TecnoCursosSettings) -> Config:
-    config = Config(str(PROJECT / "alembic.ini"))
-    config.attributes["settings"] = settings
-    return config
 
 
 def _inspect(settings: TecnoCursosSettings) -> dict[str, Any]:
@@ -104,7 +54,7 @@ def _inspect(settings: TecnoCursosSettings) -> dict[str, Any]:
 
 
 def _upgrade_compare_downgrade(settings: TecnoCursosSettings) -> None:
-    config = _alembic(settings)
+    config = alembic_config(settings)
     command.upgrade(config, "head")
     after_upgrade = _inspect(settings)
     assert after_upgrade["tables"] == APP_TABLES | {"alembic_version"}
@@ -129,12 +79,12 @@ def test_migrations_on_sqlite(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("server_database", [POSTGRES_URL], indirect=True)
+@pytest.mark.parametrize("server_database", [POSTGRES_URL], indirect=True, ids=["postgres"])
 def test_migrations_on_postgresql(server_database: str) -> None:
     _upgrade_compare_downgrade(_settings(server_database))
 
 
 @pytest.mark.mariadb
-@pytest.mark.parametrize("server_database", [MARIADB_URL], indirect=True)
+@pytest.mark.parametrize("server_database", [MARIADB_URL], indirect=True, ids=["mariadb"])
 def test_migrations_on_mariadb(server_database: str) -> None:
     _upgrade_compare_downgrade(_settings(server_database))
