@@ -15,6 +15,7 @@ nox.options.sessions = ["tests", "tests_minimal", "lint", "typecheck", "docs", "
 
 ROOT = Path(__file__).parent
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+TECNOCURSOS = ROOT / "examples" / "tecnocursos"
 
 
 def group(name: str) -> list[str]:
@@ -57,11 +58,38 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
 
 
+def tecnocursos_group(name: str) -> list[str]:
+    """The requirements of one dependency group of the TecnoCursos example project."""
+    project = nox.project.load_toml(TECNOCURSOS / "pyproject.toml")
+    return list(nox.project.dependency_groups(project, name))
+
+
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """Run mypy --strict over src, tests, examples, benchmarks and this file."""
-    session.install("-e", ".[all]", *group("typecheck"))
+    """Run mypy --strict over src, tests, examples, benchmarks and this file.
+
+    The TecnoCursos example is its own project: its package is checked here too, and its
+    tests with its own configuration (their ``tests.conftest`` would clash with ours).
+    """
+    session.install(
+        "-e", ".[all]", "-e", str(TECNOCURSOS), *group("typecheck"), *tecnocursos_group("test")
+    )
     session.run("mypy")
+    session.chdir(TECNOCURSOS)
+    session.run("mypy")
+
+
+@nox.session
+def example_tecnocursos(session: nox.Session) -> None:
+    """Run the TecnoCursos example's tests against the library in this repository.
+
+    PostgreSQL and MariaDB tests use ``TC_TEST_POSTGRES_URL`` and ``TC_TEST_MARIADB_URL``
+    (default: the ``test`` databases on 127.0.0.1); with ``CI=true`` a missing server
+    fails them instead of skipping.
+    """
+    session.install("-e", ".", "-e", str(TECNOCURSOS), *tecnocursos_group("test"))
+    session.chdir(TECNOCURSOS)
+    session.run("pytest", *session.posargs)
 
 
 @nox.session

@@ -1,0 +1,3 @@
+"""What every domain shares: settings, the database and the app factory."""
+
+__all__: list[str] = []

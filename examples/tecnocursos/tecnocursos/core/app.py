@@ -1,0 +1,65 @@
+"""The app factory: settings in, a production-ready FastAPI app out.
+
+Run: ``uvicorn --factory tecnocursos.core.app:create_app`` (settings from ``TC_*``
+variables, a ``.env`` file or secret files).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from fastapi import FastAPI
+
+from fastapi_enterprise import configure_logging, install
+from tecnocursos.auth.passwords import Passwords
+from tecnocursos.auth.router import router as auth_router
+from tecnocursos.auth.tokens import TokenService
+from tecnocursos.core.database import create_database
+from tecnocursos.core.settings import TecnoCursosSettings
+from tecnocursos.users.router import router as users_router
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger("tecnocursos")
+
+
+def create_app(settings: TecnoCursosSettings | None = None) -> FastAPI:
+    """Build the TecnoCursos API.
+
+    Args:
+        settings: The settings; read from the environment (``TC_*``) when ``None``.
+
+    Returns:
+        The app, with the library installed (request IDs, logs, security headers, rate
+        limits, metrics, problem+json errors), its database hooked into the lifespan and
+        readiness, and every domain's routes.
+    """
+    settings = settings if settings is not None else TecnoCursosSettings()
+    logging_handle = configure_logging(settings)
+    app = FastAPI(**settings.fastapi_kwargs())
+    try:
+        install(app, settings)  # runs the deploy check, the app's rules included
+    except BaseException:
+        logging_handle.stop()  # refused to start: flush the log lines, end the log thread
+        raise
+    database = create_database(settings)
+    database.install(app)
+
+    key = settings.jwt_key()
+    if key is None:
+        # Only outside production: there the deploy check refused a missing secret key.
+        logger.warning(
+            "No JWT signing secret configured (auth.jwt_secret, security.secret_key); "
+            "signing with a random per-process one: tokens die with this process"
+        )
+        key = secrets.token_urlsafe(48)
+    app.state.settings = settings
+    app.state.logging = logging_handle  # flush() and stop() for scripts and tests
+    app.state.database = database
+    app.state.passwords = Passwords(settings.auth)
+    app.state.tokens = TokenService(key, settings.auth)
+
+    app.include_router(auth_router)
+    app.include_router(users_router)
+    return app

@@ -1,0 +1,93 @@
+"""The database: one :class:`~fastapi_enterprise.database.Database` per app, and the models' base.
+
+Routes take ``session: Session``: a session committed before the response is sent, rolled
+back on any exception, from the ``Database`` that :func:`tecnocursos.core.app.create_app`
+stored on the app (so each app, and each test, has its own).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+from fastapi import Depends
+from sqlalchemy import DateTime, MetaData
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
+from starlette.requests import Request
+
+from fastapi_enterprise.database import Database
+from tecnocursos.core.settings import TecnoCursosSettings
+
+__all__ = ["Base", "Session", "UTCDateTime", "create_database", "get_database", "get_session"]
+
+# Named constraints: migrations create, compare and drop them identically on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """The base of every model; its metadata is what the migrations must produce."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as naive UTC and always read back timezone-aware (UTC).
+
+    SQLite and MariaDB have no time zone in their column types; storing naive UTC
+    everywhere and attaching UTC on the way out makes comparisons with
+    ``datetime.now(timezone.utc)`` work on all three backends.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert an aware datetime to naive UTC; refuse a naive one (ambiguous)."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("UTCDateTime needs a timezone-aware datetime")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        """Attach UTC to what the database returns."""
+        if value is None:
+            return None
+        if not isinstance(value, datetime):  # pragma: no cover - every driver gives datetimes
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        return value.replace(tzinfo=timezone.utc)
+
+
+def create_database(settings: TecnoCursosSettings) -> Database:
+    """Build the app's ``Database`` from ``settings.database`` (no engine until startup)."""
+    return Database(settings.database, name="tecnocursos")
+
+
+def get_database(request: Request) -> Database:
+    """The ``Database`` of the app serving ``request`` (set by ``create_app``)."""
+    database: Database = request.app.state.database
+    return database
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session committed before the response, rolled back on any exception.
+
+    Errors at commit (a unique violation, a lost connection) become the library's
+    problems (409, 503, 504) through the handler that ``Database.install()`` registers.
+    """
+    async with get_database(request).transaction() as session:
+        yield session
+
+
+Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
+"""The per-request session dependency (``scope="function"``: teardown before the response)."""

@@ -1,0 +1,233 @@
+"""``TecnoCursosSettings``: the library's settings plus the app's own sections.
+
+Environment variables use the prefix ``TC_`` and ``__`` between a section and its field,
+like the library's: ``TC_AUTH__ACCESS_TOKEN_TTL=600``, ``TC_DATABASE__URL=...``,
+``TC_SECURITY__SECRET_KEY=...``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from fastapi_enterprise import AppSettings, EnterpriseSettings, Environment, Finding
+from fastapi_enterprise.deploy_check import estimate_entropy_bits
+
+__all__ = [
+    "AISettings",
+    "AuthSettings",
+    "MediaSettings",
+    "StorageSettings",
+    "TecnoCursosSettings",
+]
+
+OWASP_ARGON2_MIN_MEMORY_KIB = 19 * 1024
+"""OWASP's minimum Argon2id memory cost (19 MiB, with two iterations)."""
+
+OWASP_ARGON2_MIN_TIME_COST = 2
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class AuthSettings(_Section):
+    """Accounts: JWT access tokens, refresh tokens, password hashing and lockout."""
+
+    jwt_secret: SecretStr | None = None
+    """HMAC key for access tokens; ``security.secret_key`` when unset. Outside production,
+    with neither set, a random key is made per process (tokens die with it)."""
+
+    algorithm: Literal["HS256"] = "HS256"
+    """The only JWT algorithm accepted: pinned, so ``none`` and RS/HS confusion fail."""
+
+    issuer: str = "tecnocursos"
+    """The ``iss`` claim written into and required from access tokens."""
+
+    access_token_ttl: timedelta = timedelta(minutes=15)
+    """Lifetime of an access token (seconds, or an ISO 8601 duration such as ``PT15M``)."""
+
+    refresh_token_ttl: timedelta = timedelta(days=14)
+    """Lifetime of a refresh token; each use rotates it (the family keeps its origin)."""
+
+    max_failed_logins: int = Field(default=5, ge=1)
+    """Failed logins within ``failure_window`` that lock the account."""
+
+    failure_window: timedelta = timedelta(minutes=15)
+    """Failures older than this are forgotten."""
+
+    lockout_duration: timedelta = timedelta(minutes=15)
+    """How long a locked account refuses logins (answered 429 with ``Retry-After``)."""
+
+    password_min_length: int = Field(default=12, ge=8)
+    """Shortest password accepted at registration (NIST SP 800-63B: length, no rules)."""
+
+    argon2_time_cost: int | None = Field(default=None, ge=1)
+    """Argon2id iterations; by environment: 1 in ``test``, 3 otherwise."""
+
+    argon2_memory_cost: int | None = Field(default=None, ge=1024)
+    """Argon2id memory in KiB; by environment: 8 MiB in ``test``, 64 MiB otherwise."""
+
+    @field_validator(
+        "access_token_ttl",
+        "refresh_token_ttl",
+        "failure_window",
+        "lockout_duration",
+        mode="before",
+    )
+    @classmethod
+    def _seconds(cls, value: Any) -> Any:
+        # An environment variable is a string: read "600" as seconds, like a number.
+        return int(value) if isinstance(value, str) and value.strip().isdigit() else value
+
+
+class MediaSettings(_Section):
+    """Media uploads (used by the media slice; the values are the planned limits)."""
+
+    max_image_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    """Largest image upload."""
+
+    max_audio_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    """Largest audio upload."""
+
+    allowed_image_types: list[str] = Field(
+        default_factory=lambda: ["image/png", "image/jpeg", "image/webp"]
+    )
+    """Image types accepted, as detected from the file's magic bytes."""
+
+    allowed_audio_types: list[str] = Field(
+        default_factory=lambda: ["audio/mpeg", "audio/wav", "audio/ogg"]
+    )
+    """Audio types accepted, as detected from the file's magic bytes."""
+
+    user_quota_bytes: int = Field(default=1024 * 1024 * 1024, ge=1)
+    """Total media a user may store."""
+
+
+class StorageSettings(_Section):
+    """Where uploaded media is stored."""
+
+    backend: Literal["local"] = "local"
+    """The storage backend; ``local`` writes to ``local_dir``."""
+
+    local_dir: Path = Path("media")
+    """Directory of the local backend (absolute in production)."""
+
+
+class AISettings(_Section):
+    """AI providers for video generation (issue 15); keys are secrets, never logged."""
+
+    openai_api_key: SecretStr | None = None
+    """OpenAI API key (scripts and narration)."""
+
+    elevenlabs_api_key: SecretStr | None = None
+    """ElevenLabs API key (voices)."""
+
+    did_api_key: SecretStr | None = None
+    """D-ID API key (avatars)."""
+
+    request_timeout: float = Field(default=60.0, gt=0)
+    """Seconds to wait for a provider's answer."""
+
+
+class TecnoCursosSettings(EnterpriseSettings):
+    """The library's settings (``TC_`` prefix) plus ``auth``, ``media``, ``storage``, ``ai``.
+
+    Example:
+        ```python
+        settings = TecnoCursosSettings(environment="test", database={"url": "sqlite://"})
+        ```
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TC_")
+
+    app: AppSettings = Field(default_factory=lambda: AppSettings(name="TecnoCursos"))
+    """The application: name, version, debug, docs."""
+
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    """Accounts: tokens, password hashing, lockout."""
+
+    media: MediaSettings = Field(default_factory=MediaSettings)
+    """Media upload limits and types."""
+
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    """Media storage."""
+
+    ai: AISettings = Field(default_factory=AISettings)
+    """AI service providers."""
+
+    _app_environment_defaults: ClassVar[dict[Environment, dict[str, Any]]] = {
+        Environment.DEVELOPMENT: {"auth.argon2_time_cost": 3, "auth.argon2_memory_cost": 65536},
+        # Tests hash hundreds of passwords: cheap parameters keep the suite fast.
+        Environment.TEST: {"auth.argon2_time_cost": 1, "auth.argon2_memory_cost": 8192},
+        Environment.STAGING: {"auth.argon2_time_cost": 3, "auth.argon2_memory_cost": 65536},
+        Environment.PRODUCTION: {"auth.argon2_time_cost": 3, "auth.argon2_memory_cost": 65536},
+    }
+
+    @model_validator(mode="after")
+    def _apply_app_environment_defaults(self) -> TecnoCursosSettings:
+        for dotted, default in self._app_environment_defaults[self.environment].items():
+            section_name, name = dotted.split(".")
+            section = getattr(self, section_name)
+            if getattr(section, name) is None:
+                setattr(section, name, default)
+        return self
+
+    def jwt_key(self) -> str | None:
+        """The access tokens' HMAC key: ``auth.jwt_secret``, else ``security.secret_key``."""
+        secret = self.auth.jwt_secret or self.security.secret_key
+        return None if secret is None else secret.get_secret_value()
+
+    def deploy_check(self) -> list[Finding]:
+        """The library's deploy check plus the app's rules (``tecnocursos.*``).
+
+        Returns:
+            The findings, errors first; messages name settings, never values.
+        """
+        findings = [*super().deploy_check(), *_app_findings(self)]
+        return sorted(findings, key=lambda finding: finding.level != "error")
+
+
+def _app_findings(settings: TecnoCursosSettings) -> list[Finding]:
+    findings: list[Finding] = []
+    secret = settings.auth.jwt_secret
+    if secret is not None:
+        value = secret.get_secret_value()
+        if len(value) < 32 or estimate_entropy_bits(value) < 128:
+            findings.append(
+                Finding(
+                    "tecnocursos.auth.jwt_secret_weak",
+                    "error",
+                    "auth.jwt_secret is under 32 characters or 128 bits of entropy: "
+                    "access tokens could be forged.",
+                    "Set TC_AUTH__JWT_SECRET to `python -c 'import secrets; "
+                    "print(secrets.token_urlsafe(48))'`, or unset it to use "
+                    "security.secret_key.",
+                )
+            )
+    time_cost = settings.auth.argon2_time_cost or 0
+    memory_cost = settings.auth.argon2_memory_cost or 0
+    if time_cost < OWASP_ARGON2_MIN_TIME_COST or memory_cost < OWASP_ARGON2_MIN_MEMORY_KIB:
+        findings.append(
+            Finding(
+                "tecnocursos.auth.password_hashing_weak",
+                "error",
+                "auth.argon2_time_cost or auth.argon2_memory_cost is below OWASP's "
+                "minimum (2 iterations, 19 MiB).",
+                "Unset both to get the production defaults (3 iterations, 64 MiB).",
+            )
+        )
+    if not settings.storage.local_dir.is_absolute():
+        findings.append(
+            Finding(
+                "tecnocursos.storage.relative_dir",
+                "warning",
+                "storage.local_dir is relative: media lands wherever the server starts.",
+                "Set TC_STORAGE__LOCAL_DIR to an absolute path on a persistent volume.",
+            )
+        )
+    return findings

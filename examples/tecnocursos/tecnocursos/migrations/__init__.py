@@ -1,0 +1,3 @@
+"""Alembic migrations (async): ``alembic upgrade head`` beside ``alembic.ini``."""
+
+__all__: list[str] = []
