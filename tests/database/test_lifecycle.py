@@ -236,3 +236,39 @@ async def test_read_only_session_rolls_back_what_text_statements_did(backend: Ba
         with pytest.raises(StopAsyncIteration):
             await sessions.__anext__()
     assert await asyncio.to_thread(backend.count) == 0
+
+
+def test_installed_session_serves_apps_built_by_a_factory(backend: Backend) -> None:
+    """No module-level Database: the dependency finds the one installed on the app."""
+    from fastapi_enterprise.database import installed_database, installed_session
+
+    Session = Annotated[AsyncSession, installed_session(name="factory")]  # noqa: N806
+    ReadSession = Annotated[AsyncSession, installed_session(name="factory", read_only=True)]  # noqa: N806
+
+    def create_app() -> FastAPI:
+        app = FastAPI()
+        install(app, EnterpriseSettings(rate_limit={"enabled": False}))
+        Database(backend.settings(), name="factory").install(app)
+
+        @app.post("/items", status_code=201)
+        async def add(name: str, session: Session) -> None:
+            await session.execute(insert(backend.table).values(name=name))
+
+        @app.post("/items/read-only")
+        async def add_read_only(name: str, session: ReadSession) -> None:
+            await session.execute(insert(backend.table).values(name=name))
+
+        return app
+
+    first, second = create_app(), create_app()
+    assert installed_database(first, "factory") is not installed_database(second, "factory")
+    with pytest.raises(LookupError, match="no database named 'default'"):
+        installed_database(first)
+    with TestClient(first) as client, TestClient(second, raise_server_exceptions=False) as other:
+        assert client.post("/items", params={"name": "one"}).status_code == 201
+        assert other.post("/items", params={"name": "two"}).status_code == 201
+        conflict = client.post("/items", params={"name": "one"})
+        assert conflict.status_code == 409
+        assert conflict.headers["content-type"] == "application/problem+json"
+        assert other.post("/items/read-only", params={"name": "three"}).status_code == 500
+    assert backend.names() == ["one", "two"]

@@ -4,6 +4,8 @@
   lifespan (after fork, on the serving loop), never at import.
 - ``db.session()``: the per-request session dependency, committed before the response.
 - ``db.transaction()`` for workers and scripts, ``db.isolated()`` for tests.
+- :func:`installed_session`: the same dependency for apps built by a factory, finding
+  the database ``db.install(app)`` hooked into the request's app.
 - :class:`DatabaseSessionMiddleware`: the opt-in session-per-request middleware.
 - Errors as problems: 409 conflict, 503 unavailable (``Retry-After``), 504 timeout.
 - :class:`DatabaseMetrics` and :class:`SlowQueryLog`: pool, checkout-wait, query and
@@ -32,6 +34,10 @@ from fastapi_enterprise.database._database import (  # noqa: E402 - after the ch
 )
 from fastapi_enterprise.database._drivers import DatabaseConfigError  # noqa: E402
 from fastapi_enterprise.database._errors import DatabaseProblem, classify  # noqa: E402
+from fastapi_enterprise.database._install import (  # noqa: E402
+    installed_database,
+    installed_session,
+)
 from fastapi_enterprise.database._middleware import DatabaseSessionMiddleware  # noqa: E402
 from fastapi_enterprise.database._observe import (  # noqa: E402
     STATEMENT_TYPES,
@@ -51,4 +57,6 @@ __all__ = [
     "ReadOnlyError",
     "SlowQueryLog",
     "classify",
+    "installed_database",
+    "installed_session",
 ]

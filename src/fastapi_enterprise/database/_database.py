@@ -268,22 +268,28 @@ class Database:
         return Depends(dependency, scope="function")
 
     async def _dependency(self) -> AsyncIterator[AsyncSession]:
-        session = self._open(self._sessions)
-        try:
+        async with self.request_scope() as session:
             yield session
-            await session.commit()
-        except SQLAlchemyError as exc:
-            problem = problem_for(exc, retry_after=self.settings.retry_after, url=self._plain_url)
-            if problem is None:
-                raise
-            raise problem from exc
-        finally:
-            await self._close(session)
 
     async def _read_only_dependency(self) -> AsyncIterator[AsyncSession]:
-        session = self._open(self._read_only_sessions)
+        async with self.request_scope(read_only=True) as session:
+            yield session
+
+    @contextlib.asynccontextmanager
+    async def request_scope(self, *, read_only: bool = False) -> AsyncIterator[AsyncSession]:
+        """What :meth:`session` runs around a handler, for dependencies of your own.
+
+        Commits at the end of the block (unless ``read_only``), closes always, and
+        raises a :class:`~fastapi_enterprise.database.DatabaseProblem` (409, 503, 504)
+        in place of a database error the client can act on. Use it inside a
+        ``Depends(..., scope="function")`` dependency, or the commit comes after the
+        response.
+        """
+        session = self._open(self._read_only_sessions if read_only else self._sessions)
         try:
             yield session
+            if not read_only:
+                await session.commit()
         except SQLAlchemyError as exc:
             problem = problem_for(exc, retry_after=self.settings.retry_after, url=self._plain_url)
             if problem is None:

@@ -6,8 +6,11 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from fastapi import Depends
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.middleware import Middleware
+from starlette.requests import Request
 
 from fastapi_enterprise.database._errors import problem_for
 from fastapi_enterprise.database._middleware import DatabaseSessionMiddleware
@@ -16,15 +19,48 @@ from fastapi_enterprise.errors import problem_response
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
-    from starlette.requests import Request
     from starlette.responses import Response
 
     from fastapi_enterprise.database._database import Database
 
-__all__ = ["install_database"]
+__all__ = ["install_database", "installed_database", "installed_session"]
 
 _DATABASES_KEY = "fastapi_enterprise_databases"
 """``app.state`` key listing the installed databases; ``install()`` reads it too."""
+
+
+def installed_database(app: Starlette, name: str = "default") -> Database:
+    """The :class:`Database` named ``name`` that ``Database.install()`` hooked into ``app``.
+
+    Raises:
+        LookupError: No database of that name is installed on ``app``.
+    """
+    databases: list[Database] = getattr(app.state, _DATABASES_KEY, [])
+    for database in databases:
+        if database.name == name:
+            return database
+    raise LookupError(f"no database named {name!r} is installed on this app")
+
+
+def installed_session(*, name: str = "default", read_only: bool = False) -> Any:
+    """The session dependency of the database installed on the request's app.
+
+    For apps built by a factory (one app, and one ``Database``, per test or per
+    process), where no module-level ``Database`` exists to call ``session()`` on:
+    ``Session = Annotated[AsyncSession, installed_session()]``. It behaves as
+    :meth:`Database.session` does.
+
+    Args:
+        name: The ``name`` given to the ``Database``.
+        read_only: Never commit; writes raise ``ReadOnlyError``.
+    """
+
+    async def dependency(request: Request) -> AsyncIterator[AsyncSession]:
+        database = installed_database(request.app, name)
+        async with database.request_scope(read_only=read_only) as session:
+            yield session
+
+    return Depends(dependency, scope="function")
 
 
 def install_database(database: Database, app: Starlette, *, session_middleware: bool) -> None:

@@ -2,16 +2,15 @@
 
 Routes take ``session: Session``: a session committed before the response is sent, rolled
 back on any exception, from the ``Database`` that :func:`tecnocursos.core.app.create_app`
-stored on the app (so each app, and each test, has its own).
+installed on the app (so each app, and each test, has its own): the library's
+``installed_session()`` finds it from the request.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
-from fastapi import Depends
 from sqlalchemy import DateTime, MetaData
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,10 +18,18 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 from starlette.requests import Request
 
-from fastapi_enterprise.database import Database
+from fastapi_enterprise.database import Database, installed_database, installed_session
 from tecnocursos.core.settings import TecnoCursosSettings
 
-__all__ = ["Base", "Session", "UTCDateTime", "create_database", "get_database", "get_session"]
+__all__ = [
+    "DATABASE_NAME",
+    "Base",
+    "ReadSession",
+    "Session",
+    "UTCDateTime",
+    "create_database",
+    "get_database",
+]
 
 # Named constraints: migrations create, compare and drop them identically on every backend.
 NAMING_CONVENTION = {
@@ -68,26 +75,23 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=timezone.utc)
 
 
+DATABASE_NAME = "tecnocursos"
+"""The ``Database``'s name: the ``pool`` label of its metrics, its readiness check."""
+
+
 def create_database(settings: TecnoCursosSettings) -> Database:
     """Build the app's ``Database`` from ``settings.database`` (no engine until startup)."""
-    return Database(settings.database, name="tecnocursos")
+    return Database(settings.database, name=DATABASE_NAME)
 
 
 def get_database(request: Request) -> Database:
-    """The ``Database`` of the app serving ``request`` (set by ``create_app``)."""
-    database: Database = request.app.state.database
-    return database
+    """The ``Database`` of the app serving ``request`` (installed by ``create_app``)."""
+    return installed_database(request.app, DATABASE_NAME)
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A session committed before the response, rolled back on any exception.
+Session = Annotated[AsyncSession, installed_session(name=DATABASE_NAME)]
+"""The per-request session: committed before the response is sent, rolled back on any
+exception; errors the client can act on become problems (409, 503, 504)."""
 
-    Errors at commit (a unique violation, a lost connection) become the library's
-    problems (409, 503, 504) through the handler that ``Database.install()`` registers.
-    """
-    async with get_database(request).transaction() as session:
-        yield session
-
-
-Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
-"""The per-request session dependency (``scope="function"``: teardown before the response)."""
+ReadSession = Annotated[AsyncSession, installed_session(name=DATABASE_NAME, read_only=True)]
+"""A session that never commits: writes raise ``ReadOnlyError``."""
