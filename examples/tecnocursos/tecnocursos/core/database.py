@@ -89,9 +89,11 @@ def get_database(request: Request) -> Database:
     return installed_database(request.app, DATABASE_NAME)
 
 
+# --8<-- [start:sessions]
 Session = Annotated[AsyncSession, installed_session(name=DATABASE_NAME)]
 """The per-request session: committed before the response is sent, rolled back on any
 exception; errors the client can act on become problems (409, 503, 504)."""
 
 ReadSession = Annotated[AsyncSession, installed_session(name=DATABASE_NAME, read_only=True)]
 """A session that never commits: writes raise ``ReadOnlyError``."""
+# --8<-- [end:sessions]
