@@ -17,6 +17,8 @@ from tecnocursos.auth.router import router as auth_router
 from tecnocursos.auth.tokens import TokenService
 from tecnocursos.core.database import create_database
 from tecnocursos.core.settings import TecnoCursosSettings
+from tecnocursos.projects.router import router as projects_router
+from tecnocursos.scenes.router import router as scenes_router
 from tecnocursos.users.router import router as users_router
 
 __all__ = ["create_app"]
@@ -62,4 +64,6 @@ def create_app(settings: TecnoCursosSettings | None = None) -> FastAPI:
 
     app.include_router(auth_router)
     app.include_router(users_router)
+    app.include_router(projects_router)
+    app.include_router(scenes_router)
     return app

@@ -1,0 +1,3 @@
+"""Projects: course videos, owned by an instructor, private or public."""
+
+__all__: list[str] = []

@@ -1,0 +1,137 @@
+"""``/projects/{project_id}/scenes``: a project's scenes, with its visibility and owners.
+
+Whoever may not see the project gets 404 for its scenes too; whoever may see it but not
+change it gets 403 on writes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from starlette.requests import Request
+
+from fastapi_enterprise import Page, PaginatedResponse, problem_responses
+from fastapi_enterprise.pagination import paginate_select_async
+from tecnocursos.auth.dependencies import CurrentUser
+from tecnocursos.core.database import Session
+from tecnocursos.core.etags import check_if_match, entity_tag, not_modified, set_etag
+from tecnocursos.projects.service import readable_project, writable_project
+from tecnocursos.scenes import service
+from tecnocursos.scenes.models import Scene
+from tecnocursos.scenes.schemas import ReorderIn, SceneIn, SceneOut, ScenePatch, SceneSort
+
+__all__ = ["router", "scene_etag"]
+
+router = APIRouter(prefix="/projects/{project_id}/scenes", tags=["scenes"])
+
+_NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified (``If-None-Match``)"}
+}
+
+
+def scene_etag(scene: Scene) -> str:
+    """The ETag of ``scene``'s representation."""
+    return entity_tag("scene", scene.id, scene.version)
+
+
+@router.post("", status_code=201, responses=problem_responses(401, 403, 404, 422))
+async def create_scene(
+    project_id: int, body: SceneIn, user: CurrentUser, session: Session, response: Response
+) -> SceneOut:
+    """Add a scene: last, or at ``position`` (the scenes from there on move down one)."""
+    await writable_project(session, user, project_id)
+    scene = await service.create_scene(session, project_id, body)
+    set_etag(response, scene_etag(scene))
+    response.headers["Location"] = f"/projects/{project_id}/scenes/{scene.id}"
+    return SceneOut.model_validate(scene)
+
+
+@router.get("", responses=problem_responses(401, 404, 422))
+async def list_scenes(
+    project_id: int,
+    user: CurrentUser,
+    page: Page,
+    request: Request,
+    session: Session,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Text in the title or the script")
+    ] = None,
+    sort: Annotated[SceneSort, Query(description="Order; ``-`` for descending")] = "position",
+) -> PaginatedResponse[SceneOut]:
+    """The project's scenes, optionally searched (any case, ``%`` and ``_`` literal)."""
+    await readable_project(session, user, project_id)
+    statement = service.scene_query(project_id, q, sort)
+    rows = await paginate_select_async(session, statement, page, request)
+    return PaginatedResponse[SceneOut](
+        **{
+            **rows.model_dump(exclude={"items"}),
+            "items": [SceneOut.model_validate(row) for row in rows.items],
+        }
+    )
+
+
+@router.put("/order", responses=problem_responses(401, 403, 404, 409, 422))
+async def reorder_scenes(
+    project_id: int, body: ReorderIn, user: CurrentUser, session: Session
+) -> list[SceneOut]:
+    """Put the scenes in the order of ``scene_ids`` (every scene of the project, once)."""
+    await writable_project(session, user, project_id)
+    scenes = await service.reorder_scenes(session, project_id, body.scene_ids)
+    return [SceneOut.model_validate(scene) for scene in scenes]
+
+
+@router.get(
+    "/{scene_id}",
+    response_model=SceneOut,
+    responses=_NOT_MODIFIED | problem_responses(401, 404),
+)
+async def read_scene(
+    project_id: int,
+    scene_id: int,
+    user: CurrentUser,
+    session: Session,
+    request: Request,
+    response: Response,
+) -> SceneOut | Response:
+    """One scene; ``If-None-Match`` with its ETag answers 304."""
+    await readable_project(session, user, project_id)
+    scene = await service.find_scene(session, project_id, scene_id)
+    etag = scene_etag(scene)
+    unchanged = not_modified(request, etag)
+    if unchanged is not None:
+        return unchanged
+    set_etag(response, etag)
+    return SceneOut.model_validate(scene)
+
+
+@router.patch("/{scene_id}", responses=problem_responses(401, 403, 404, 412, 422))
+async def update_scene(
+    project_id: int,
+    scene_id: int,
+    body: ScenePatch,
+    user: CurrentUser,
+    session: Session,
+    request: Request,
+    response: Response,
+) -> SceneOut:
+    """Change a scene's title, script or duration; a stale ``If-Match`` answers 412."""
+    await writable_project(session, user, project_id)
+    scene = await service.find_scene(session, project_id, scene_id, lock=True)
+    check_if_match(request, scene_etag(scene))
+    service.update_scene(scene, body)
+    await session.flush()
+    set_etag(response, scene_etag(scene))
+    return SceneOut.model_validate(scene)
+
+
+@router.delete("/{scene_id}", status_code=204, responses=problem_responses(401, 403, 404, 412))
+async def delete_scene(
+    project_id: int, scene_id: int, user: CurrentUser, session: Session, request: Request
+) -> Response:
+    """Delete a scene; the later ones move up one. A stale ``If-Match`` answers 412."""
+    await writable_project(session, user, project_id)
+    scene = await service.find_scene(session, project_id, scene_id, lock=True)
+    check_if_match(request, scene_etag(scene))
+    await service.delete_scene(session, scene)
+    return Response(status_code=204)

@@ -1,0 +1,66 @@
+"""Scenes as clients send and see them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["MAX_DURATION_SECONDS", "ReorderIn", "SceneIn", "SceneOut", "ScenePatch", "SceneSort"]
+
+MAX_DURATION_SECONDS = 24 * 60 * 60
+
+SceneSort = Literal["position", "-position", "title", "-title", "created_at", "-created_at"]
+"""The orders a scene list accepts (``-`` for descending); anything else is a 422."""
+
+
+class SceneIn(BaseModel):
+    """A new scene; without ``position`` it goes last, with one the later scenes move down."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=200)
+    script: str = Field(default="", max_length=20_000)
+    duration_seconds: int = Field(default=0, ge=0, le=MAX_DURATION_SECONDS)
+    position: int | None = Field(default=None, ge=0, le=100_000)
+
+
+class ScenePatch(BaseModel):
+    """Changes to a scene: only the fields sent change (the order has its own route)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    script: str | None = Field(default=None, max_length=20_000)
+    duration_seconds: int | None = Field(default=None, ge=0, le=MAX_DURATION_SECONDS)
+
+
+class ReorderIn(BaseModel):
+    """Every scene id of the project, in the new order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scene_ids: list[int] = Field(max_length=10_000)
+
+    @field_validator("scene_ids")
+    @classmethod
+    def _distinct(cls, scene_ids: list[int]) -> list[int]:
+        if len(set(scene_ids)) != len(scene_ids):
+            raise ValueError("scene ids must not repeat")  # no value echoed
+        return scene_ids
+
+
+class SceneOut(BaseModel):
+    """A scene."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    project_id: int
+    position: int
+    title: str
+    script: str
+    duration_seconds: int
+    created_at: datetime
+    updated_at: datetime
