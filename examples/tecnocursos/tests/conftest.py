@@ -183,3 +183,11 @@ def security_events() -> Iterator[Callable[[], list[dict[str, Any]]]]:
         yield events
     finally:
         logger.removeHandler(handler)
+
+
+async def signed_in(
+    app: FastAPI, client: httpx2.AsyncClient, email: str, role: Role = Role.INSTRUCTOR
+) -> dict[str, str]:
+    """Add a user with ``role`` and return the ``Authorization`` header of its token."""
+    await add_user(app, email, role=role)
+    return bearer((await tokens_for(client, email))["access_token"])

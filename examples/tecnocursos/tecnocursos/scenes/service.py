@@ -96,7 +96,7 @@ async def _locked_positions(session: AsyncSession, project_id: int) -> dict[int,
     rows = await session.execute(
         select(Scene.id, Scene.position).where(Scene.project_id == project_id).with_for_update()
     )
-    return dict(rows.tuples())
+    return dict(rows.all())
 
 
 async def _shift(
