@@ -17,6 +17,8 @@ from tecnocursos.auth.router import router as auth_router
 from tecnocursos.auth.tokens import TokenService
 from tecnocursos.core.database import create_database
 from tecnocursos.core.settings import TecnoCursosSettings
+from tecnocursos.media.router import router as media_router
+from tecnocursos.media.storage import LocalStorage
 from tecnocursos.projects.router import router as projects_router
 from tecnocursos.scenes.router import router as scenes_router
 from tecnocursos.users.router import router as users_router
@@ -61,9 +63,11 @@ def create_app(settings: TecnoCursosSettings | None = None) -> FastAPI:
     app.state.database = database
     app.state.passwords = Passwords(settings.auth)
     app.state.tokens = TokenService(key, settings.auth)
+    app.state.storage = LocalStorage(settings.storage.local_dir)
 
     app.include_router(auth_router)
     app.include_router(users_router)
     app.include_router(projects_router)
     app.include_router(scenes_router)
+    app.include_router(media_router)
     return app

@@ -85,8 +85,12 @@ class AuthSettings(_Section):
         return int(value) if isinstance(value, str) and value.strip().isdigit() else value
 
 
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+"""Room for a multipart envelope (boundaries, part headers, ``project_id``) around a file."""
+
+
 class MediaSettings(_Section):
-    """Media uploads (used by the media slice; the values are the planned limits)."""
+    """Media uploads: size limits, accepted types (detected from the bytes), quota."""
 
     max_image_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     """Largest image upload."""
@@ -95,17 +99,21 @@ class MediaSettings(_Section):
     """Largest audio upload."""
 
     allowed_image_types: list[str] = Field(
-        default_factory=lambda: ["image/png", "image/jpeg", "image/webp"]
+        default_factory=lambda: ["image/png", "image/jpeg", "image/gif", "image/webp"]
     )
     """Image types accepted, as detected from the file's magic bytes."""
 
     allowed_audio_types: list[str] = Field(
-        default_factory=lambda: ["audio/mpeg", "audio/wav", "audio/ogg"]
+        default_factory=lambda: ["audio/mpeg", "audio/wav", "audio/ogg", "audio/flac", "audio/mp4"]
     )
     """Audio types accepted, as detected from the file's magic bytes."""
 
     user_quota_bytes: int = Field(default=1024 * 1024 * 1024, ge=1)
     """Total media a user may store."""
+
+    def upload_body_limit(self) -> int:
+        """The request body limit of ``POST /media``: the largest file plus its envelope."""
+        return max(self.max_image_bytes, self.max_audio_bytes) + MULTIPART_OVERHEAD_BYTES
 
 
 class StorageSettings(_Section):
@@ -175,6 +183,10 @@ class TecnoCursosSettings(EnterpriseSettings):
             section = getattr(self, section_name)
             if getattr(section, name) is None:
                 setattr(section, name, default)
+        # Uploads get the body limit their media limits need, through the library's
+        # per-route limits (413 before a byte is read when Content-Length is larger),
+        # unless TC_BODY_LIMIT__ROUTES sets one for "/media" explicitly.
+        self.body_limit.routes.setdefault("/media", self.media.upload_body_limit())
         return self
 
     def jwt_key(self) -> str | None:

@@ -18,6 +18,7 @@ from fastapi_enterprise.database import Database
 from tecnocursos.auth import models as _auth_models  # noqa: F401 - registers the tables
 from tecnocursos.core.database import Base
 from tecnocursos.core.settings import TecnoCursosSettings
+from tecnocursos.media import models as _media_models  # noqa: F401
 from tecnocursos.projects import models as _project_models  # noqa: F401
 from tecnocursos.scenes import models as _scene_models  # noqa: F401
 
