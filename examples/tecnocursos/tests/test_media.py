@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,11 @@ import httpx2
 import media_files
 import pytest
 from fastapi import FastAPI
+from starlette.types import Message
 
 from conftest import make_settings, signed_in
 from tecnocursos.core.settings import TecnoCursosSettings
+from tecnocursos.media.storage import FileTooLargeError, LocalStorage, new_key
 
 MAX_IMAGE = 4096
 MAX_AUDIO = 8192
@@ -27,10 +30,14 @@ def settings(tmp_path: Path, request: pytest.FixtureRequest) -> TecnoCursosSetti
     return make_settings(tmp_path, media=media, storage={"local_dir": tmp_path / "media"})
 
 
-def stored_files(settings: TecnoCursosSettings) -> list[Path]:
-    """Every file under the storage directory, temporary ones included."""
-    root = settings.storage.local_dir
+def files_under(root: Path) -> list[Path]:
+    """Every file under ``root``, temporary ones included."""
     return sorted(path for path in root.rglob("*") if path.is_file()) if root.exists() else []
+
+
+def stored_files(settings: TecnoCursosSettings) -> list[Path]:
+    """Every file in the media storage, temporary ones included."""
+    return files_under(settings.storage.local_dir)
 
 
 async def upload(
@@ -134,3 +141,151 @@ async def test_a_recognised_type_that_settings_do_not_allow_is_415(
     headers = await signed_in(app, client, "ana@example.com")
     assert (await upload(client, headers, media_files.flac())).status_code == 415
     assert (await upload(client, headers, media_files.wav())).status_code == 201
+
+
+@pytest.mark.asyncio
+async def test_a_huge_declared_content_length_is_413_before_a_byte_is_read(
+    app: FastAPI, client: httpx2.AsyncClient, settings: TecnoCursosSettings
+) -> None:
+    headers = await signed_in(app, client, "ana@example.com")
+    reads = 0
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        nonlocal reads
+        reads += 1
+        return {"type": "http.request", "body": b"x" * 1024, "more_body": True}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/media",
+        "raw_path": b"/media",
+        "query_string": b"",
+        "root_path": "",
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", f"multipart/form-data; boundary={media_files.BOUNDARY}".encode()),
+            (b"content-length", str(10**12).encode()),
+            (b"authorization", headers["Authorization"].encode()),
+        ],
+    }
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 413
+    assert reads == 0
+    assert stored_files(settings) == []
+
+
+def test_the_upload_route_gets_a_body_limit_from_the_media_limits(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, media={"max_image_bytes": 10, "max_audio_bytes": 500})
+    assert settings.body_limit.routes["/media"] == settings.media.upload_body_limit()
+    assert settings.media.upload_body_limit() > 500
+    explicit = make_settings(tmp_path, body_limit={"routes": {"/media": 1234}})
+    assert explicit.body_limit.routes["/media"] == 1234
+
+
+@pytest.mark.asyncio
+async def test_a_chunked_body_growing_past_the_route_limit_is_413_and_nothing_is_stored(
+    app: FastAPI, client: httpx2.AsyncClient, settings: TecnoCursosSettings
+) -> None:
+    headers = await signed_in(app, client, "ana@example.com")
+    body, content_headers = media_files.multipart(
+        media_files.wav() + bytes(settings.media.upload_body_limit())
+    )
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: sent chunked
+        for start in range(0, len(body), 8192):
+            yield body[start : start + 8192]
+
+    response = await client.post("/media", content=chunks(), headers={**headers, **content_headers})
+    assert response.status_code == 413
+    assert stored_files(settings) == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("data", "limit"),
+    [
+        (media_files.png() + bytes(MAX_IMAGE), MAX_IMAGE),
+        (media_files.mp3_frame() + bytes(MAX_AUDIO), MAX_AUDIO),
+    ],
+    ids=["image", "audio"],
+)
+async def test_a_file_over_its_kinds_limit_is_413_and_nothing_is_stored(
+    app: FastAPI, client: httpx2.AsyncClient, settings: TecnoCursosSettings, data: bytes, limit: int
+) -> None:
+    headers = await signed_in(app, client, "ana@example.com")
+    response = await upload(client, headers, data)
+    assert response.status_code == 413
+    assert str(limit) in response.json()["detail"]
+    assert stored_files(settings) == []
+    # An image of exactly the limit is fine: the limit is inclusive.
+    exact = await upload(client, headers, data[:limit])
+    assert exact.status_code == 201
+
+
+@pytest.mark.asyncio
+async def test_storage_refuses_a_stream_past_max_bytes_and_leaves_no_file(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(4):
+            yield b"x" * 1000
+
+    key = new_key()
+    with pytest.raises(FileTooLargeError):
+        await storage.save(key, chunks(), max_bytes=3500)
+    assert files_under(tmp_path) == []
+    assert not await storage.exists(key)
+    stored = await storage.save(key, chunks(), max_bytes=4000)
+    assert (stored.size, stored.sha256) == (4000, hashlib.sha256(b"x" * 4000).hexdigest())
+    assert b"".join([chunk async for chunk in storage.open(key)]) == b"x" * 4000
+
+
+@pytest.mark.parametrize("key", ["../../etc/passwd", "/etc/passwd", "..", "a" * 31, "A" * 32, ""])
+def test_storage_refuses_keys_it_did_not_make(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ValueError, match="not a storage key"):
+        LocalStorage(tmp_path).path(key)
+
+
+PNG_SIZE = len(media_files.png())
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("settings", [{"user_quota_bytes": 2 * PNG_SIZE}], indirect=True)
+async def test_uploads_past_the_users_quota_are_413_until_something_is_deleted(
+    app: FastAPI, client: httpx2.AsyncClient, settings: TecnoCursosSettings
+) -> None:
+    ana = await signed_in(app, client, "ana@example.com")
+    bob = await signed_in(app, client, "bob@example.com")
+    first = await upload(client, ana, media_files.png())
+    assert (await upload(client, ana, media_files.png())).status_code == 201
+    refused = await upload(client, ana, media_files.png())
+    assert refused.status_code == 413
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert f"quota of {2 * PNG_SIZE} bytes" in refused.json()["detail"]
+    assert len(stored_files(settings)) == 2
+    assert (await upload(client, bob, media_files.png())).status_code == 201  # per user
+    assert (await client.delete(f"/media/{first.json()['id']}", headers=ana)).status_code == 204
+    assert (await upload(client, ana, media_files.png())).status_code == 201
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("settings", [{"user_quota_bytes": PNG_SIZE}], indirect=True)
+async def test_concurrent_uploads_cannot_both_slip_past_the_quota(
+    app: FastAPI, client: httpx2.AsyncClient, settings: TecnoCursosSettings
+) -> None:
+    headers = await signed_in(app, client, "ana@example.com")
+    responses = await asyncio.gather(
+        *(upload(client, headers, media_files.png()) for _ in range(6))
+    )
+    assert sorted(response.status_code for response in responses) == [201] + [413] * 5
+    assert len(stored_files(settings)) == 1
