@@ -15,7 +15,9 @@ from fastapi import FastAPI
 from starlette.types import Message
 
 from conftest import make_settings, signed_in
+from tecnocursos.auth.models import Role
 from tecnocursos.core.settings import TecnoCursosSettings
+from tecnocursos.media.service import sanitize_filename
 from tecnocursos.media.storage import FileTooLargeError, LocalStorage, new_key
 
 MAX_IMAGE = 4096
@@ -289,3 +291,140 @@ async def test_concurrent_uploads_cannot_both_slip_past_the_quota(
     )
     assert sorted(response.status_code for response in responses) == [201] + [413] * 5
     assert len(stored_files(settings)) == 1
+
+
+NASTY_NAME = '..\\..\\etc/x/pa"ss\twd\x0b\x00 ünï 日本.png'
+
+
+@pytest.mark.asyncio
+async def test_downloads_carry_a_safe_content_disposition_for_a_nasty_file_name(
+    app: FastAPI, client: httpx2.AsyncClient
+) -> None:
+    headers = await signed_in(app, client, "ana@example.com")
+    created = await upload(client, headers, media_files.png(), filename=NASTY_NAME)
+    assert created.status_code == 201, created.text
+    # The last path component, without control characters.
+    assert created.json()["original_name"] == 'pa"sswd ünï 日本.png'
+
+    content = await client.get(f"/media/{created.json()['id']}/content", headers=headers)
+    disposition = content.headers["content-disposition"]
+    assert disposition == (
+        'attachment; filename="pa_sswd _n_ __.png"; '
+        "filename*=UTF-8''pa%22sswd%20%C3%BCn%C3%AF%20%E6%97%A5%E6%9C%AC.png"
+    )
+    assert content.headers["content-type"] == "image/png"
+    assert content.headers["content-length"] == str(len(media_files.png()))
+    assert content.headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("../../../../tmp/evil.png", "evil.png"),
+        ("..\\..\\windows\\system32\\evil.png", "evil.png"),
+        ("/etc/passwd", "passwd"),
+        ("..", "file"),
+        ("a\r\nX-Evil: 1\r\n.png", "aX-Evil: 1.png"),
+        ("", "file"),
+        (None, "file"),
+        ("x" * 300 + ".png", "x" * 255),
+    ],
+)
+def test_file_names_are_sanitised(raw: str | None, clean: str) -> None:
+    assert sanitize_filename(raw) == clean
+
+
+@pytest.mark.asyncio
+async def test_path_traversal_in_the_file_name_writes_nothing_outside_the_storage(
+    app: FastAPI, client: httpx2.AsyncClient, settings: TecnoCursosSettings, tmp_path: Path
+) -> None:
+    headers = await signed_in(app, client, "ana@example.com")
+    before = set(files_under(tmp_path))
+    for name in ["../../../outside.png", "..\\..\\outside.png", "/var/outside.png"]:
+        created = await upload(client, headers, media_files.png(), filename=name)
+        assert created.status_code == 201
+        assert created.json()["original_name"] == "outside.png"
+    stored = stored_files(settings)
+    assert len(stored) == 3
+    assert all(path.name != "outside.png" for path in stored)  # keys are the app's own
+    assert set(files_under(tmp_path)) - before == set(stored)
+    assert not (tmp_path.parent / "outside.png").exists()
+
+
+async def _matrix_users(app: FastAPI, client: httpx2.AsyncClient) -> dict[str, dict[str, str]]:
+    return {
+        "owner": await signed_in(app, client, "ana@example.com"),
+        "other": await signed_in(app, client, "bob@example.com"),
+        "student": await signed_in(app, client, "sam@example.com", Role.STUDENT),
+        "admin": await signed_in(app, client, "admin@example.com", Role.ADMIN),
+        "anonymous": {},
+    }
+
+
+@pytest.mark.asyncio
+async def test_only_the_owner_and_admins_see_media_others_get_404_anonymous_401(
+    app: FastAPI, client: httpx2.AsyncClient, settings: TecnoCursosSettings
+) -> None:
+    users = await _matrix_users(app, client)
+    media_id = (await upload(client, users["owner"], media_files.wav())).json()["id"]
+    expected = {"owner": 200, "admin": 200, "other": 404, "student": 404, "anonymous": 401}
+    for who, status in expected.items():
+        for path in [f"/media/{media_id}", f"/media/{media_id}/content"]:
+            response = await client.get(path, headers=users[who])
+            assert response.status_code == status, (who, path)
+            if status == 404:  # exactly what an id that does not exist answers
+                missing = await client.get(
+                    path.replace(str(media_id), "999999"), headers=users[who]
+                )
+                assert response.json()["detail"] == missing.json()["detail"]
+    for who in ["other", "student", "anonymous"]:
+        response = await client.delete(f"/media/{media_id}", headers=users[who])
+        assert response.status_code == expected[who], who
+    assert len(stored_files(settings)) == 1
+    assert (await upload(client, {}, media_files.png())).status_code == 401
+    assert len(stored_files(settings)) == 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("deleter", ["owner", "admin"])
+async def test_the_owner_or_an_admin_deletes_media_and_its_file(
+    app: FastAPI, client: httpx2.AsyncClient, settings: TecnoCursosSettings, deleter: str
+) -> None:
+    users = await _matrix_users(app, client)
+    kept = (await upload(client, users["owner"], media_files.gif())).json()["id"]
+    media_id = (await upload(client, users["owner"], media_files.png())).json()["id"]
+    assert len(stored_files(settings)) == 2
+    deleted = await client.delete(f"/media/{media_id}", headers=users[deleter])
+    assert deleted.status_code == 204
+    assert [path.read_bytes() for path in stored_files(settings)] == [media_files.gif()]
+    for path in [f"/media/{media_id}", f"/media/{media_id}/content"]:
+        assert (await client.get(path, headers=users["owner"])).status_code == 404
+    assert (await client.delete(f"/media/{media_id}", headers=users["owner"])).status_code == 404
+    assert (await client.get(f"/media/{kept}", headers=users["owner"])).status_code == 200
+
+
+@pytest.mark.asyncio
+async def test_media_for_a_project_needs_a_project_the_caller_may_change(
+    app: FastAPI, client: httpx2.AsyncClient, settings: TecnoCursosSettings
+) -> None:
+    users = await _matrix_users(app, client)
+    own = await client.post("/projects", json={"title": "mine"}, headers=users["owner"])
+    private = await client.post("/projects", json={"title": "bob's"}, headers=users["other"])
+    public = await client.post(
+        "/projects", json={"title": "bob's", "visibility": "public"}, headers=users["other"]
+    )
+
+    async def upload_for(who: str, project_id: int) -> httpx2.Response:
+        return await upload(
+            client, users[who], media_files.png(), fields={"project_id": str(project_id)}
+        )
+
+    created = await upload_for("owner", own.json()["id"])
+    assert created.status_code == 201
+    assert created.json()["project_id"] == own.json()["id"]
+    for project_id in [private.json()["id"], public.json()["id"], 999999]:
+        response = await upload_for("owner", project_id)
+        assert response.status_code == 404, project_id
+        assert response.json()["detail"] == "Project not found."
+    assert (await upload_for("admin", private.json()["id"])).status_code == 201
+    assert len(stored_files(settings)) == 2
