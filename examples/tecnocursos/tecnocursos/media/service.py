@@ -166,11 +166,13 @@ async def store_upload(
             storage_key=key,
             created_at=utcnow(),
         )
-        session.add(media)
-        # Write first: on SQLite that takes the database's write lock, serialising uploads.
-        await session.flush()
-        # Then lock the owner (PostgreSQL, MariaDB) and count what is committed by now.
+        # Lock the owner's row first (PostgreSQL, MariaDB): the uploads of one user go one
+        # at a time from here. After the insert it would deadlock, as the insert's foreign
+        # key already takes a shared lock on that row. SQLite ignores FOR UPDATE but
+        # serialises writers: its write lock, taken by the insert, does the same.
         await session.execute(select(User.id).where(User.id == owner.id).with_for_update())
+        session.add(media)
+        await session.flush()
         if await used_bytes(session, owner.id, lock=True) > settings.user_quota_bytes:
             raise _quota_exceeded(settings)
         await session.commit()
