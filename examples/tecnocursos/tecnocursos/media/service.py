@@ -145,7 +145,9 @@ async def store_upload(
     kind = MediaKind(kind_of(content_type))
     max_bytes = settings.max_image_bytes if kind is MediaKind.IMAGE else settings.max_audio_bytes
     if size is not None and size > max_bytes:
-        raise HTTPException(413, f"An {kind.value} may be at most {max_bytes} bytes.")
+        raise HTTPException(
+            413, f"{kind.value.capitalize()} files may be at most {max_bytes} bytes."
+        )
     if await used_bytes(session, owner.id) + (size or 0) > settings.user_quota_bytes:
         raise _quota_exceeded(settings)  # early, before a byte is stored
 
@@ -153,7 +155,9 @@ async def store_upload(
     try:
         stored: StoredFile = await storage.save(key, _chunks(file, head), max_bytes=max_bytes)
     except FileTooLargeError:
-        raise HTTPException(413, f"An {kind.value} may be at most {max_bytes} bytes.") from None
+        raise HTTPException(
+            413, f"{kind.value.capitalize()} files may be at most {max_bytes} bytes."
+        ) from None
     try:
         media = MediaFile(
             owner_id=owner.id,
