@@ -17,6 +17,14 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi_enterprise._logging import UnheardErrorHandler
 from fastapi_enterprise.client_ip import ClientInfo, ClientIPResolver, client_key, get_client_info
+from fastapi_enterprise.conditional import (
+    PreconditionFailedError,
+    body_entity_tag,
+    check_if_match,
+    entity_tag,
+    not_modified,
+    set_etag,
+)
 from fastapi_enterprise.context import (
     bind_request,
     get_csp_nonce,
@@ -123,6 +131,7 @@ __all__ = [
     "Page",
     "PageParams",
     "PaginatedResponse",
+    "PreconditionFailedError",
     "ProblemResponse",
     "ProxyHeadersMiddleware",
     "RateLimitMiddleware",
@@ -144,10 +153,13 @@ __all__ = [
     "ValidationErrorItem",
     "__version__",
     "bind_request",
+    "body_entity_tag",
     "body_limit",
+    "check_if_match",
     "client_key",
     "configure_logging",
     "declare_errors",
+    "entity_tag",
     "generate_request_id",
     "get_client_info",
     "get_csp_nonce",
@@ -159,6 +171,7 @@ __all__ = [
     "installed_rate_limiter",
     "installed_settings",
     "no_compression",
+    "not_modified",
     "paginate",
     "problem_response",
     "problem_responses",
@@ -167,4 +180,5 @@ __all__ = [
     "register_exception_handlers",
     "route_template",
     "security_event",
+    "set_etag",
 ]
