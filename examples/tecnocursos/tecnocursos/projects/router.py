@@ -58,12 +58,8 @@ async def list_projects(
     user: CurrentUser, page: Page, request: Request, session: Session
 ) -> PaginatedResponse[ProjectOut]:
     """The caller's projects and the public ones, oldest first (admins: every project)."""
-    rows = await paginate_select_async(session, service.visible_projects(user), page, request)
-    return PaginatedResponse[ProjectOut](
-        **{
-            **rows.model_dump(exclude={"items"}),
-            "items": [ProjectOut.model_validate(row) for row in rows.items],
-        }
+    return await paginate_select_async(
+        session, service.visible_projects(user), page, request, transform=ProjectOut.model_validate
     )
 
 

@@ -69,12 +69,8 @@ async def list_scenes(
     """The project's scenes, optionally searched (any case, ``%`` and ``_`` literal)."""
     await readable_project(session, user, project_id)
     statement = service.scene_query(project_id, q, sort)
-    rows = await paginate_select_async(session, statement, page, request)
-    return PaginatedResponse[SceneOut](
-        **{
-            **rows.model_dump(exclude={"items"}),
-            "items": [SceneOut.model_validate(row) for row in rows.items],
-        }
+    return await paginate_select_async(
+        session, statement, page, request, transform=SceneOut.model_validate
     )
 
 
