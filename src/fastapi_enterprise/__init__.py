@@ -32,7 +32,7 @@ from fastapi_enterprise.context import (
     get_request_id,
 )
 from fastapi_enterprise.csp import ContentSecurityPolicy, CSPError
-from fastapi_enterprise.deploy_check import DeployCheckError, Finding
+from fastapi_enterprise.deploy_check import DeployCheckError, DeployChecks, Finding
 from fastapi_enterprise.errors import (
     PROBLEM_CONTENT_TYPE,
     ProblemResponse,
@@ -119,6 +119,7 @@ __all__ = [
     "ContentSecurityPolicy",
     "DatabaseSettings",
     "DeployCheckError",
+    "DeployChecks",
     "EnterpriseSettings",
     "Environment",
     "ErrorResponse",
