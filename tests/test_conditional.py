@@ -10,6 +10,7 @@ from fastapi_enterprise import EnterpriseSettings, install
 from fastapi_enterprise.conditional import (
     body_entity_tag,
     check_if_match,
+    check_if_none_match,
     entity_tag,
     is_weak,
     not_modified,
@@ -41,7 +42,13 @@ def make_app() -> FastAPI:
     @app.put("/missing")
     async def create(request: Request) -> dict[str, str]:
         check_if_match(request, None)
+        check_if_none_match(request, None)
         return {"title": "created"}
+
+    @app.put("/existing")
+    async def replace(request: Request) -> dict[str, str]:
+        check_if_none_match(request, CURRENT)
+        return {"title": "replaced"}
 
     return app
 
@@ -175,3 +182,23 @@ def test_if_match_on_a_missing_resource_answers_412(header: str) -> None:
     assert response.status_code == 412
     assert response.json()["detail"] == "The resource does not exist."
     assert unconditional.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("header", "detail"),
+    [
+        ("*", "The resource already exists."),
+        (f"W/{CURRENT}", "The resource has not changed from the version named."),
+    ],
+)
+def test_if_none_match_on_a_write_to_an_existing_resource_answers_412(
+    header: str, detail: str
+) -> None:
+    with TestClient(make_app()) as client:
+        response = client.put("/existing", headers={"If-None-Match": header})
+        other = client.put("/existing", headers={"If-None-Match": '"other"'})
+        create = client.put("/missing", headers={"If-None-Match": header})
+    assert response.status_code == 412
+    assert response.json()["detail"] == detail
+    assert other.status_code == 200
+    assert create.status_code == 200  # nothing exists yet: create-only succeeds

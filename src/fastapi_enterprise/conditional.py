@@ -40,6 +40,7 @@ __all__ = [
     "PreconditionFailedError",
     "body_entity_tag",
     "check_if_match",
+    "check_if_none_match",
     "entity_tag",
     "is_weak",
     "not_modified",
@@ -196,6 +197,30 @@ def check_if_match(request: Request, etag: str | None) -> None:
     if tags is None or any(strong_match(tag, etag) for tag in tags):
         return
     raise PreconditionFailedError()
+
+
+def check_if_none_match(request: Request, etag: str | None) -> None:
+    """Refuse an unsafe request with 412 when its ``If-None-Match`` names ``etag``.
+
+    ``If-None-Match: *`` on a ``PUT`` means "only if it does not exist yet": it fails
+    when the resource exists. The comparison is weak. ``GET`` and ``HEAD`` are left to
+    :func:`not_modified`, which answers 304 instead.
+
+    Args:
+        request: The request.
+        etag: The current entity tag, or ``None`` when the resource does not exist.
+
+    Raises:
+        PreconditionFailedError: 412 Precondition Failed.
+    """
+    value = request.headers.get("if-none-match")
+    if value is None or etag is None or request.method in _SAFE_METHODS:
+        return
+    tags = _parse(value)
+    if tags is None:
+        raise PreconditionFailedError("The resource already exists.")
+    if any(weak_match(tag, etag) for tag in tags):
+        raise PreconditionFailedError("The resource has not changed from the version named.")
 
 
 def set_etag(response: Response, etag: str) -> None:
