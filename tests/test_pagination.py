@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -9,7 +10,8 @@ from typing import Annotated, Any
 import pytest
 from fastapi import Depends, FastAPI, Request
 from fastapi.testclient import TestClient
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
+from typing_extensions import assert_type
 
 from fastapi_enterprise import EnterpriseSettings, install
 from fastapi_enterprise.pagination import Page, PageParams, page_params, paginate
@@ -22,6 +24,8 @@ from fastapi_enterprise.pagination import paginate_select  # noqa: E402
 
 
 class Course(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     title: str
 
@@ -75,6 +79,15 @@ def make_app(engine: Any = None) -> FastAPI:
                     "items": [Course(id=r.id, title=r.title) for r in result.items],
                 }
             )
+
+        @app.get("/db/mapped")
+        def db_mapped(
+            page: Page,
+            request: Request,
+            db: Session = Depends(session),  # noqa: B008 - a local dependency needs a default
+        ) -> PaginatedResponse[Course]:
+            statement = sqlalchemy.select(CourseRow).order_by(CourseRow.id)
+            return paginate_select(db, statement, page, request, transform=Course.model_validate)
 
     install(app, EnterpriseSettings(environment="test"))
     return app
@@ -173,9 +186,76 @@ def test_sqlalchemy_select_pagination(database: str, tmp_path: Any) -> None:
         with Session(engine) as db:
             db.add_all(CourseRow(id=c.id, title=c.title) for c in COURSES)
             db.commit()
-        body = TestClient(make_app(engine)).get("/db/courses", params={"page": 3}).json()
-        assert [item["id"] for item in body["items"]] == list(range(41, 46))
-        assert (body["total"], body["pages"]) == (45, 3)
+        client = TestClient(make_app(engine))
+        for path in ("/db/courses", "/db/mapped"):
+            body = client.get(path, params={"page": 3}).json()
+            assert [item["id"] for item in body["items"]] == list(range(41, 46)), path
+            assert body["items"][0]["title"] == "Course 41"
+            assert (body["total"], body["pages"]) == (45, 3)
     finally:
         Base.metadata.drop_all(engine)
         engine.dispose()
+
+
+def bare_request(query: bytes) -> Request:
+    """A GET ``/c`` request with ``query``, for calling the helpers directly."""
+    return Request(
+        {"type": "http", "method": "GET", "path": "/c", "query_string": query, "headers": []}
+    )
+
+
+def test_paginate_transforms_only_the_items_of_the_page() -> None:
+    seen: list[int] = []
+
+    def to_title(course: Course) -> str:
+        seen.append(course.id)
+        return course.title
+
+    request = Request(
+        {"type": "http", "method": "GET", "path": "/c", "query_string": b"", "headers": []}
+    )
+    page = paginate(COURSES, PageParams(page=2, size=3), request, transform=to_title)
+    assert_type(page, PaginatedResponse[str])
+    assert page.items == ["Course 4", "Course 5", "Course 6"]
+    assert seen == [4, 5, 6]
+    assert (page.total, page.pages) == (45, 15)
+
+
+def test_paginate_select_async_maps_rows_to_the_response_model(tmp_path: Any) -> None:
+    pytest.importorskip("aiosqlite")
+    from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+    from fastapi_enterprise.pagination import paginate_select_async
+
+    async def scenario() -> tuple[PaginatedResponse[Course], PaginatedResponse[Any]]:
+        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path}/courses.db")
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(Base.metadata.create_all)
+            async with AsyncSession(engine) as db:
+                db.add_all(CourseRow(id=c.id, title=c.title) for c in COURSES[:7])
+                await db.commit()
+                statement = sqlalchemy.select(CourseRow).order_by(CourseRow.id.desc())
+                request = Request(
+                    {
+                        "type": "http",
+                        "method": "GET",
+                        "path": "/c",
+                        "query_string": b"q=1",
+                        "headers": [],
+                    }
+                )
+                params = PageParams(page=1, size=5)
+                mapped = await paginate_select_async(
+                    db, statement, params, request, transform=Course.model_validate
+                )
+                rows = await paginate_select_async(db, statement, params, request)
+                return mapped, rows
+        finally:
+            await engine.dispose()
+
+    mapped, rows = asyncio.run(scenario())
+    assert_type(mapped, PaginatedResponse[Course])
+    assert mapped.items == [Course(id=n, title=f"Course {n}") for n in range(7, 2, -1)]
+    assert all(isinstance(row, CourseRow) for row in rows.items)  # unchanged without transform
+    assert (mapped.total, mapped.pages, mapped.links.next) == (7, 2, "/c?q=1&page=2&size=5")

@@ -17,6 +17,15 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi_enterprise._logging import UnheardErrorHandler
 from fastapi_enterprise.client_ip import ClientInfo, ClientIPResolver, client_key, get_client_info
+from fastapi_enterprise.conditional import (
+    PreconditionFailedError,
+    body_entity_tag,
+    check_if_match,
+    check_if_none_match,
+    entity_tag,
+    not_modified,
+    set_etag,
+)
 from fastapi_enterprise.context import (
     bind_request,
     get_csp_nonce,
@@ -24,7 +33,7 @@ from fastapi_enterprise.context import (
     get_request_id,
 )
 from fastapi_enterprise.csp import ContentSecurityPolicy, CSPError
-from fastapi_enterprise.deploy_check import DeployCheckError, Finding
+from fastapi_enterprise.deploy_check import DeployCheckError, DeployChecks, Finding
 from fastapi_enterprise.errors import (
     PROBLEM_CONTENT_TYPE,
     ProblemResponse,
@@ -111,6 +120,7 @@ __all__ = [
     "ContentSecurityPolicy",
     "DatabaseSettings",
     "DeployCheckError",
+    "DeployChecks",
     "EnterpriseSettings",
     "Environment",
     "ErrorResponse",
@@ -123,6 +133,7 @@ __all__ = [
     "Page",
     "PageParams",
     "PaginatedResponse",
+    "PreconditionFailedError",
     "ProblemResponse",
     "ProxyHeadersMiddleware",
     "RateLimitMiddleware",
@@ -144,10 +155,14 @@ __all__ = [
     "ValidationErrorItem",
     "__version__",
     "bind_request",
+    "body_entity_tag",
     "body_limit",
+    "check_if_match",
+    "check_if_none_match",
     "client_key",
     "configure_logging",
     "declare_errors",
+    "entity_tag",
     "generate_request_id",
     "get_client_info",
     "get_csp_nonce",
@@ -159,6 +174,7 @@ __all__ = [
     "installed_rate_limiter",
     "installed_settings",
     "no_compression",
+    "not_modified",
     "paginate",
     "problem_response",
     "problem_responses",
@@ -167,4 +183,5 @@ __all__ = [
     "register_exception_handlers",
     "route_template",
     "security_event",
+    "set_etag",
 ]

@@ -19,7 +19,7 @@ import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, overload
 
 from fastapi import Depends, Query
 from starlette.requests import Request
@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+U = TypeVar("U")
 MAX_PAGE = 1_000_000
 """Highest page number accepted (bounds the OFFSET a client can ask the database for)."""
 
@@ -112,33 +113,109 @@ def _page(items: list[T], total: int, params: PageParams, request: Request) -> P
     )
 
 
-def paginate(items: Sequence[T], params: PageParams, request: Request) -> PaginatedResponse[T]:
-    """Return one page of an in-memory sequence."""
+@overload
+def paginate(items: Sequence[T], params: PageParams, request: Request) -> PaginatedResponse[T]: ...
+@overload
+def paginate(
+    items: Sequence[Any], params: PageParams, request: Request, *, transform: Callable[[Any], U]
+) -> PaginatedResponse[U]: ...
+def paginate(
+    items: Sequence[Any],
+    params: PageParams,
+    request: Request,
+    *,
+    transform: Callable[[Any], Any] | None = None,
+) -> PaginatedResponse[Any]:
+    """Return one page of an in-memory sequence.
+
+    Args:
+        items: Every item, in order.
+        params: The page asked for.
+        request: The request, whose URL the links are built from.
+        transform: Applied to each item of the page only (``CourseOut.model_validate``).
+    """
     window = list(items[params.offset : params.offset + params.size])
-    return _page(window, len(items), params, request)
+    return _page(_map(window, transform), len(items), params, request)
 
 
+@overload
 def paginate_select(
     session: Any, statement: Any, params: PageParams, request: Request
+) -> PaginatedResponse[Any]: ...
+@overload
+def paginate_select(
+    session: Any,
+    statement: Any,
+    params: PageParams,
+    request: Request,
+    *,
+    transform: Callable[[Any], U],
+) -> PaginatedResponse[U]: ...
+def paginate_select(
+    session: Any,
+    statement: Any,
+    params: PageParams,
+    request: Request,
+    *,
+    transform: Callable[[Any], Any] | None = None,
 ) -> PaginatedResponse[Any]:
     """Return one page of a SQLAlchemy ``select`` run on a sync ``Session``.
 
     The total comes from ``SELECT count(*)`` over the statement as a subquery; the page
     from ``LIMIT``/``OFFSET``. Give the statement an ``ORDER BY`` for stable pages.
+
+    Args:
+        session: A SQLAlchemy ``Session``.
+        statement: The ``select()``, with its ``ORDER BY``.
+        params: The page asked for.
+        request: The request, whose URL the links are built from.
+        transform: Turns each row of the page into the response item, typically
+            ``CourseOut.model_validate``; the result is then a
+            ``PaginatedResponse[CourseOut]`` for type checkers too.
     """
     from sqlalchemy import func, select
 
     total = session.execute(select(func.count()).select_from(statement.subquery())).scalar_one()
     rows = session.execute(statement.limit(params.size).offset(params.offset)).scalars().all()
-    return _page(list(rows), int(total), params, request)
+    return _page(_map(rows, transform), int(total), params, request)
 
 
+@overload
 async def paginate_select_async(
     session: Any, statement: Any, params: PageParams, request: Request
+) -> PaginatedResponse[Any]: ...
+@overload
+async def paginate_select_async(
+    session: Any,
+    statement: Any,
+    params: PageParams,
+    request: Request,
+    *,
+    transform: Callable[[Any], U],
+) -> PaginatedResponse[U]: ...
+async def paginate_select_async(
+    session: Any,
+    statement: Any,
+    params: PageParams,
+    request: Request,
+    *,
+    transform: Callable[[Any], Any] | None = None,
 ) -> PaginatedResponse[Any]:
-    """Return one page of a SQLAlchemy ``select`` run on an ``AsyncSession``."""
+    """Return one page of a SQLAlchemy ``select`` run on an ``AsyncSession``.
+
+    Args:
+        session: A SQLAlchemy ``AsyncSession``.
+        statement: The ``select()``, with its ``ORDER BY``.
+        params: The page asked for.
+        request: The request, whose URL the links are built from.
+        transform: As for :func:`paginate_select`.
+    """
     from sqlalchemy import func, select
 
     count = await session.execute(select(func.count()).select_from(statement.subquery()))
     result = await session.execute(statement.limit(params.size).offset(params.offset))
-    return _page(list(result.scalars().all()), int(count.scalar_one()), params, request)
+    return _page(_map(result.scalars().all(), transform), int(count.scalar_one()), params, request)
+
+
+def _map(rows: Sequence[Any], transform: Callable[[Any], Any] | None) -> list[Any]:
+    return list(rows) if transform is None else [transform(row) for row in rows]

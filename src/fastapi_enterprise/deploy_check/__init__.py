@@ -26,11 +26,17 @@ guessable a secret is, and ``_workers`` how many processes serve the app.
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, TypeVar
 
 from fastapi_enterprise.deploy_check import _app, _headers, _network, _operations, _rate_limit
 from fastapi_enterprise.deploy_check._entropy import estimate_entropy_bits
-from fastapi_enterprise.deploy_check._registry import DeployCheck, DeployCheckError, Finding
+from fastapi_enterprise.deploy_check._registry import (
+    DeployCheck,
+    DeployCheckError,
+    DeployChecks,
+    Finding,
+)
 from fastapi_enterprise.deploy_check._registry import Level as Level
 from fastapi_enterprise.deploy_check._registry import Outcome as Outcome
 from fastapi_enterprise.deploy_check._workers import worker_processes
@@ -42,13 +48,16 @@ __all__ = [
     "DEPLOY_CHECKS",
     "DeployCheck",
     "DeployCheckError",
+    "DeployChecks",
     "Finding",
     "estimate_entropy_bits",
     "run_deploy_check",
     "worker_processes",
 ]
 
-DEPLOY_CHECKS: tuple[DeployCheck, ...] = tuple(
+S = TypeVar("S", bound="EnterpriseSettings")
+
+DEPLOY_CHECKS: tuple[DeployCheck[EnterpriseSettings], ...] = tuple(
     itertools.chain(
         _app.checks, _network.checks, _headers.checks, _rate_limit.checks, _operations.checks
     )
@@ -56,13 +65,14 @@ DEPLOY_CHECKS: tuple[DeployCheck, ...] = tuple(
 """Every check, in the order it runs; ``docs/how-to/settings.md`` lists the same IDs."""
 
 
-def run_deploy_check(settings: EnterpriseSettings) -> list[Finding]:
-    """Run every check against ``settings``; errors come first, then warnings."""
-    findings: list[Finding] = []
-    for check in DEPLOY_CHECKS:
-        outcome = check.test(settings)
-        if outcome is None:
-            continue
-        message, level = outcome if isinstance(outcome, tuple) else (outcome, check.level)
-        findings.append(Finding(check.id, level, message, check.fix))
+def run_deploy_check(settings: S, extra: Iterable[DeployCheck[S]] = ()) -> list[Finding]:
+    """Run every check against ``settings``; errors come first, then warnings.
+
+    Args:
+        settings: The settings to check.
+        extra: The application's own rules (a :class:`DeployChecks`), run after the
+            library's.
+    """
+    findings = [finding for check in DEPLOY_CHECKS if (finding := check.run(settings))]
+    findings.extend(finding for check in extra if (finding := check.run(settings)))
     return sorted(findings, key=lambda finding: finding.level != "error")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Generic, Literal, TypeVar
 
 if TYPE_CHECKING:
     from fastapi_enterprise.settings import EnterpriseSettings
@@ -14,6 +14,7 @@ __all__ = [
     "Checks",
     "DeployCheck",
     "DeployCheckError",
+    "DeployChecks",
     "Finding",
     "Level",
     "Outcome",
@@ -29,6 +30,7 @@ GENERATE_KEY = "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
 """The command the fixes of weak secrets and tokens suggest."""
 
 _Entry = TypeVar("_Entry")
+S = TypeVar("S", bound="EnterpriseSettings")
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,11 @@ class Finding:
 
 
 @dataclass(frozen=True)
-class DeployCheck:
-    """One rule of the deploy check, as documented in the settings guide."""
+class DeployCheck(Generic[S]):
+    """One rule of the deploy check, as documented in the settings guide.
+
+    Generic in the settings class its test reads (``EnterpriseSettings`` or a subclass).
+    """
 
     id: str
     """Stable identifier of the findings it yields."""
@@ -70,8 +75,16 @@ class DeployCheck:
     fix: str
     """How to fix what it finds."""
 
-    test: Test
+    test: Callable[[S], Outcome]
     """Returns the message (and the level, when it differs), or ``None``."""
+
+    def run(self, settings: S) -> Finding | None:
+        """Test ``settings``; the finding, or ``None`` when the rule holds."""
+        outcome = self.test(settings)
+        if outcome is None:
+            return None
+        message, level = outcome if isinstance(outcome, tuple) else (outcome, self.level)
+        return Finding(self.id, level, message, self.fix)
 
 
 class DeployCheckError(RuntimeError):
@@ -84,31 +97,88 @@ class DeployCheckError(RuntimeError):
         super().__init__("\n".join(lines))
 
 
-class Checks:
-    """The checks of one area, in the order they are declared (the order they run)."""
+class DeployChecks(Generic[S]):
+    """A registry of deploy-check rules, in the order they are declared (and run).
+
+    The library declares its own rules in registries like this one; an application
+    declares its rules in one of its own and hands it to its settings class, whose
+    ``deploy_check()`` (and so ``install()``'s production refusal and
+    ``fastapi-enterprise check``) then runs them after the library's:
+
+    ```python
+    app_checks: DeployChecks[MySettings] = DeployChecks()
+
+
+    class MySettings(EnterpriseSettings):
+        deploy_checks: ClassVar[DeployChecks[Any]] = app_checks
+        auth: AuthSettings = AuthSettings()
+
+
+    @app_checks.register(
+        "myapp.auth.token_ttl_long",
+        "warning",
+        ["auth.token_ttl"],
+        when="access tokens live over an hour",
+        fix="Set MYAPP_AUTH__TOKEN_TTL to 3600 or less.",
+    )
+    def _token_ttl(settings: MySettings) -> Outcome:
+        if settings.auth.token_ttl > 3600:
+            return "auth.token_ttl is over an hour: a stolen token stays useful."
+        return None
+    ```
+    """
 
     def __init__(self) -> None:
-        self._checks: list[DeployCheck] = []
+        """Start an empty registry."""
+        self._checks: list[DeployCheck[S]] = []
 
-    def __iter__(self) -> Iterator[DeployCheck]:
+    def __iter__(self) -> Iterator[DeployCheck[S]]:
+        """The rules, in the order they were declared."""
         return iter(self._checks)
 
+    def __len__(self) -> int:
+        """How many rules are declared."""
+        return len(self._checks)
+
     def add(
-        self, check_id: str, level: Level, settings: Sequence[str], when: str, fix: str, test: Test
+        self,
+        check_id: str,
+        level: Level,
+        settings: Sequence[str],
+        when: str,
+        fix: str,
+        test: Callable[[S], Outcome],
     ) -> None:
-        """Declare a check (see :class:`DeployCheck` for what each argument is)."""
+        """Declare a rule (see :class:`DeployCheck` for what each argument is).
+
+        Raises:
+            ValueError: ``check_id`` is empty or already declared here, or ``level`` is
+                neither ``error`` nor ``warning``.
+        """
+        if not check_id or any(check.id == check_id for check in self._checks):
+            raise ValueError(f"deploy check id {check_id!r} is empty or declared twice")
+        if level not in ("error", "warning"):
+            raise ValueError(f"deploy check {check_id!r}: level must be 'error' or 'warning'")
         self._checks.append(DeployCheck(check_id, level, tuple(settings), when, fix, test))
 
     def register(
         self, check_id: str, level: Level, settings: Sequence[str], when: str, fix: str
-    ) -> Callable[[Test], Test]:
-        """Declare a check by decorating its test; the arguments are those of :meth:`add`."""
+    ) -> Callable[[Callable[[S], Outcome]], Callable[[S], Outcome]]:
+        """Declare a rule by decorating its test; the arguments are those of :meth:`add`."""
 
-        def register(test: Test) -> Test:
+        def register(test: Callable[[S], Outcome]) -> Callable[[S], Outcome]:
             self.add(check_id, level, settings, when, fix, test)
             return test
 
         return register
+
+    def run(self, settings: S) -> list[Finding]:
+        """Test ``settings`` against every rule, in order; the findings, unsorted."""
+        return [finding for check in self._checks if (finding := check.run(settings))]
+
+
+class Checks(DeployChecks["EnterpriseSettings"]):
+    """The library's checks of one area (a registry over ``EnterpriseSettings``)."""
 
 
 def positions(entries: Iterable[_Entry], selected: Callable[[_Entry], bool]) -> str:

@@ -41,7 +41,7 @@ from fastapi_enterprise.settings.sections import (
 )
 
 if TYPE_CHECKING:
-    from fastapi_enterprise.deploy_check import Finding
+    from fastapi_enterprise.deploy_check import DeployChecks, Finding
 
 __all__ = [
     "AppSettings",
@@ -190,6 +190,11 @@ class EnterpriseSettings(BaseSettings):
     sentry: SentrySettings = Field(default_factory=SentrySettings)
     """Error tracking with Sentry (extra ``sentry``); off without a DSN."""
 
+    deploy_checks: ClassVar[DeployChecks[Any] | None] = None
+    """The application's own deploy-check rules, run by :meth:`deploy_check` after the
+    library's (so ``install()`` refuses a production start on their errors too, and
+    ``fastapi-enterprise check`` prints them). Set it on a subclass; ``None`` adds none."""
+
     _environment_defaults: ClassVar[dict[Environment, dict[str, Any]]] = {
         Environment.DEVELOPMENT: {
             "app.docs": True,
@@ -287,11 +292,12 @@ class EnterpriseSettings(BaseSettings):
 
         Returns:
             The findings, errors first. An empty list means nothing to fix. Messages
-            name fields and never contain a secret value.
+            name fields and never contain a secret value. The rules of
+            :attr:`deploy_checks`, if any, run after the library's.
         """
         from fastapi_enterprise.deploy_check import run_deploy_check
 
-        return run_deploy_check(self)
+        return run_deploy_check(self, self.deploy_checks or ())
 
     def safe_dump(self) -> dict[str, Any]:
         """Return every setting as JSON-compatible data, safe to log or print.

@@ -14,8 +14,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from fastapi_enterprise import AppSettings, EnterpriseSettings, Environment, Finding
-from fastapi_enterprise.deploy_check import estimate_entropy_bits
+from fastapi_enterprise import AppSettings, DeployChecks, EnterpriseSettings, Environment
+from fastapi_enterprise.deploy_check import Outcome, estimate_entropy_bits
 
 __all__ = [
     "AISettings",
@@ -23,12 +23,16 @@ __all__ = [
     "MediaSettings",
     "StorageSettings",
     "TecnoCursosSettings",
+    "app_checks",
 ]
 
 OWASP_ARGON2_MIN_MEMORY_KIB = 19 * 1024
 """OWASP's minimum Argon2id memory cost (19 MiB, with two iterations)."""
 
 OWASP_ARGON2_MIN_TIME_COST = 2
+
+app_checks: DeployChecks[TecnoCursosSettings] = DeployChecks()
+"""The app's deploy-check rules; ``TecnoCursosSettings.deploy_check()`` runs them."""
 
 
 class _Section(BaseModel):
@@ -189,57 +193,62 @@ class TecnoCursosSettings(EnterpriseSettings):
         self.body_limit.routes.setdefault("/media", self.media.upload_body_limit())
         return self
 
+    deploy_checks: ClassVar[DeployChecks[Any] | None] = app_checks
+    """The app's deploy-check rules (``tecnocursos.*``), run after the library's."""
+
     def jwt_key(self) -> str | None:
         """The access tokens' HMAC key: ``auth.jwt_secret``, else ``security.secret_key``."""
         secret = self.auth.jwt_secret or self.security.secret_key
         return None if secret is None else secret.get_secret_value()
 
-    def deploy_check(self) -> list[Finding]:
-        """The library's deploy check plus the app's rules (``tecnocursos.*``).
 
-        Returns:
-            The findings, errors first; messages name settings, never values.
-        """
-        findings = [*super().deploy_check(), *_app_findings(self)]
-        return sorted(findings, key=lambda finding: finding.level != "error")
-
-
-def _app_findings(settings: TecnoCursosSettings) -> list[Finding]:
-    findings: list[Finding] = []
+@app_checks.register(
+    "tecnocursos.auth.jwt_secret_weak",
+    "error",
+    ["auth.jwt_secret"],
+    "an access-token key under 32 characters or 128 bits of entropy",
+    "Set TC_AUTH__JWT_SECRET to `python -c 'import secrets; print(secrets.token_urlsafe(48))'`, "
+    "or unset it to use security.secret_key.",
+)
+def _jwt_secret_weak(settings: TecnoCursosSettings) -> Outcome:
     secret = settings.auth.jwt_secret
-    if secret is not None:
-        value = secret.get_secret_value()
-        if len(value) < 32 or estimate_entropy_bits(value) < 128:
-            findings.append(
-                Finding(
-                    "tecnocursos.auth.jwt_secret_weak",
-                    "error",
-                    "auth.jwt_secret is under 32 characters or 128 bits of entropy: "
-                    "access tokens could be forged.",
-                    "Set TC_AUTH__JWT_SECRET to `python -c 'import secrets; "
-                    "print(secrets.token_urlsafe(48))'`, or unset it to use "
-                    "security.secret_key.",
-                )
-            )
+    if secret is None:
+        return None
+    value = secret.get_secret_value()
+    if len(value) < 32 or estimate_entropy_bits(value) < 128:
+        return (
+            "auth.jwt_secret is under 32 characters or 128 bits of entropy: "
+            "access tokens could be forged."
+        )
+    return None
+
+
+@app_checks.register(
+    "tecnocursos.auth.password_hashing_weak",
+    "error",
+    ["auth.argon2_time_cost", "auth.argon2_memory_cost"],
+    "Argon2 parameters below OWASP's minimum",
+    "Unset both to get the production defaults (3 iterations, 64 MiB).",
+)
+def _password_hashing_weak(settings: TecnoCursosSettings) -> Outcome:
     time_cost = settings.auth.argon2_time_cost or 0
     memory_cost = settings.auth.argon2_memory_cost or 0
     if time_cost < OWASP_ARGON2_MIN_TIME_COST or memory_cost < OWASP_ARGON2_MIN_MEMORY_KIB:
-        findings.append(
-            Finding(
-                "tecnocursos.auth.password_hashing_weak",
-                "error",
-                "auth.argon2_time_cost or auth.argon2_memory_cost is below OWASP's "
-                "minimum (2 iterations, 19 MiB).",
-                "Unset both to get the production defaults (3 iterations, 64 MiB).",
-            )
+        return (
+            "auth.argon2_time_cost or auth.argon2_memory_cost is below OWASP's "
+            "minimum (2 iterations, 19 MiB)."
         )
-    if not settings.storage.local_dir.is_absolute():
-        findings.append(
-            Finding(
-                "tecnocursos.storage.relative_dir",
-                "warning",
-                "storage.local_dir is relative: media lands wherever the server starts.",
-                "Set TC_STORAGE__LOCAL_DIR to an absolute path on a persistent volume.",
-            )
-        )
-    return findings
+    return None
+
+
+@app_checks.register(
+    "tecnocursos.storage.relative_dir",
+    "warning",
+    ["storage.local_dir"],
+    "a relative media directory",
+    "Set TC_STORAGE__LOCAL_DIR to an absolute path on a persistent volume.",
+)
+def _storage_relative_dir(settings: TecnoCursosSettings) -> Outcome:
+    if settings.storage.local_dir.is_absolute():
+        return None
+    return "storage.local_dir is relative: media lands wherever the server starts."

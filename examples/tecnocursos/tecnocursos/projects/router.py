@@ -8,12 +8,19 @@ from fastapi import APIRouter, Response
 from sqlalchemy import delete
 from starlette.requests import Request
 
-from fastapi_enterprise import Page, PaginatedResponse, problem_responses
+from fastapi_enterprise import (
+    Page,
+    PaginatedResponse,
+    check_if_match,
+    entity_tag,
+    not_modified,
+    problem_responses,
+    set_etag,
+)
 from fastapi_enterprise.pagination import paginate_select_async
 from tecnocursos.auth.dependencies import CurrentUser, require_role
 from tecnocursos.auth.models import Role, User
 from tecnocursos.core.database import Session
-from tecnocursos.core.etags import check_if_match, entity_tag, not_modified, set_etag
 from tecnocursos.projects import service
 from tecnocursos.projects.models import Project
 from tecnocursos.projects.schemas import ProjectIn, ProjectOut, ProjectPatch
@@ -32,7 +39,7 @@ Author = Annotated[User, require_role(Role.INSTRUCTOR, Role.ADMIN)]
 
 def project_etag(project: Project) -> str:
     """The ETag of ``project``'s representation."""
-    return entity_tag("project", project.id, project.version)
+    return entity_tag("project", project.id, f"v{project.version}")
 
 
 @router.post("", status_code=201, responses=problem_responses(401, 403, 422))
@@ -51,12 +58,8 @@ async def list_projects(
     user: CurrentUser, page: Page, request: Request, session: Session
 ) -> PaginatedResponse[ProjectOut]:
     """The caller's projects and the public ones, oldest first (admins: every project)."""
-    rows = await paginate_select_async(session, service.visible_projects(user), page, request)
-    return PaginatedResponse[ProjectOut](
-        **{
-            **rows.model_dump(exclude={"items"}),
-            "items": [ProjectOut.model_validate(row) for row in rows.items],
-        }
+    return await paginate_select_async(
+        session, service.visible_projects(user), page, request, transform=ProjectOut.model_validate
     )
 
 

@@ -11,11 +11,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from starlette.requests import Request
 
-from fastapi_enterprise import Page, PaginatedResponse, problem_responses
+from fastapi_enterprise import (
+    Page,
+    PaginatedResponse,
+    check_if_match,
+    entity_tag,
+    not_modified,
+    problem_responses,
+    set_etag,
+)
 from fastapi_enterprise.pagination import paginate_select_async
 from tecnocursos.auth.dependencies import CurrentUser
 from tecnocursos.core.database import Session
-from tecnocursos.core.etags import check_if_match, entity_tag, not_modified, set_etag
 from tecnocursos.projects.service import readable_project, writable_project
 from tecnocursos.scenes import service
 from tecnocursos.scenes.models import Scene
@@ -32,7 +39,7 @@ _NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
 
 def scene_etag(scene: Scene) -> str:
     """The ETag of ``scene``'s representation."""
-    return entity_tag("scene", scene.id, scene.version)
+    return entity_tag("scene", scene.id, f"v{scene.version}")
 
 
 @router.post("", status_code=201, responses=problem_responses(401, 403, 404, 422))
@@ -62,12 +69,8 @@ async def list_scenes(
     """The project's scenes, optionally searched (any case, ``%`` and ``_`` literal)."""
     await readable_project(session, user, project_id)
     statement = service.scene_query(project_id, q, sort)
-    rows = await paginate_select_async(session, statement, page, request)
-    return PaginatedResponse[SceneOut](
-        **{
-            **rows.model_dump(exclude={"items"}),
-            "items": [SceneOut.model_validate(row) for row in rows.items],
-        }
+    return await paginate_select_async(
+        session, statement, page, request, transform=SceneOut.model_validate
     )
 
 

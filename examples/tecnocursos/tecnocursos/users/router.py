@@ -34,10 +34,6 @@ async def list_users(
     session: Session,
 ) -> PaginatedResponse[UserOut]:
     """Every account, oldest first (admins only)."""
-    rows = await paginate_select_async(session, select(User).order_by(User.id), page, request)
-    return PaginatedResponse[UserOut](
-        **{
-            **rows.model_dump(exclude={"items"}),
-            "items": [UserOut.model_validate(row) for row in rows.items],
-        }
+    return await paginate_select_async(
+        session, select(User).order_by(User.id), page, request, transform=UserOut.model_validate
     )
