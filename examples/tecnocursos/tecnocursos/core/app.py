@@ -15,6 +15,7 @@ from fastapi_enterprise import configure_logging, install
 from tecnocursos.auth.passwords import Passwords
 from tecnocursos.auth.router import router as auth_router
 from tecnocursos.auth.tokens import TokenService
+from tecnocursos.cache import create_cache
 from tecnocursos.core.database import create_database
 from tecnocursos.core.settings import TecnoCursosSettings
 from tecnocursos.media.router import router as media_router
@@ -64,6 +65,8 @@ def create_app(settings: TecnoCursosSettings | None = None) -> FastAPI:
     app.state.passwords = Passwords(settings.auth)
     app.state.tokens = TokenService(key, settings.auth)
     app.state.storage = LocalStorage(settings.storage.local_dir)
+    # On Redis the client connects lazily; close it with ``await app.state.cache.aclose()``.
+    app.state.cache = create_cache(app, settings)
 
     app.include_router(auth_router)
     app.include_router(users_router)
