@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +13,10 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
-from conftest import make_settings, signed_in
+from conftest import make_settings, signed_in, started
 from fastapi_enterprise import installed_metrics_registry
 from tecnocursos.auth.models import Role
 from tecnocursos.core.app import create_app
-from tecnocursos.core.database import Base
-
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def count(app: FastAPI, cache: str, result: str) -> float:
@@ -189,42 +184,6 @@ async def test_metrics_off_the_cache_still_works(tmp_path: Path, restore_logging
                 assert response.json() == project
     finally:
         app.state.logging.stop()
-
-
-@asynccontextmanager
-async def started(app: FastAPI) -> AsyncIterator[httpx2.AsyncClient]:
-    """The app's lifespan, its schema and an HTTP client; the cache closed afterwards."""
-    try:
-        async with app.router.lifespan_context(app):
-            async with app.state.database.engine.begin() as connection:
-                await connection.run_sync(Base.metadata.create_all)
-            transport = httpx2.ASGITransport(app=app)
-            async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as c:
-                yield c
-    finally:
-        await app.state.cache.aclose()
-
-
-@pytest.fixture
-def redis_url() -> str:
-    """A reachable Redis (``REDIS_URL`` or 127.0.0.1:6379); fails under CI=true if missing."""
-    import asyncio
-
-    async def ping() -> None:
-        client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-        try:
-            await client.ping()
-        finally:
-            await client.aclose()
-
-    try:
-        asyncio.run(ping())
-    except Exception as exc:  # noqa: BLE001 - any failure to reach the server
-        message = f"Redis not available ({type(exc).__name__})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return REDIS_URL
 
 
 @pytest_asyncio.fixture
