@@ -201,16 +201,13 @@ async def signed_in(
 
 @asynccontextmanager
 async def started(app: FastAPI) -> AsyncIterator[httpx2.AsyncClient]:
-    """The app's lifespan, its schema and an HTTP client; the cache closed afterwards."""
-    try:
-        async with app.router.lifespan_context(app):
-            async with app.state.database.engine.begin() as connection:
-                await connection.run_sync(Base.metadata.create_all)
-            transport = httpx2.ASGITransport(app=app)
-            async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as c:
-                yield c
-    finally:
-        await app.state.cache.aclose()
+    """The app's lifespan (its end closes the cache), its schema and an HTTP client."""
+    async with app.router.lifespan_context(app):
+        async with app.state.database.engine.begin() as connection:
+            await connection.run_sync(Base.metadata.create_all)
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            yield c
 
 
 @pytest.fixture

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -65,8 +68,8 @@ def create_app(settings: TecnoCursosSettings | None = None) -> FastAPI:
     app.state.passwords = Passwords(settings.auth)
     app.state.tokens = TokenService(key, settings.auth)
     app.state.storage = LocalStorage(settings.storage.local_dir)
-    # On Redis the client connects lazily; close it with ``await app.state.cache.aclose()``.
     app.state.cache = create_cache(app, settings)
+    _close_cache_at_shutdown(app)
 
     app.include_router(auth_router)
     app.include_router(users_router)
@@ -74,3 +77,18 @@ def create_app(settings: TecnoCursosSettings | None = None) -> FastAPI:
     app.include_router(scenes_router)
     app.include_router(media_router)
     return app
+
+
+def _close_cache_at_shutdown(app: FastAPI) -> None:
+    # The Redis client connects lazily; its connections close after the app's lifespan.
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(asgi_app: Any) -> AsyncIterator[Any]:
+        try:
+            async with inner(asgi_app) as state:
+                yield state
+        finally:
+            await app.state.cache.aclose()
+
+    app.router.lifespan_context = lifespan
