@@ -7,12 +7,14 @@ import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
 import pytest_asyncio
+import redis.asyncio as aioredis
 import structlog
 from alembic.config import Config
 from fastapi import FastAPI
@@ -29,6 +31,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get(
     "TC_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 MARIADB_URL = os.environ.get("TC_TEST_MARIADB_URL", "mysql+aiomysql://root@127.0.0.1:3306/test")
 PASSWORD = "correct horse battery staple"
 TEST_SECRET = "tc-test-secret-7f3a9c1e5b2d8f4a6c0e9b3d7f1a5c8e"
@@ -40,6 +43,9 @@ def make_settings(tmp_path: Path, **overrides: Any) -> TecnoCursosSettings:
         "environment": "test",
         "database": {"url": f"sqlite:///{tmp_path / 'tc.db'}"},
         "security": {"secret_key": TEST_SECRET},
+        # The app's defaults are the nginx zones (10/s, auth 5/s, uploads 2/s): tests that
+        # log in or post many times a second would hit them. Off here, explicitly;
+        # test_rate_limits.py turns them back on.
         "rate_limit": {"enabled": False},
         **overrides,
     }
@@ -191,3 +197,36 @@ async def signed_in(
     """Add a user with ``role`` and return the ``Authorization`` header of its token."""
     await add_user(app, email, role=role)
     return bearer((await tokens_for(client, email))["access_token"])
+
+
+@asynccontextmanager
+async def started(app: FastAPI) -> AsyncIterator[httpx2.AsyncClient]:
+    """The app's lifespan (its end closes the cache), its schema and an HTTP client."""
+    async with app.router.lifespan_context(app):
+        async with app.state.database.engine.begin() as connection:
+            await connection.run_sync(Base.metadata.create_all)
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            yield c
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A reachable Redis (``REDIS_URL`` or 127.0.0.1:6379); fails under CI=true if missing."""
+    import asyncio
+
+    async def ping() -> None:
+        client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+        try:
+            await client.ping()
+        finally:
+            await client.aclose()
+
+    try:
+        asyncio.run(ping())
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the server
+        message = f"Redis not available ({type(exc).__name__})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return REDIS_URL

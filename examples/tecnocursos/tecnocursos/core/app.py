@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -15,6 +18,7 @@ from fastapi_enterprise import configure_logging, install
 from tecnocursos.auth.passwords import Passwords
 from tecnocursos.auth.router import router as auth_router
 from tecnocursos.auth.tokens import TokenService
+from tecnocursos.cache import create_cache
 from tecnocursos.core.database import create_database
 from tecnocursos.core.settings import TecnoCursosSettings
 from tecnocursos.media.router import router as media_router
@@ -64,6 +68,8 @@ def create_app(settings: TecnoCursosSettings | None = None) -> FastAPI:
     app.state.passwords = Passwords(settings.auth)
     app.state.tokens = TokenService(key, settings.auth)
     app.state.storage = LocalStorage(settings.storage.local_dir)
+    app.state.cache = create_cache(app, settings)
+    _close_cache_at_shutdown(app)
 
     app.include_router(auth_router)
     app.include_router(users_router)
@@ -71,3 +77,18 @@ def create_app(settings: TecnoCursosSettings | None = None) -> FastAPI:
     app.include_router(scenes_router)
     app.include_router(media_router)
     return app
+
+
+def _close_cache_at_shutdown(app: FastAPI) -> None:
+    # The Redis client connects lazily; its connections close after the app's lifespan.
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(asgi_app: Any) -> AsyncIterator[Any]:
+        try:
+            async with inner(asgi_app) as state:
+                yield state
+        finally:
+            await app.state.cache.aclose()
+
+    app.router.lifespan_context = lifespan

@@ -18,8 +18,10 @@ from fastapi_enterprise import AppSettings, DeployChecks, EnterpriseSettings, En
 from fastapi_enterprise.deploy_check import Outcome, estimate_entropy_bits
 
 __all__ = [
+    "RATE_LIMIT_ZONES",
     "AISettings",
     "AuthSettings",
+    "CacheSettings",
     "MediaSettings",
     "StorageSettings",
     "TecnoCursosSettings",
@@ -146,6 +148,49 @@ class AISettings(_Section):
     """Seconds to wait for a provider's answer."""
 
 
+class CacheSettings(_Section):
+    """The read-through cache of the hot reads (project lists and details, scene lists)."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    """``memory``: per process, bounded; ``redis``: shared, on the ``redis`` section's URL
+    (``TC_REDIS__URL``) through the library's ``create_redis()``."""
+
+    prefix: str = Field(default="tc-cache", min_length=1, max_length=64)
+    """Prefix of every Redis key, so apps can share a database."""
+
+    memory_max_entries: int = Field(default=10_000, ge=10)
+    """Entries the memory backend keeps (least recently used evicted first)."""
+
+    project_list_ttl: int = Field(default=30, ge=1)
+    """Seconds a page of ``GET /projects`` stays cached (per viewer)."""
+
+    project_ttl: int = Field(default=300, ge=1)
+    """Seconds a ``GET /projects/{project_id}`` stays cached."""
+
+    scene_list_ttl: int = Field(default=60, ge=1)
+    """Seconds a page of ``GET /projects/{project_id}/scenes`` stays cached."""
+
+    max_cached_page: int = Field(default=3, ge=1)
+    """Only the first pages of lists are cached; later ones always read the database."""
+
+
+RATE_LIMIT_ZONES: dict[str, str] = {
+    "/auth/register": "5/second",
+    "/auth/token": "5/second",
+    "/auth/refresh": "5/second",
+    "/auth/logout": "5/second",
+    "/media": "2/second",
+}
+"""The original deployment's nginx zones as per-route-template budgets (``rate_limit.routes``).
+
+``api`` (10 r/s) is the default of every other route; ``auth`` (5 r/s) covers ``/auth/*``;
+``uploads`` (2 r/s) is ``/media`` (the library keys on templates, not methods, so listing
+media shares the uploads budget); ``video`` (1 r/s) is for issue 15's generation route."""
+
+RATE_LIMIT_DEFAULT = "10/second"
+"""nginx's ``api`` zone: the budget of every route without its own."""
+
+
 class TecnoCursosSettings(EnterpriseSettings):
     """The library's settings (``TC_`` prefix) plus ``auth``, ``media``, ``storage``, ``ai``.
 
@@ -172,6 +217,9 @@ class TecnoCursosSettings(EnterpriseSettings):
     ai: AISettings = Field(default_factory=AISettings)
     """AI service providers."""
 
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    """The read-through cache."""
+
     _app_environment_defaults: ClassVar[dict[Environment, dict[str, Any]]] = {
         Environment.DEVELOPMENT: {"auth.argon2_time_cost": 3, "auth.argon2_memory_cost": 65536},
         # Tests hash hundreds of passwords: cheap parameters keep the suite fast.
@@ -191,6 +239,12 @@ class TecnoCursosSettings(EnterpriseSettings):
         # per-route limits (413 before a byte is read when Content-Length is larger),
         # unless TC_BODY_LIMIT__ROUTES sets one for "/media" explicitly.
         self.body_limit.routes.setdefault("/media", self.media.upload_body_limit())
+        # The nginx zones, in every environment, unless TC_RATE_LIMIT__DEFAULT or a
+        # template in TC_RATE_LIMIT__ROUTES says otherwise.
+        if "default" not in self.rate_limit.model_fields_set:
+            self.rate_limit.default = RATE_LIMIT_DEFAULT
+        for template, limit in RATE_LIMIT_ZONES.items():
+            self.rate_limit.routes.setdefault(template, limit)
         return self
 
     deploy_checks: ClassVar[DeployChecks[Any] | None] = app_checks

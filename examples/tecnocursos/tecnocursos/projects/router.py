@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, HTTPException, Response
 from sqlalchemy import delete
 from starlette.requests import Request
 
@@ -20,13 +20,14 @@ from fastapi_enterprise import (
 from fastapi_enterprise.pagination import paginate_select_async
 from tecnocursos.auth.dependencies import CurrentUser, require_role
 from tecnocursos.auth.models import Role, User
+from tecnocursos.cache import get_cache
 from tecnocursos.core.database import Session
 from tecnocursos.projects import service
-from tecnocursos.projects.models import Project
+from tecnocursos.projects.models import Project, Visibility
 from tecnocursos.projects.schemas import ProjectIn, ProjectOut, ProjectPatch
 from tecnocursos.scenes.models import Scene
 
-__all__ = ["project_etag", "router"]
+__all__ = ["PROJECTS_SCOPE", "project_etag", "project_scope", "router"]
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 
@@ -37,20 +38,41 @@ _NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
 Author = Annotated[User, require_role(Role.INSTRUCTOR, Role.ADMIN)]
 
 
+PROJECTS_SCOPE = "projects"
+"""Cache scope of every project list: any project write may change any viewer's list."""
+
+
+def project_scope(project_id: int) -> str:
+    """Cache scope of one project's detail and scene lists."""
+    return f"project:{project_id}"
+
+
 def project_etag(project: Project) -> str:
     """The ETag of ``project``'s representation."""
-    return entity_tag("project", project.id, f"v{project.version}")
+    return _etag(project.id, project.version)
+
+
+def _etag(project_id: int, version: int) -> str:
+    return entity_tag("project", project_id, f"v{version}")
+
+
+def _viewer(user: User) -> str:
+    # What a list's answer depends on: admins all see the same; everyone else their own.
+    return "admin" if user.role is Role.ADMIN else f"user-{user.id}"
 
 
 @router.post("", status_code=201, responses=problem_responses(401, 403, 422))
 async def create_project(
-    body: ProjectIn, user: Author, session: Session, response: Response
+    body: ProjectIn, user: Author, session: Session, request: Request, response: Response
 ) -> ProjectOut:
     """Create a project owned by the caller (instructors and admins)."""
     project = await service.create_project(session, user, body)
+    out = ProjectOut.model_validate(project)
     set_etag(response, project_etag(project))
+    await session.commit()  # committed before the cache forgets: no read refills it stale
+    await get_cache(request).bump(PROJECTS_SCOPE)
     response.headers["Location"] = f"/projects/{project.id}"
-    return ProjectOut.model_validate(project)
+    return out
 
 
 @router.get("", responses=problem_responses(401, 422))
@@ -58,9 +80,20 @@ async def list_projects(
     user: CurrentUser, page: Page, request: Request, session: Session
 ) -> PaginatedResponse[ProjectOut]:
     """The caller's projects and the public ones, oldest first (admins: every project)."""
-    return await paginate_select_async(
+    cache = get_cache(request)
+    cacheable = page.page <= cache.settings.max_cached_page
+    key = None
+    if cacheable:
+        key = await cache.key("project_list", (PROJECTS_SCOPE,), _viewer(user), request.url)
+        cached = await cache.get("project_list", key)
+        if cached is not None:
+            return PaginatedResponse[ProjectOut].model_validate(cached)
+    result = await paginate_select_async(
         session, service.visible_projects(user), page, request, transform=ProjectOut.model_validate
     )
+    if cacheable:
+        await cache.set(key, result.model_dump(mode="json"), cache.settings.project_list_ttl)
+    return result
 
 
 @router.get(
@@ -72,13 +105,29 @@ async def read_project(
     project_id: int, user: CurrentUser, session: Session, request: Request, response: Response
 ) -> ProjectOut | Response:
     """One project; ``If-None-Match`` with its ETag answers 304."""
-    project = await service.readable_project(session, user, project_id)
-    etag = project_etag(project)
+    cache = get_cache(request)
+    key = await cache.key("project", (project_scope(project_id),), project_id)
+    entry = await cache.get("project", key)
+    if entry is None:
+        project = await service.readable_project(session, user, project_id)
+        entry = {
+            "version": project.version,
+            "body": ProjectOut.model_validate(project).model_dump(mode="json"),
+        }
+        await cache.set(key, entry, cache.settings.project_ttl)
+    out = ProjectOut.model_validate(entry["body"])
+    # The entry is the project's, not the viewer's: who may see it is checked on every hit.
+    visible = (
+        user.role is Role.ADMIN or out.owner_id == user.id or out.visibility is Visibility.PUBLIC
+    )
+    if not visible:
+        raise HTTPException(404, "Project not found.")
+    etag = _etag(project_id, entry["version"])
     unchanged = not_modified(request, etag)
     if unchanged is not None:
         return unchanged
     set_etag(response, etag)
-    return ProjectOut.model_validate(project)
+    return out
 
 
 @router.patch("/{project_id}", responses=problem_responses(401, 403, 404, 412, 422))
@@ -95,8 +144,11 @@ async def update_project(
     check_if_match(request, project_etag(project))
     service.update_project(project, body)
     await session.flush()
+    out = ProjectOut.model_validate(project)
     set_etag(response, project_etag(project))
-    return ProjectOut.model_validate(project)
+    await session.commit()
+    await get_cache(request).bump(PROJECTS_SCOPE, project_scope(project_id))
+    return out
 
 
 @router.delete("/{project_id}", status_code=204, responses=problem_responses(401, 403, 404, 412))
@@ -109,5 +161,6 @@ async def delete_project(
     # Explicitly: SQLite enforces ON DELETE CASCADE only with PRAGMA foreign_keys on.
     await session.execute(delete(Scene).where(Scene.project_id == project.id))
     await session.delete(project)
-    await session.flush()
+    await session.commit()
+    await get_cache(request).bump(PROJECTS_SCOPE, project_scope(project_id))
     return Response(status_code=204)

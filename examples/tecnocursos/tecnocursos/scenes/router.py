@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from fastapi_enterprise import (
@@ -22,7 +23,9 @@ from fastapi_enterprise import (
 )
 from fastapi_enterprise.pagination import paginate_select_async
 from tecnocursos.auth.dependencies import CurrentUser
+from tecnocursos.cache import get_cache
 from tecnocursos.core.database import Session
+from tecnocursos.projects.router import project_scope
 from tecnocursos.projects.service import readable_project, writable_project
 from tecnocursos.scenes import service
 from tecnocursos.scenes.models import Scene
@@ -37,6 +40,12 @@ _NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
 }
 
 
+async def _commit_and_forget(session: AsyncSession, request: Request, project_id: int) -> None:
+    # Commit first: a read between the bump and a later commit would cache the old rows.
+    await session.commit()
+    await get_cache(request).bump(project_scope(project_id))
+
+
 def scene_etag(scene: Scene) -> str:
     """The ETag of ``scene``'s representation."""
     return entity_tag("scene", scene.id, f"v{scene.version}")
@@ -44,14 +53,21 @@ def scene_etag(scene: Scene) -> str:
 
 @router.post("", status_code=201, responses=problem_responses(401, 403, 404, 422))
 async def create_scene(
-    project_id: int, body: SceneIn, user: CurrentUser, session: Session, response: Response
+    project_id: int,
+    body: SceneIn,
+    user: CurrentUser,
+    session: Session,
+    request: Request,
+    response: Response,
 ) -> SceneOut:
     """Add a scene: last, or at ``position`` (the scenes from there on move down one)."""
     await writable_project(session, user, project_id)
     scene = await service.create_scene(session, project_id, body)
+    out = SceneOut.model_validate(scene)
     set_etag(response, scene_etag(scene))
+    await _commit_and_forget(session, request, project_id)
     response.headers["Location"] = f"/projects/{project_id}/scenes/{scene.id}"
-    return SceneOut.model_validate(scene)
+    return out
 
 
 @router.get("", responses=problem_responses(401, 404, 422))
@@ -67,21 +83,35 @@ async def list_scenes(
     sort: Annotated[SceneSort, Query(description="Order; ``-`` for descending")] = "position",
 ) -> PaginatedResponse[SceneOut]:
     """The project's scenes, optionally searched (any case, ``%`` and ``_`` literal)."""
+    # Who may see the project is read from the database on every request, hit or not.
     await readable_project(session, user, project_id)
+    cache = get_cache(request)
+    cacheable = page.page <= cache.settings.max_cached_page
+    key = None
+    if cacheable:
+        key = await cache.key("scene_list", (project_scope(project_id),), request.url)
+        cached = await cache.get("scene_list", key)
+        if cached is not None:
+            return PaginatedResponse[SceneOut].model_validate(cached)
     statement = service.scene_query(project_id, q, sort)
-    return await paginate_select_async(
+    result = await paginate_select_async(
         session, statement, page, request, transform=SceneOut.model_validate
     )
+    if cacheable:
+        await cache.set(key, result.model_dump(mode="json"), cache.settings.scene_list_ttl)
+    return result
 
 
 @router.put("/order", responses=problem_responses(401, 403, 404, 409, 422))
 async def reorder_scenes(
-    project_id: int, body: ReorderIn, user: CurrentUser, session: Session
+    project_id: int, body: ReorderIn, user: CurrentUser, session: Session, request: Request
 ) -> list[SceneOut]:
     """Put the scenes in the order of ``scene_ids`` (every scene of the project, once)."""
     await writable_project(session, user, project_id)
     scenes = await service.reorder_scenes(session, project_id, body.scene_ids)
-    return [SceneOut.model_validate(scene) for scene in scenes]
+    out = [SceneOut.model_validate(scene) for scene in scenes]
+    await _commit_and_forget(session, request, project_id)
+    return out
 
 
 @router.get(
@@ -124,8 +154,10 @@ async def update_scene(
     check_if_match(request, scene_etag(scene))
     service.update_scene(scene, body)
     await session.flush()
+    out = SceneOut.model_validate(scene)
     set_etag(response, scene_etag(scene))
-    return SceneOut.model_validate(scene)
+    await _commit_and_forget(session, request, project_id)
+    return out
 
 
 @router.delete("/{scene_id}", status_code=204, responses=problem_responses(401, 403, 404, 412))
@@ -137,4 +169,5 @@ async def delete_scene(
     scene = await service.find_scene(session, project_id, scene_id, lock=True)
     check_if_match(request, scene_etag(scene))
     await service.delete_scene(session, scene)
+    await _commit_and_forget(session, request, project_id)
     return Response(status_code=204)
