@@ -37,7 +37,7 @@ from fastapi_enterprise.database._drivers import (
     prepare_engine,
     use_real_transactions,
 )
-from fastapi_enterprise.database._errors import problem_for, safe_message
+from fastapi_enterprise.database._errors import DatabaseProblem, problem_for, safe_message
 from fastapi_enterprise.database._middleware import _LazySession
 from fastapi_enterprise.database._observe import DatabaseMetrics, SlowQueryLog
 from fastapi_enterprise.settings import DatabaseSettings
@@ -248,6 +248,14 @@ class Database:
         async with self.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
 
+    def problem_for(self, error: BaseException) -> DatabaseProblem | None:
+        """The problem (409, 503, 504) standing for ``error``, or ``None`` for a bug.
+
+        A 503 or 504 is logged with the reason, this database's URL masked; a bug is
+        left to the unhandled-error path (a 500 and its traceback).
+        """
+        return problem_for(error, retry_after=self.settings.retry_after, url=self._plain_url)
+
     # -- sessions ---------------------------------------------------------------------
 
     def session(self, *, read_only: bool = False) -> Any:
@@ -291,7 +299,7 @@ class Database:
             if not read_only:
                 await session.commit()
         except SQLAlchemyError as exc:
-            problem = problem_for(exc, retry_after=self.settings.retry_after, url=self._plain_url)
+            problem = self.problem_for(exc)
             if problem is None:
                 raise
             raise problem from exc

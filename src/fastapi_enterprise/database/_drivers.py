@@ -8,7 +8,6 @@ messages name the problem, and the URL only with its password masked.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -18,6 +17,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool, StaticPool
 
+from fastapi_enterprise.database._errors import is_network_error
 from fastapi_enterprise.settings import DatabaseSettings
 
 __all__ = [
@@ -199,23 +199,6 @@ def use_real_transactions(connection: Any, on: bool) -> None:
     connection.connection.dbapi_connection.isolation_level = None if on else ""
 
 
-# What async drivers raise as they are, not as DBAPI errors, when the socket fails:
-# asyncpg's refused or timed-out connect and its command_timeout (OSError,
-# TimeoutError), and under uvloop a write on a socket the server reset (aiomysql:
-# "RuntimeError: unable to perform operation on <TCPTransport closed=True ...>").
-# SQLAlchemy only recognises DBAPI errors as disconnects: unrecognised, these errors
-# were 500s, and a dead pooled connection failed its pre-ping forever instead of being
-# replaced.
-_NETWORK_ERRORS = (OSError, asyncio.TimeoutError)
-
-
-def _is_network_error(error: BaseException) -> bool:
-    if isinstance(error, _NETWORK_ERRORS):
-        return True
-    message = str(error)
-    return isinstance(error, RuntimeError) and "Transport closed=True" in message
-
-
 def _network_errors_are_disconnects(sync_engine: Any) -> None:
     """Treat a driver's raw socket errors as disconnects: replaced, and a 503 problem."""
     dialect = sync_engine.dialect
@@ -225,7 +208,7 @@ def _network_errors_are_disconnects(sync_engine: Any) -> None:
         try:
             return bool(ping(dbapi_connection))
         except Exception as exc:
-            if _is_network_error(exc):
+            if is_network_error(exc):
                 _force_close(dbapi_connection)
                 return False  # the pool discards the connection and opens a new one
             raise
@@ -237,7 +220,7 @@ def _network_errors_are_disconnects(sync_engine: Any) -> None:
         try:
             return dialect.connect(*cargs, **cparams)
         except Exception as exc:
-            if _is_network_error(exc):
+            if is_network_error(exc):
                 # A DBAPI error: SQLAlchemy wraps it, and classify() finds the cause.
                 raise dialect.loaded_dbapi.OperationalError(
                     f"cannot connect: {type(exc).__name__}: {exc}"
@@ -247,7 +230,7 @@ def _network_errors_are_disconnects(sync_engine: Any) -> None:
     @event.listens_for(sync_engine, "handle_error")
     def invalidate(context: Any) -> Any:
         error = context.original_exception
-        if context.sqlalchemy_exception is not None or not _is_network_error(error):
+        if context.sqlalchemy_exception is not None or not is_network_error(error):
             return None
         context.is_disconnect = True  # the connection is invalidated, not pooled again
         if context.connection is not None:

@@ -17,15 +17,18 @@ Logged messages pass through the redactor, with the URL and its password masked.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Literal
 
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 
+from fastapi_enterprise.errors import problem_response
 from fastapi_enterprise.redaction import DEFAULT_REDACTOR, mask_dsn_in_text
 
-__all__ = ["DatabaseProblem", "classify", "problem_for", "safe_message"]
+__all__ = ["DatabaseProblem", "classify", "is_network_error", "problem_for", "safe_message"]
 
 logger = logging.getLogger("fastapi_enterprise.database")
 
@@ -72,6 +75,10 @@ class DatabaseProblem(HTTPException):
         headers = {"Retry-After": str(retry_after)} if kind == "unavailable" else None
         super().__init__(_STATUS[kind], detail=_DETAILS[kind], headers=headers)
 
+    def response(self) -> Response:
+        """This problem as a problem+json response (for answers outside FastAPI's handlers)."""
+        return problem_response(self.status_code, detail=self.detail, headers=self.headers)
+
 
 def classify(error: BaseException) -> Kind | None:
     """What kind of database problem ``error`` is, or ``None`` for a bug (a 500)."""
@@ -106,13 +113,30 @@ def classify(error: BaseException) -> Kind | None:
     return None
 
 
+# What async drivers raise as they are, not as DBAPI errors, when the socket fails:
+# asyncpg's refused or timed-out connect and its command_timeout (OSError,
+# TimeoutError), and under uvloop a write on a socket the server reset (aiomysql:
+# "RuntimeError: unable to perform operation on <TCPTransport closed=True ...>").
+# SQLAlchemy only recognises DBAPI errors as disconnects: unrecognised, these errors
+# were 500s, and a dead pooled connection failed its pre-ping forever instead of being
+# replaced (``_drivers`` makes them disconnects with this same test).
+_NETWORK_ERRORS = (OSError, TimeoutError, asyncio.TimeoutError)
+
+
+def is_network_error(error: BaseException) -> bool:
+    """Whether ``error`` itself is a socket failure (refused, reset, DNS, timeout)."""
+    if isinstance(error, _NETWORK_ERRORS):
+        return True
+    return isinstance(error, RuntimeError) and "Transport closed=True" in str(error)
+
+
 def _caused_by_network(error: BaseException) -> bool:
-    """Whether a socket error (refused, reset, DNS, timeout) caused ``error``."""
+    """Whether a socket failure (:func:`is_network_error`) is in ``error``'s chain."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, (OSError, TimeoutError)):
+        if is_network_error(current):
             return True
         current = current.__cause__ or current.__context__
     return False

@@ -12,10 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.middleware import Middleware
 from starlette.requests import Request
 
-from fastapi_enterprise.database._errors import problem_for
 from fastapi_enterprise.database._middleware import DatabaseSessionMiddleware
 from fastapi_enterprise.database._observe import DatabaseMetrics
-from fastapi_enterprise.errors import problem_response
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -75,12 +73,10 @@ def install_database(database: Database, app: Starlette, *, session_middleware: 
     _hook_health_and_metrics(database, app)
 
     async def answer_error(request: Request, exc: Exception) -> Response:
-        problem = problem_for(
-            exc, retry_after=database.settings.retry_after, url=database._plain_url
-        )
+        problem = database.problem_for(exc)
         if problem is None:
             raise exc
-        return problem_response(problem.status_code, detail=problem.detail, headers=problem.headers)
+        return problem.response()
 
     app.add_exception_handler(SQLAlchemyError, answer_error)
     if session_middleware:

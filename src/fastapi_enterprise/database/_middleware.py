@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fastapi_enterprise.database._errors import problem_for
 from fastapi_enterprise.errors import log_unhandled_exception, problem_response
 
 if TYPE_CHECKING:
@@ -94,17 +93,12 @@ class _Responder:
         await self.downstream(message)
 
     async def _answer_failed_commit(self, exc: SQLAlchemyError) -> None:
-        database = self.lazy.database
-        problem = problem_for(
-            exc, retry_after=database.settings.retry_after, url=database._plain_url
-        )
+        problem = self.lazy.database.problem_for(exc)
         if problem is None:
             log_unhandled_exception(self.scope, exc)
             response = problem_response(500, detail="The changes could not be saved.")
         else:
-            response = problem_response(
-                problem.status_code, detail=problem.detail, headers=problem.headers
-            )
+            response = problem.response()
 
         async def nothing() -> Message:  # pragma: no cover - responses do not receive
             return {"type": "http.disconnect"}

@@ -65,6 +65,18 @@ def _database_echo(settings: EnterpriseSettings) -> Outcome:
     return None
 
 
+def _configured_backend(settings: EnterpriseSettings) -> str | None:
+    """The backend ``database.url`` names (``sqlite``, ``postgresql``, ``mysql``, ...).
+
+    ``None`` when the ``database`` section was not configured: the default SQLite URL of
+    an app that has no database is not a finding.
+    """
+    if "database" not in settings.model_fields_set:
+        return None
+    scheme = settings.database.url.get_secret_value().partition(":")[0]
+    return scheme.lower().partition("+")[0]
+
+
 @checks.register(
     "database.sqlite_in_production",
     "warning",
@@ -73,10 +85,7 @@ def _database_echo(settings: EnterpriseSettings) -> Outcome:
     "Use PostgreSQL or MySQL/MariaDB; SQLite allows one writer at a time, on one machine.",
 )
 def _sqlite_in_production(settings: EnterpriseSettings) -> Outcome:
-    if "database" not in settings.model_fields_set:
-        return None  # the default URL of an app that has no database
-    scheme = settings.database.url.get_secret_value().partition(":")[0].lower()
-    if scheme.partition("+")[0] == "sqlite" and settings.environment.value == "production":
+    if _configured_backend(settings) == "sqlite" and settings.environment.value == "production":
         return (
             "database.url is SQLite: one writer at a time, a file on one machine, no "
             "failover; the app's instances cannot share it."
@@ -96,12 +105,12 @@ _MYSQL_WAIT_TIMEOUT = 28800
     "Set FE_DATABASE__POOL_RECYCLE below the server's idle timeout (wait_timeout).",
 )
 def _recycle_above_idle(settings: EnterpriseSettings) -> Outcome:
-    if "database" not in settings.model_fields_set:
+    backend = _configured_backend(settings)
+    if backend is None:
         return None
     database = settings.database
-    scheme = database.url.get_secret_value().partition(":")[0].lower().partition("+")[0]
     idle = database.server_idle_timeout
-    if idle is None and scheme in ("mysql", "mariadb"):
+    if idle is None and backend in ("mysql", "mariadb"):
         idle = _MYSQL_WAIT_TIMEOUT
     if idle is None or (0 <= database.pool_recycle < idle):
         return None
@@ -120,7 +129,7 @@ def _recycle_above_idle(settings: EnterpriseSettings) -> Outcome:
     "Move it to the secrets file database__password (or the whole URL to database__url).",
 )
 def _password_in_url(settings: EnterpriseSettings) -> Outcome:
-    if "database" not in settings.model_fields_set:
+    if _configured_backend(settings) is None:
         return None
     from pathlib import Path
     from urllib.parse import urlsplit
