@@ -9,8 +9,9 @@ installed on the app (so each app, and each test, has its own): the library's
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
+from pydantic import BaseModel
 from sqlalchemy import DateTime, MetaData
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,6 +28,8 @@ __all__ = [
     "ReadSession",
     "Session",
     "UTCDateTime",
+    "Versioned",
+    "apply_patch",
     "create_database",
     "get_database",
 ]
@@ -77,6 +80,33 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 DATABASE_NAME = "tecnocursos"
 """The ``Database``'s name: the ``pool`` label of its metrics, its readiness check."""
+
+
+class Versioned(Protocol):
+    """A row whose ``version`` (its ETag) changes with every change of its fields."""
+
+    version: int
+    updated_at: datetime
+
+
+def apply_patch(row: Versioned, patch: BaseModel, *, now: datetime) -> bool:
+    """Set the fields ``patch`` sets (``None`` means unchanged) on ``row``.
+
+    A real change bumps ``row.version`` (and so its ETag) and ``updated_at``; setting a
+    field to the value it already has changes nothing. Returns whether anything changed.
+    """
+    changes = {
+        name: value
+        for name, value in patch.model_dump(exclude_unset=True).items()
+        if value is not None
+    }
+    if not any(getattr(row, name) != value for name, value in changes.items()):
+        return False
+    for name, value in changes.items():
+        setattr(row, name, value)
+    row.version += 1
+    row.updated_at = now
+    return True
 
 
 def create_database(settings: TecnoCursosSettings) -> Database:

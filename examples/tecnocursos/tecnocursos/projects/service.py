@@ -15,6 +15,7 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tecnocursos.auth.models import Role, User, utcnow
+from tecnocursos.core.database import apply_patch
 from tecnocursos.projects.models import Project, Visibility
 from tecnocursos.projects.schemas import ProjectIn, ProjectPatch
 
@@ -109,11 +110,4 @@ async def create_project(session: AsyncSession, owner: User, body: ProjectIn) ->
 
 def update_project(project: Project, body: ProjectPatch) -> None:
     """Apply the fields ``body`` sets; a change bumps the version (and so the ETag)."""
-    changes = body.model_dump(exclude_unset=True)
-    changes = {name: value for name, value in changes.items() if value is not None}
-    if not any(getattr(project, name) != value for name, value in changes.items()):
-        return
-    for name, value in changes.items():
-        setattr(project, name, value)
-    project.version += 1
-    project.updated_at = utcnow()
+    apply_patch(project, body, now=utcnow())

@@ -21,7 +21,7 @@ from sqlalchemy import Select, UnaryExpression, case, delete, literal, or_, sele
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tecnocursos.auth.models import utcnow
-from tecnocursos.core.database import UTCDateTime
+from tecnocursos.core.database import UTCDateTime, apply_patch
 from tecnocursos.scenes.models import Scene
 from tecnocursos.scenes.schemas import SceneIn, ScenePatch, SceneSort
 
@@ -146,14 +146,7 @@ async def create_scene(session: AsyncSession, project_id: int, body: SceneIn) ->
 
 def update_scene(scene: Scene, body: ScenePatch) -> None:
     """Apply the fields ``body`` sets; a change bumps the version (and so the ETag)."""
-    changes = body.model_dump(exclude_unset=True)
-    changes = {name: value for name, value in changes.items() if value is not None}
-    if not any(getattr(scene, name) != value for name, value in changes.items()):
-        return
-    for name, value in changes.items():
-        setattr(scene, name, value)
-    scene.version += 1
-    scene.updated_at = utcnow()
+    apply_patch(scene, body, now=utcnow())
 
 
 async def delete_scene(session: AsyncSession, scene: Scene) -> None:
