@@ -81,6 +81,8 @@ async def test_scenes_are_appended_inserted_updated_and_deleted_keeping_position
         ({}, ["body", "title"]),
         ({"title": ""}, ["body", "title"]),
         ({"title": "t", "duration_seconds": -1}, ["body", "duration_seconds"]),
+        ({"title": "t", "duration_seconds": True}, ["body", "duration_seconds"]),  # not a 1
+        ({"title": "t", "position": "2"}, ["body", "position"]),
         ({"title": "t", "position": -1}, ["body", "position"]),
         ({"title": "t", "script": "s" * 20_001}, ["body", "script"]),
         ({"title": "t", "project_id": 7}, ["body", "project_id"]),

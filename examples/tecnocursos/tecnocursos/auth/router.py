@@ -97,7 +97,8 @@ async def login(
     raised, so the session commits it); the ``max_failed_logins``-th locks the account:
     429 with ``Retry-After`` until the lock ends.
     """
-    if len(form.password) > MAX_PASSWORD_LENGTH:
+    if len(form.password) > MAX_PASSWORD_LENGTH or "\x00" in form.username:
+        # No account has a NUL in its email (PostgreSQL could not even compare one).
         return _login_failed()
     now = utcnow()
     try:

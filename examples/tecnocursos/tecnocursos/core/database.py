@@ -11,7 +11,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated, Any, Protocol
 
-from pydantic import BaseModel
+from fastapi import Path
+from pydantic import BaseModel, Field
 from sqlalchemy import DateTime, MetaData
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,8 +25,12 @@ from tecnocursos.core.settings import TecnoCursosSettings
 
 __all__ = [
     "DATABASE_NAME",
+    "MAX_ID",
+    "NO_NUL",
     "Base",
+    "IdPath",
     "ReadSession",
+    "RowId",
     "Session",
     "UTCDateTime",
     "Versioned",
@@ -76,6 +81,24 @@ class UTCDateTime(TypeDecorator[datetime]):
         if not isinstance(value, datetime):  # pragma: no cover - every driver gives datetimes
             raise TypeError(f"expected a datetime, got {type(value).__name__}")
         return value.replace(tzinfo=timezone.utc)
+
+
+MAX_ID = 2**31 - 1
+"""The largest value of an ``Integer`` id column on every backend (PostgreSQL's and
+MariaDB's ``INT``). A larger id in a request is a 422, not a query: SQLite raises
+``OverflowError`` past 2**63 and asyncpg refuses a parameter past the column's range,
+both unhandled 500s."""
+
+NO_NUL = r"^[^\x00]*$"
+"""The ``pattern`` of every text field and query the database sees: no NUL character.
+PostgreSQL's text types cannot hold one (asyncpg refuses the parameter: a 500), while
+SQLite and MariaDB store it; a 422 naming the field is the same answer everywhere."""
+
+RowId = Annotated[int, Field(ge=1, le=MAX_ID, strict=True)]
+"""An id in a JSON body: an integer (``true`` or ``"5"`` is refused) from 1 to :data:`MAX_ID`."""
+
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+"""An id in the URL path: 1 to :data:`MAX_ID`, anything else a 422 problem."""
 
 
 DATABASE_NAME = "tecnocursos"

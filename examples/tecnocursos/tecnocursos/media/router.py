@@ -11,7 +11,7 @@ from starlette.responses import StreamingResponse
 
 from fastapi_enterprise import problem_responses
 from tecnocursos.auth.dependencies import CurrentUser
-from tecnocursos.core.database import Session
+from tecnocursos.core.database import MAX_ID, IdPath, Session
 from tecnocursos.core.settings import TecnoCursosSettings
 from tecnocursos.media import service
 from tecnocursos.media.schemas import MediaOut
@@ -44,7 +44,7 @@ async def upload_media(
     storage: AppStorage,
     request: Request,
     response: Response,
-    project_id: Annotated[int | None, Form()] = None,
+    project_id: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None,
 ) -> MediaOut:
     """Upload an image or audio file (multipart ``file``, optional ``project_id``).
 
@@ -72,7 +72,7 @@ async def upload_media(
 
 
 @router.get("/{media_id}", responses=problem_responses(401, 404))
-async def read_media(media_id: int, user: CurrentUser, session: Session) -> MediaOut:
+async def read_media(media_id: IdPath, user: CurrentUser, session: Session) -> MediaOut:
     """A media file's metadata (its owner and admins)."""
     return MediaOut.model_validate(await service.readable_media(session, user, media_id))
 
@@ -83,7 +83,7 @@ async def read_media(media_id: int, user: CurrentUser, session: Session) -> Medi
     responses=_ATTACHMENT | problem_responses(401, 404),
 )
 async def download_media(
-    media_id: int, user: CurrentUser, session: Session, storage: AppStorage
+    media_id: IdPath, user: CurrentUser, session: Session, storage: AppStorage
 ) -> StreamingResponse:
     """The file, with its detected content type, as an attachment (owner and admins)."""
     media = await service.readable_media(session, user, media_id)
@@ -100,7 +100,7 @@ async def download_media(
 
 @router.delete("/{media_id}", status_code=204, responses=problem_responses(401, 404))
 async def delete_media(
-    media_id: int, user: CurrentUser, session: Session, storage: AppStorage
+    media_id: IdPath, user: CurrentUser, session: Session, storage: AppStorage
 ) -> Response:
     """Delete a media file and its bytes (owner or admin)."""
     media = await service.readable_media(session, user, media_id)

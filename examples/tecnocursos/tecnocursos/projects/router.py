@@ -21,7 +21,7 @@ from fastapi_enterprise.pagination import paginate_select_async
 from tecnocursos.auth.dependencies import CurrentUser, require_role
 from tecnocursos.auth.models import Role, User
 from tecnocursos.cache import get_cache
-from tecnocursos.core.database import Session
+from tecnocursos.core.database import IdPath, Session
 from tecnocursos.projects import service
 from tecnocursos.projects.models import Project, Visibility
 from tecnocursos.projects.schemas import ProjectIn, ProjectOut, ProjectPatch
@@ -102,7 +102,7 @@ async def list_projects(
     responses=_NOT_MODIFIED | problem_responses(401, 404),
 )
 async def read_project(
-    project_id: int, user: CurrentUser, session: Session, request: Request, response: Response
+    project_id: IdPath, user: CurrentUser, session: Session, request: Request, response: Response
 ) -> ProjectOut | Response:
     """One project; ``If-None-Match`` with its ETag answers 304."""
     cache = get_cache(request)
@@ -132,7 +132,7 @@ async def read_project(
 
 @router.patch("/{project_id}", responses=problem_responses(401, 403, 404, 412, 422))
 async def update_project(
-    project_id: int,
+    project_id: IdPath,
     body: ProjectPatch,
     user: CurrentUser,
     session: Session,
@@ -153,7 +153,7 @@ async def update_project(
 
 @router.delete("/{project_id}", status_code=204, responses=problem_responses(401, 403, 404, 412))
 async def delete_project(
-    project_id: int, user: CurrentUser, session: Session, request: Request
+    project_id: IdPath, user: CurrentUser, session: Session, request: Request
 ) -> Response:
     """Delete a project and its scenes (owner or admin); a stale ``If-Match`` answers 412."""
     project = await service.writable_project(session, user, project_id)

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tecnocursos.core.database import NO_NUL
 from tecnocursos.projects.models import Visibility
 
 __all__ = ["ProjectIn", "ProjectOut", "ProjectPatch"]
@@ -16,8 +17,8 @@ class ProjectIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(min_length=1, max_length=200)
-    description: str = Field(default="", max_length=10_000)
+    title: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
+    description: str = Field(default="", max_length=10_000, pattern=NO_NUL)
     visibility: Visibility = Visibility.PRIVATE
 
 
@@ -26,8 +27,8 @@ class ProjectPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = Field(default=None, min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=10_000)
+    title: str | None = Field(default=None, min_length=1, max_length=200, pattern=NO_NUL)
+    description: str | None = Field(default=None, max_length=10_000, pattern=NO_NUL)
     visibility: Visibility | None = None
 
 

@@ -24,7 +24,7 @@ from fastapi_enterprise import (
 from fastapi_enterprise.pagination import paginate_select_async
 from tecnocursos.auth.dependencies import CurrentUser
 from tecnocursos.cache import get_cache
-from tecnocursos.core.database import Session
+from tecnocursos.core.database import NO_NUL, IdPath, Session
 from tecnocursos.projects.router import project_scope
 from tecnocursos.projects.service import readable_project, writable_project
 from tecnocursos.scenes import service
@@ -53,7 +53,7 @@ def scene_etag(scene: Scene) -> str:
 
 @router.post("", status_code=201, responses=problem_responses(401, 403, 404, 422))
 async def create_scene(
-    project_id: int,
+    project_id: IdPath,
     body: SceneIn,
     user: CurrentUser,
     session: Session,
@@ -72,13 +72,14 @@ async def create_scene(
 
 @router.get("", responses=problem_responses(401, 404, 422))
 async def list_scenes(
-    project_id: int,
+    project_id: IdPath,
     user: CurrentUser,
     page: Page,
     request: Request,
     session: Session,
     q: Annotated[
-        str | None, Query(max_length=200, description="Text in the title or the script")
+        str | None,
+        Query(max_length=200, pattern=NO_NUL, description="Text in the title or the script"),
     ] = None,
     sort: Annotated[SceneSort, Query(description="Order; ``-`` for descending")] = "position",
 ) -> PaginatedResponse[SceneOut]:
@@ -104,7 +105,7 @@ async def list_scenes(
 
 @router.put("/order", responses=problem_responses(401, 403, 404, 409, 422))
 async def reorder_scenes(
-    project_id: int, body: ReorderIn, user: CurrentUser, session: Session, request: Request
+    project_id: IdPath, body: ReorderIn, user: CurrentUser, session: Session, request: Request
 ) -> list[SceneOut]:
     """Put the scenes in the order of ``scene_ids`` (every scene of the project, once)."""
     await writable_project(session, user, project_id)
@@ -120,8 +121,8 @@ async def reorder_scenes(
     responses=_NOT_MODIFIED | problem_responses(401, 404),
 )
 async def read_scene(
-    project_id: int,
-    scene_id: int,
+    project_id: IdPath,
+    scene_id: IdPath,
     user: CurrentUser,
     session: Session,
     request: Request,
@@ -140,8 +141,8 @@ async def read_scene(
 
 @router.patch("/{scene_id}", responses=problem_responses(401, 403, 404, 412, 422))
 async def update_scene(
-    project_id: int,
-    scene_id: int,
+    project_id: IdPath,
+    scene_id: IdPath,
     body: ScenePatch,
     user: CurrentUser,
     session: Session,
@@ -162,7 +163,7 @@ async def update_scene(
 
 @router.delete("/{scene_id}", status_code=204, responses=problem_responses(401, 403, 404, 412))
 async def delete_scene(
-    project_id: int, scene_id: int, user: CurrentUser, session: Session, request: Request
+    project_id: IdPath, scene_id: IdPath, user: CurrentUser, session: Session, request: Request
 ) -> Response:
     """Delete a scene; the later ones move up one. A stale ``If-Match`` answers 412."""
     await writable_project(session, user, project_id)

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tecnocursos.core.database import NO_NUL, RowId
+
 __all__ = ["MAX_DURATION_SECONDS", "ReorderIn", "SceneIn", "SceneOut", "ScenePatch", "SceneSort"]
 
 MAX_DURATION_SECONDS = 24 * 60 * 60
@@ -16,14 +18,17 @@ SceneSort = Literal["position", "-position", "title", "-title", "created_at", "-
 
 
 class SceneIn(BaseModel):
-    """A new scene; without ``position`` it goes last, with one the later scenes move down."""
+    """A new scene; without ``position`` it goes last, with one the later scenes move down.
+
+    Numbers are strict: ``true`` or ``"5"`` is a 422, as the schema says, not a 1 or a 5.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(min_length=1, max_length=200)
-    script: str = Field(default="", max_length=20_000)
-    duration_seconds: int = Field(default=0, ge=0, le=MAX_DURATION_SECONDS)
-    position: int | None = Field(default=None, ge=0, le=100_000)
+    title: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
+    script: str = Field(default="", max_length=20_000, pattern=NO_NUL)
+    duration_seconds: int = Field(default=0, ge=0, le=MAX_DURATION_SECONDS, strict=True)
+    position: int | None = Field(default=None, ge=0, le=100_000, strict=True)
 
 
 class ScenePatch(BaseModel):
@@ -31,9 +36,9 @@ class ScenePatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = Field(default=None, min_length=1, max_length=200)
-    script: str | None = Field(default=None, max_length=20_000)
-    duration_seconds: int | None = Field(default=None, ge=0, le=MAX_DURATION_SECONDS)
+    title: str | None = Field(default=None, min_length=1, max_length=200, pattern=NO_NUL)
+    script: str | None = Field(default=None, max_length=20_000, pattern=NO_NUL)
+    duration_seconds: int | None = Field(default=None, ge=0, le=MAX_DURATION_SECONDS, strict=True)
 
 
 class ReorderIn(BaseModel):
@@ -41,7 +46,7 @@ class ReorderIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    scene_ids: list[int] = Field(max_length=10_000)
+    scene_ids: list[RowId] = Field(max_length=10_000)
 
     @field_validator("scene_ids")
     @classmethod
