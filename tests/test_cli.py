@@ -65,6 +65,55 @@ def test_module_that_raises_on_import(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "RuntimeError: missing FE_DATABASE__URL" in capsys.readouterr().err
 
 
+FACTORY_MODULE = """
+from fastapi import FastAPI
+
+def create_app() -> FastAPI:
+    print("building the app")  # an app factory that configures logging may print too
+    app = FastAPI(title="Built")
+
+    @app.get("/items/{item_id}")
+    def read_item(item_id: int) -> int:
+        return item_id
+
+    return app
+
+def broken() -> FastAPI:
+    raise RuntimeError("missing TC_DATABASE__URL")
+
+not_callable = 3
+"""
+
+
+@pytest.mark.parametrize("command", ["openapi", "postman"])
+def test_an_app_factory_is_called_with_factory(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--factory`` calls ``create_app()``, as ``uvicorn --factory`` does; stdout stays JSON."""
+    module = f"factory_app_{command}"
+    (tmp_path / f"{module}.py").write_text(FACTORY_MODULE)
+    code, text = run("--app-dir", str(tmp_path), command, "--factory", f"{module}:create_app")
+    assert code == 0
+    document = json.loads(text)  # the document alone: the factory's print went to stderr
+    if command == "openapi":
+        assert list(document["paths"]) == ["/items/{item_id}"]
+    else:
+        (folder,) = document["item"]
+        assert folder["item"][0]["request"]["url"]["path"] == ["items", ":item_id"]
+    assert "building the app" in capsys.readouterr().err
+
+    for path, flags, message in [
+        ("create_app", [], "is not a FastAPI app (it has no openapi() method); if it builds"),
+        ("broken", ["--factory"], "failed: RuntimeError: missing TC_DATABASE__URL"),
+        ("not_callable", ["--factory"], "is not callable, so it cannot be an app factory"),
+    ]:
+        code, text = run("--app-dir", str(tmp_path), command, *flags, f"{module}:{path}")
+        assert (code, text) == (1, "")
+        error = capsys.readouterr().err
+        assert message in error
+        assert "Traceback" not in error
+
+
 def test_check_exit_codes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FE_ENVIRONMENT", "production")
     code, text = run("check")

@@ -7,6 +7,7 @@ check.
 
     fastapi-enterprise openapi examples.minimal.app:app -o openapi.json
     fastapi-enterprise postman examples.minimal.app:app -o collection.json
+    fastapi-enterprise postman --factory myapp.main:create_app -o collection.json
     FE_ENVIRONMENT=production fastapi-enterprise check
 
 Exit codes: 0 success, 1 the check found errors or the app could not be loaded, 2 usage.
@@ -33,16 +34,36 @@ class CLIError(Exception):
     """A problem the user can fix; printed without a traceback."""
 
 
-def load_app(path: str, *, app_dir: str | None = None) -> Any:
+def load_app(path: str, *, app_dir: str | None = None, factory: bool = False) -> Any:
     """Import ``package.module:attribute`` (the attribute may be dotted) and return it.
 
+    Args:
+        path: Where the app is, as ``package.module:attribute``.
+        app_dir: Directory to import from (default: the current one).
+        factory: The attribute is a function that builds the app (``create_app``), called
+            with no arguments, as ``uvicorn --factory`` does.
+
     Raises:
-        CLIError: The path is malformed, the module does not import, or the attribute is
-            missing or not a FastAPI app.
+        CLIError: The path is malformed, the module does not import, the factory fails,
+            or the attribute (or what the factory returns) is missing or not a FastAPI app.
     """
     target = load_attribute(path, app_dir=app_dir, what="APP", example="package.module:app")
+    if factory:
+        if not callable(target):
+            raise CLIError(f"{path!r} is not callable, so it cannot be an app factory")
+        try:
+            # What the factory prints or logs (an app that configures logging in its
+            # factory) goes to standard error: standard output carries the document.
+            with contextlib.redirect_stdout(sys.stderr):
+                target = target()
+        except Exception as exc:  # noqa: BLE001 - any factory failure is reported the same way
+            reason = DEFAULT_REDACTOR.text(str(exc))
+            raise CLIError(
+                f"the app factory {path!r} failed: {type(exc).__name__}: {reason}"
+            ) from None
     if not callable(getattr(target, "openapi", None)):
-        raise CLIError(f"{path!r} is not a FastAPI app (it has no openapi() method)")
+        hint = "" if factory or not callable(target) else "; if it builds the app, pass --factory"
+        raise CLIError(f"{path!r} is not a FastAPI app (it has no openapi() method){hint}")
     return target
 
 
@@ -55,7 +76,7 @@ def _write(document: dict[str, Any], output: str | None, indent: int, stdout: Te
 
 
 def _openapi(args: argparse.Namespace, stdout: TextIO) -> int:
-    app = load_app(args.app, app_dir=args.app_dir)
+    app = load_app(args.app, app_dir=args.app_dir, factory=args.factory)
     spec = app.openapi()
     if not spec:
         raise CLIError("the app serves no OpenAPI schema (docs or openapi_url are off)")
@@ -66,7 +87,7 @@ def _openapi(args: argparse.Namespace, stdout: TextIO) -> int:
 def _postman(args: argparse.Namespace, stdout: TextIO) -> int:
     from fastapi_enterprise.openapi.postman import openapi_to_postman
 
-    app = load_app(args.app, app_dir=args.app_dir)
+    app = load_app(args.app, app_dir=args.app_dir, factory=args.factory)
     spec = app.openapi()
     if not spec:
         raise CLIError("the app serves no OpenAPI schema (docs or openapi_url are off)")
@@ -145,6 +166,11 @@ def _parser() -> argparse.ArgumentParser:
     ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("app", help="The app, as package.module:app.")
+        command.add_argument(
+            "--factory",
+            action="store_true",
+            help="APP is a function returning the app (called with no arguments).",
+        )
         command.add_argument(
             "-o", "--output", default=None, help="File to write (default: stdout)."
         )
