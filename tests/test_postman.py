@@ -20,6 +20,7 @@ from fastapi.security import (
     HTTPBasic,
     HTTPBearer,
     OAuth2PasswordBearer,
+    OAuth2PasswordRequestForm,
 )
 from jsonschema import Draft7Validator
 from pydantic import BaseModel, Field
@@ -281,6 +282,24 @@ def test_form_fields_become_an_urlencoded_body(validator: Draft7Validator) -> No
     ]
 
 
+def test_the_oauth2_password_form_gets_the_grant_type_it_requires(
+    validator: Draft7Validator,
+) -> None:
+    app = FastAPI()
+
+    @app.post("/token", summary="Log in")
+    def token(form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> str:
+        return form.username
+
+    fields = item_named(export(app, validator), "Log in")["request"]["body"]["urlencoded"]
+    values = {field["key"]: field["value"] for field in fields}
+    assert values["grant_type"] == "password"  # "^password$": anything else is a 422
+    assert [field["key"] for field in fields if not field.get("disabled")] == [
+        "username",
+        "password",
+    ]
+
+
 def test_uploads_become_formdata_file_fields(validator: Draft7Validator) -> None:
     app = FastAPI()
 
@@ -491,6 +510,8 @@ def test_a_relative_server_url_is_appended_to_the_base_url(validator: Draft7Vali
         pytest.param({"type": "string", "format": "uri"}, "https://example.com", id="uri"),
         pytest.param({"type": "string", "format": "binary"}, "", id="binary"),
         pytest.param({"type": "string", "maxLength": 2}, "st", id="maxLength"),
+        pytest.param({"type": "string", "pattern": "^password$"}, "password", id="literal-pattern"),
+        pytest.param({"type": "string", "pattern": "^pass.*$"}, "string", id="other-pattern"),
         pytest.param({"type": "integer", "exclusiveMinimum": 4}, 5, id="exclusive-3.1"),
         pytest.param(
             {"type": "integer", "minimum": 4, "exclusiveMinimum": True}, 5, id="exclusive-3.0"

@@ -32,6 +32,8 @@ _MAX_REPEAT = 256  # cap on minItems / minLength, so a huge bound cannot exhaust
 _PHRASES = {status.value: status.phrase for status in HTTPStatus}
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 _TEMPLATE = re.compile(r"\{([^}/]+)\}")
+# A pattern that matches one literal string, such as OAuth2's grant_type "^password$".
+_LITERAL_PATTERN = re.compile(r"\^([A-Za-z0-9_\- ]+)\$")
 _STRING_FORMATS = {
     "date-time": "2024-01-01T00:00:00Z",
     "date": "2024-01-01",
@@ -50,9 +52,10 @@ def example_from_schema(schema: dict[str, Any], components: dict[str, Any]) -> A
 
     Documented values win: ``const``, ``example``, the first of ``examples``, a non-null
     ``default``, the first of ``enum``. Otherwise the value follows ``type`` and ``format``,
-    numeric bounds, ``minLength``/``maxLength`` and ``minItems``/``maxItems`` (``pattern`` is
-    not honoured). ``anyOf``/``oneOf`` take the first non-null option, tagged with its
-    ``discriminator`` value; ``allOf`` merges its parts.
+    numeric bounds, ``minLength``/``maxLength`` and ``minItems``/``maxItems``; ``pattern``
+    only when it allows one literal string (OAuth2's ``grant_type``: ``^password$``).
+    ``anyOf``/``oneOf`` take the first non-null option, tagged with its ``discriminator``
+    value; ``allOf`` merges its parts.
 
     Generation always terminates: a ``$ref`` already being expanded, nesting deeper than
     8 levels, or a schema too large to walk yields ``None`` at that point.
@@ -151,6 +154,9 @@ class _Examples:
         if kind == "boolean":
             return True
         if kind == "string":
+            literal = _LITERAL_PATTERN.fullmatch(str(schema.get("pattern", "")))
+            if literal is not None:
+                return literal.group(1)
             text = _STRING_FORMATS.get(schema.get("format", ""), "string")
             text = text.ljust(min(schema.get("minLength", 0), _MAX_REPEAT), "x")
             return text[: schema.get("maxLength", len(text))]
