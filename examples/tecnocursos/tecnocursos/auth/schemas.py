@@ -17,8 +17,14 @@ class RegisterIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr = Field(max_length=254)
-    password: str = Field(min_length=8, max_length=MAX_PASSWORD_LENGTH)
+    email: EmailStr = Field(max_length=254, examples=["ana@example.com"])
+    password: str = Field(
+        min_length=8,
+        max_length=MAX_PASSWORD_LENGTH,
+        # What the docs and the Postman collection offer must pass the length policy
+        # (auth.password_min_length, 12 by default), not just the schema's floor of 8.
+        examples=["correct horse battery staple"],
+    )
 
 
 class RefreshIn(BaseModel):
