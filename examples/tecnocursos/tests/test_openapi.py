@@ -1,9 +1,14 @@
-"""The OpenAPI document: every route, the password flow, problem responses."""
+"""The OpenAPI document: every route, the password flow, problem responses, ids, ETags."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx2
 import pytest
+
+from conftest import make_settings, started
+from tecnocursos.core.app import create_app
 
 
 @pytest.mark.asyncio
@@ -22,3 +27,75 @@ async def test_openapi_documents_the_routes_and_the_password_flow(
     login = document["paths"]["/auth/token"]["post"]
     assert "application/x-www-form-urlencoded" in login["requestBody"]["content"]
     assert "application/problem+json" in login["responses"]["429"]["content"]
+
+
+PUBLIC = {"/auth/register", "/auth/token", "/auth/refresh", "/auth/logout"}
+
+
+@pytest.mark.asyncio
+async def test_every_operation_documents_its_problems_security_and_tag(
+    client: httpx2.AsyncClient,
+) -> None:
+    document = (await client.get("/openapi.json")).json()
+    tags = [operation["tags"] for item in document["paths"].values() for operation in item.values()]
+    assert list(dict.fromkeys(tag for (tag,) in tags)) == [
+        "auth",
+        "users",
+        "projects",
+        "scenes",
+        "media",
+    ]
+    operation_ids = []
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            operation_ids.append(operation["operationId"])
+            where = f"{method.upper()} {path}"
+            assert operation["summary"], where
+            secured = operation.get("security") == [{"OAuth2PasswordBearer": []}]
+            assert secured is (path not in PUBLIC), where
+            errors = {
+                status: response
+                for status, response in operation["responses"].items()
+                if status.startswith(("4", "5"))
+            }
+            assert {"400", "500"} <= set(errors), where  # 429 too, when limits are on
+            if operation.get("parameters") or "requestBody" in operation:
+                assert "422" in errors, where
+            if secured:
+                assert "401" in errors, where
+            for status, response in errors.items():
+                # One error shape for everything: RFC 9457 problem+json, never plain JSON.
+                assert list(response["content"]) == ["application/problem+json"], (where, status)
+                schema = response["content"]["application/problem+json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/ErrorResponse"}
+            if "{" in path:
+                assert "404" in errors, where
+                ids = [p for p in operation["parameters"] if p["in"] == "path"]
+                assert all(p["schema"]["minimum"] == 1 for p in ids), where
+                assert all(p["schema"]["maximum"] == 2**31 - 1 for p in ids), where
+            if path.startswith("/projects/") and path.endswith("_id}"):  # ETags
+                if method == "get":
+                    assert "304" in operation["responses"], where  # If-None-Match
+                else:
+                    assert "412" in errors, where  # If-Match
+    assert len(operation_ids) == len(set(operation_ids)) == 21
+    assert "upload_media" in operation_ids  # readable ids, not FastAPI's generated ones
+    download = document["paths"]["/media/{media_id}/content"]["get"]["responses"]["200"]
+    assert set(download["content"]) == {"image/*", "audio/*"}
+
+
+@pytest.mark.asyncio
+async def test_the_app_section_sets_description_and_servers(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, restore_logging: None
+) -> None:
+    monkeypatch.setenv("TC_APP__DESCRIPTION", "Courses, scenes and media.")
+    monkeypatch.setenv("TC_APP__SERVERS", '["https://api.tecnocursos.example"]')
+    app = create_app(make_settings(tmp_path))
+    try:
+        async with started(app) as client:
+            document = (await client.get("/openapi.json")).json()
+    finally:
+        app.state.logging.stop()
+    assert document["info"]["title"] == "TecnoCursos"
+    assert document["info"]["description"] == "Courses, scenes and media."
+    assert document["servers"] == [{"url": "https://api.tecnocursos.example"}]

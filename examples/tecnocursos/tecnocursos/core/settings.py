@@ -24,6 +24,7 @@ __all__ = [
     "CacheSettings",
     "MediaSettings",
     "StorageSettings",
+    "TecnoCursosAppSettings",
     "TecnoCursosSettings",
     "app_checks",
 ]
@@ -191,6 +192,18 @@ RATE_LIMIT_DEFAULT = "10/second"
 """nginx's ``api`` zone: the budget of every route without its own."""
 
 
+class TecnoCursosAppSettings(AppSettings):
+    """The library's ``app`` section, named TecnoCursos.
+
+    A class default, not a ``default_factory`` value: ``TC_APP__VERSION`` (or any
+    ``TC_APP__*``) builds the section from the environment and its class defaults, so a
+    factory's ``name`` would be lost and the API called "FastAPI".
+    """
+
+    name: str = Field("TecnoCursos", min_length=1, max_length=200)
+    """The API's title (OpenAPI ``info.title``, logs, metrics)."""
+
+
 class TecnoCursosSettings(EnterpriseSettings):
     """The library's settings (``TC_`` prefix) plus ``auth``, ``media``, ``storage``, ``ai``.
 
@@ -202,8 +215,8 @@ class TecnoCursosSettings(EnterpriseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TC_")
 
-    app: AppSettings = Field(default_factory=lambda: AppSettings(name="TecnoCursos"))
-    """The application: name, version, debug, docs."""
+    app: TecnoCursosAppSettings = Field(default_factory=TecnoCursosAppSettings)
+    """The application: name, version, debug, docs, description, servers."""
 
     auth: AuthSettings = Field(default_factory=AuthSettings)
     """Accounts: tokens, password hashing, lockout."""

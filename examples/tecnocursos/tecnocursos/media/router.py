@@ -22,8 +22,12 @@ __all__ = ["get_storage", "router"]
 
 router = APIRouter(prefix="/media", tags=["media"])
 
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
 _ATTACHMENT: dict[int | str, dict[str, Any]] = {
-    200: {"description": "The file, as an attachment, with its detected content type"}
+    200: {
+        "description": "The file, as an attachment, with its detected content type",
+        "content": {"image/*": _BINARY, "audio/*": _BINARY},
+    }
 }
 
 
