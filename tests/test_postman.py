@@ -300,6 +300,62 @@ def test_the_oauth2_password_form_gets_the_grant_type_it_requires(
     ]
 
 
+@pytest.mark.parametrize(
+    ("servers", "token_url"),
+    [
+        (None, "/token"),
+        (None, "token"),  # relative, as in FastAPI's tutorial
+        ([{"url": "/api/v1"}], "/api/v1/token"),  # behind a root_path
+    ],
+)
+def test_the_password_flow_login_stores_the_token_for_the_other_requests(
+    validator: Draft7Validator, servers: list[dict[str, str]] | None, token_url: str
+) -> None:
+    app = FastAPI(servers=servers)
+    scheme = OAuth2PasswordBearer(tokenUrl=token_url)
+
+    @app.post("/token", summary="Log in")
+    def token(form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> dict[str, str]:
+        return {"access_token": form.username, "token_type": "bearer"}
+
+    @app.post("/items", summary="Add", dependencies=[Depends(scheme)])
+    def add() -> None:
+        return None
+
+    collection = export(app, validator)
+    (event,) = item_named(collection, "Log in")["event"]
+    assert event["listen"] == "test"
+    script = "\n".join(event["script"]["exec"])
+    assert 'pm.collectionVariables.set("OAuth2PasswordBearer", ' in script
+    assert "pm.response.json().access_token" in script
+    assert "pm.response.code === 200" in script
+    assert "event" not in item_named(collection, "Add")
+    assert item_named(collection, "Add")["request"]["auth"]["bearer"][0]["value"] == (
+        "{{OAuth2PasswordBearer}}"
+    )
+
+
+def test_no_token_script_without_a_request_that_uses_the_scheme(
+    validator: Draft7Validator,
+) -> None:
+    app = FastAPI()
+    scheme = OAuth2PasswordBearer(tokenUrl="/elsewhere")
+
+    @app.post("/token", summary="Log in")
+    def token(form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> str:
+        return form.username
+
+    @app.post("/items", summary="Add", dependencies=[Depends(scheme)])
+    def add() -> None:
+        return None
+
+    collection = export(app, validator)
+    assert "event" not in item_named(collection, "Log in")  # the tokenUrl is not /token
+    public = FastAPI()
+    public.post("/token", summary="Log in")(token)
+    assert "event" not in item_named(export(public, validator), "Log in")
+
+
 def test_uploads_become_formdata_file_fields(validator: Draft7Validator) -> None:
     app = FastAPI()
 

@@ -6,8 +6,9 @@ tecnocursos.core.app:create_app``, settings from ``TC_*``). Both validate agains
 Postman Collection v2.1.0 JSON Schema (``tests/data``), have one request per operation
 with its path variables, the OAuth2 bearer token on every signed-in route and no auth on
 ``/auth/*``, and no secret. Then every request of the collection is sent as Postman
-would send it, with an admin's token: no server error, each answer one its saved
-responses document.
+would send it, signed in by the collection's own login request (an admin's email and
+password typed in; its script stores the token): each answer one its saved responses
+document, the example bodies good enough to create real rows.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import pytest
 from fastapi import FastAPI
 from jsonschema import Draft7Validator
 
-from conftest import PROJECT, TEST_SECRET, make_settings, signed_in
+from conftest import PASSWORD, PROJECT, TEST_SECRET, add_user, make_settings
 from fastapi_enterprise.openapi.postman import POSTMAN_SCHEMA_URL, openapi_to_postman
 from tecnocursos.auth.models import Role
 from tecnocursos.core.settings import TecnoCursosSettings
@@ -88,6 +89,8 @@ def _check_collection(collection: dict[str, Any], spec: dict[str, Any]) -> None:
         "password",
     ]
     assert fields["grant_type"]["value"] == "password"
+    events = {name: item.get("event") for name, item in requests.items() if "event" in item}
+    assert list(events) == [("POST", "/auth/token")]  # the login stores the token
     upload = requests[("POST", "/media")]["request"]["body"]
     assert upload["mode"] == "formdata"
     assert upload["formdata"][0] == {"key": "file", "type": "file", "src": None}
@@ -145,7 +148,9 @@ def test_the_command_exports_the_same_collection_from_the_app_factory(
     assert not (tmp_path / "unused.db").exists()  # exporting opens no database
 
 
-def _send_args(request: dict[str, Any], token: str) -> dict[str, Any]:
+def _send_args(
+    request: dict[str, Any], token: str, typed: dict[str, str] | None = None
+) -> dict[str, Any]:
     """The ``httpx2`` arguments of a Postman request, as Postman resolves its variables."""
     url = request["url"]
     path = "/" + "/".join(url["path"])
@@ -160,7 +165,8 @@ def _send_args(request: dict[str, Any], token: str) -> dict[str, Any]:
     if body.get("mode") == "raw":
         args["content"] = body["raw"].encode()
     elif body.get("mode") == "urlencoded":
-        args["data"] = {f["key"]: f["value"] for f in body["urlencoded"] if not f.get("disabled")}
+        fields = [field for field in body["urlencoded"] if not field.get("disabled")]
+        args["data"] = {field["key"]: field["value"] for field in fields} | (typed or {})
     elif body.get("mode") == "formdata":
         fields = [field for field in body["formdata"] if not field.get("disabled")]
         args["files"] = {
@@ -181,20 +187,29 @@ def _deletions_last(item: dict[str, Any]) -> tuple[bool, int]:
 async def test_every_request_of_the_collection_gets_a_documented_answer(
     app: FastAPI, client: httpx2.AsyncClient
 ) -> None:
-    headers = await signed_in(app, client, "admin@example.com", Role.ADMIN)
-    token = headers["Authorization"].removeprefix("Bearer ")
+    await add_user(app, "admin@example.com", role=Role.ADMIN)
+    credentials = {"username": "admin@example.com", "password": PASSWORD}  # as a user types
+    token = ""  # {{OAuth2PasswordBearer}} starts empty: the login request's script fills it
     collection = openapi_to_postman(app.openapi())
     items = [item for folder in collection["item"] for item in folder["item"]]
     # Deletions last (the deepest first), so the project the collection creates lives on.
     items.sort(key=_deletions_last)
     statuses = {}
     for item in items:
-        response = await client.request(**_send_args(item["request"], token))
+        login = "event" in item
+        args = _send_args(item["request"], token, credentials if login else None)
+        response = await client.request(**args)
         documented = {saved["code"] for saved in item["response"]}
         assert response.status_code in documented, (item["name"], response.text)
         statuses[item["name"]] = response.status_code
+        if login:  # what its test script does: store access_token in the variable
+            (event,) = item["event"]
+            assert 'set("OAuth2PasswordBearer", ' in "\n".join(event["script"]["exec"])
+            token = response.json()["access_token"]
     # The example bodies are valid: the requests create real rows and reach them.
     assert statuses["Create a student account"] == 201
+    assert statuses["Log in (OAuth2 password flow)"] == 200
+    assert statuses["List Users"] == 200  # signed in as the admin, by the login's script
     assert statuses["Create Project"] == 201
     assert statuses["Create Scene"] == 201
     assert statuses["Upload Media"] == 201

@@ -11,16 +11,39 @@ bearer, OAuth2 or OpenID Connect access token), ``{{HTTPBasicUsername}}`` and
 security dependency as its own requirement although all of them must pass. Postman has
 one ``auth`` per request, so a second scheme becomes a header, query parameter or cookie
 where it can.
+
+An OAuth2 scheme with a password flow whose ``tokenUrl`` is an operation of the document
+gets a test script on that request: a successful login stores ``access_token`` in the
+scheme's variable, so every request that uses it is signed from then on.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
+from urllib.parse import urlsplit
 
 __all__ = ["PostmanAuth"]
 
 _TOKEN_TYPES = ("oauth2", "openIdConnect")
 _NOAUTH = {"type": "noauth"}
+
+
+def _save_token_event(variable: str) -> dict[str, Any]:
+    """A Postman test script storing a token response's ``access_token`` in ``variable``."""
+    name = json.dumps(variable)
+    return {
+        "listen": "test",
+        "script": {
+            "type": "text/javascript",
+            "exec": [
+                f"// Saves the access token in {{{{{variable}}}}} for the requests that use it.",
+                "if (pm.response.code === 200) {",
+                f"    pm.collectionVariables.set({name}, pm.response.json().access_token);",
+                "}",
+            ],
+        },
+    }
 
 
 def _attribute(key: str, value: str) -> dict[str, str]:
@@ -100,6 +123,27 @@ class PostmanAuth:
         if cookies:
             header.append({"key": "Cookie", "value": "; ".join(cookies)})
         return auth or dict(_NOAUTH)
+
+    def token_requests(self, server: str) -> list[tuple[str, dict[str, Any]]]:
+        """The login requests to script: ``(tokenUrl path, test event)`` per used scheme.
+
+        Args:
+            server: The document's relative server URL (FastAPI's ``root_path``), which
+                a ``tokenUrl`` may start with while the paths do not.
+        """
+        found = []
+        for name in self.used:
+            flows = self.schemes[name].get("flows")
+            password = flows.get("password") if isinstance(flows, dict) else None
+            token_url = password.get("tokenUrl") if isinstance(password, dict) else None
+            if self.schemes[name].get("type") != "oauth2" or not isinstance(token_url, str):
+                continue
+            path = "/" + urlsplit(token_url).path.lstrip("/")
+            prefix = "/" + server.strip("/") if server.strip("/") else ""
+            if prefix and path.startswith(prefix + "/"):
+                path = path[len(prefix) :]
+            found.append((path, _save_token_event(name)))
+        return found
 
     def _variable(self, scheme: str, variable: str, description: str) -> str:
         entries = self.used.setdefault(scheme, [])

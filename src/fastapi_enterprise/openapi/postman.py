@@ -5,7 +5,8 @@ collection can be committed and diffed. Requests are grouped in one folder per f
 use a ``{{baseUrl}}`` collection variable, and carry request bodies and saved example
 responses generated from the schemas by :func:`example_from_schema`. Each request carries
 its own operation's auth (API key in a header, query or cookie; bearer; basic; none for
-public operations), with one collection variable per security scheme.
+public operations), with one collection variable per security scheme; the login request
+of an OAuth2 password flow stores the access token it gets in that variable.
 
 Format reference: https://schema.postman.com/collection/json/v2.1.0/draft-07/docs/index.html
 """
@@ -95,6 +96,7 @@ def openapi_to_postman(
         spec, {name: _resolve(scheme, components) for name, scheme in schemes.items()}
     )
     folders: dict[str, list[dict[str, Any]]] = {}
+    posts: dict[str, dict[str, Any]] = {}
     for path, path_item in (spec.get("paths") or {}).items():
         path_item = _resolve(path_item, components)
         for method in _METHODS:
@@ -103,6 +105,12 @@ def openapi_to_postman(
                 tag = (operation.get("tags") or ["default"])[0]
                 item = _request_item(path, method, operation, path_item, components, auth)
                 folders.setdefault(tag, []).append(item)
+                if method == "post":
+                    posts[path] = item
+    relative = server if isinstance(server, str) and server.startswith("/") else ""
+    for token_path, event in auth.token_requests(relative):
+        if token_path in posts:
+            posts[token_path]["event"] = [event]
     tag_docs = {tag.get("name"): tag.get("description") for tag in spec.get("tags") or []}
     details = {"name": name or info.get("title") or "API", "schema": POSTMAN_SCHEMA_URL}
     collection: dict[str, Any] = {
