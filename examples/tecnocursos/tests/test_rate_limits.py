@@ -10,10 +10,9 @@ from typing import Any
 import httpx2
 import pytest
 import pytest_asyncio
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 
-from conftest import make_settings, started
+from conftest import delete_redis_keys, make_settings, started
 from tecnocursos.core.app import create_app
 from tecnocursos.core.settings import RATE_LIMIT_DEFAULT, RATE_LIMIT_ZONES, TecnoCursosSettings
 
@@ -98,13 +97,7 @@ async def shared_apps(
     finally:
         for app in apps:
             app.state.logging.stop()
-        cleaner = aioredis.Redis.from_url(redis_url)
-        try:
-            keys = [key async for key in cleaner.scan_iter(f"{prefix}*")]
-            if keys:
-                await cleaner.delete(*keys)
-        finally:
-            await cleaner.aclose()
+        await delete_redis_keys(redis_url, f"{prefix}*")
 
 
 @pytest.mark.redis

@@ -15,6 +15,7 @@ from tecnocursos.auth.models import RefreshToken, User
 from tecnocursos.auth.passwords import Passwords
 from tecnocursos.auth.schemas import TokenOut
 from tecnocursos.auth.tokens import TokenService, hash_refresh_token, new_refresh_token
+from tecnocursos.core.metrics import measured
 from tecnocursos.core.settings import AuthSettings
 
 __all__ = [
@@ -48,6 +49,7 @@ def _seconds_until(moment: datetime, now: datetime) -> int:
     return max(1, math.ceil((moment - now).total_seconds()))
 
 
+@measured("login")
 async def authenticate(
     session: AsyncSession,
     passwords: Passwords,
@@ -146,6 +148,7 @@ async def issue_tokens(
     return body, row
 
 
+@measured("token_refresh")
 async def rotate_refresh_token(
     session: AsyncSession,
     tokens: TokenService,

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tecnocursos.auth.models import Role, User, utcnow
+from tecnocursos.core.metrics import measured
 from tecnocursos.core.settings import MediaSettings
 from tecnocursos.media.detect import SNIFF_BYTES, detect_type, kind_of
 from tecnocursos.media.models import MediaFile, MediaKind
@@ -104,6 +105,7 @@ async def _chunks(file: BinaryIO, head: bytes) -> AsyncIterator[bytes]:
         yield chunk
 
 
+@measured("media_upload")
 async def store_upload(
     session: AsyncSession,
     storage: Storage,

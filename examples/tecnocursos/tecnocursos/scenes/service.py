@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tecnocursos.auth.models import utcnow
 from tecnocursos.core.database import UTCDateTime, apply_patch
+from tecnocursos.core.metrics import measured
 from tecnocursos.scenes.models import Scene
 from tecnocursos.scenes.schemas import SceneIn, ScenePatch, SceneSort
 
@@ -158,6 +159,7 @@ async def delete_scene(session: AsyncSession, scene: Scene) -> None:
     await _shift(session, scene.project_id, positions, scene.position + 1, -1)
 
 
+@measured("scene_reorder")
 async def reorder_scenes(
     session: AsyncSession, project_id: int, scene_ids: list[int]
 ) -> list[Scene]:
