@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx2
 import pytest
 import pytest_asyncio
+import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from conftest import delete_redis_keys, make_settings, new_project, new_scene, signed_in, started
@@ -222,3 +223,29 @@ async def test_with_redis_down_reads_come_from_the_database(
             assert any("cache backend failed" in r.getMessage() for r in caplog.records)
     finally:
         app.state.logging.stop()
+
+
+@pytest.mark.redis
+@pytest.mark.asyncio
+async def test_the_cache_closes_its_redis_connections_at_shutdown(
+    tmp_path: Path, redis_url: str, restore_logging: None
+) -> None:
+    name = f"tc-close-{uuid.uuid4().hex[:12]}"
+    settings = make_settings(
+        tmp_path, redis={"url": f"{redis_url}?client_name={name}"}, cache={"backend": "redis"}
+    )
+    app = create_app(settings)
+    observer = aioredis.Redis.from_url(redis_url)
+
+    async def connected() -> int:
+        return sum(client["name"] == name for client in await observer.client_list())
+
+    try:
+        async with started(app) as client:
+            headers = await signed_in(app, client, "ana@example.com")
+            assert (await client.get("/projects", headers=headers)).status_code == 200
+            assert await connected() >= 1
+        assert await connected() == 0
+    finally:
+        app.state.logging.stop()
+        await observer.aclose()
