@@ -26,14 +26,15 @@ def test_the_zones_are_the_defaults_and_settings_override_them() -> None:
     assert settings.rate_limit.default == RATE_LIMIT_DEFAULT == "10/second"
     for template in ("/auth/register", "/auth/token", "/auth/refresh", "/auth/logout"):
         assert settings.rate_limit.routes[template] == "5/second"
-    assert settings.rate_limit.routes["/media"] == "2/second"
+    assert settings.rate_limit.routes["POST /media"] == "2/second"
     assert RATE_LIMIT_ZONES.items() <= settings.rate_limit.routes.items()
 
     custom = TecnoCursosSettings(
-        environment="test", rate_limit={"default": "50/second", "routes": {"/media": "1/second"}}
+        environment="test",
+        rate_limit={"default": "50/second", "routes": {"post /media": "1/second"}},
     )
     assert custom.rate_limit.default == "50/second"
-    assert custom.rate_limit.routes["/media"] == "1/second"
+    assert custom.rate_limit.routes["POST /media"] == "1/second"
     assert custom.rate_limit.routes["/auth/token"] == "5/second"
 
 

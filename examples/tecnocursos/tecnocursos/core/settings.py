@@ -179,13 +179,13 @@ RATE_LIMIT_ZONES: dict[str, str] = {
     "/auth/token": "5/second",
     "/auth/refresh": "5/second",
     "/auth/logout": "5/second",
-    "/media": "2/second",
+    "POST /media": "2/second",
 }
-"""The original deployment's nginx zones as per-route-template budgets (``rate_limit.routes``).
+"""The original deployment's nginx zones as per-route budgets (``rate_limit.routes``).
 
 ``api`` (10 r/s) is the default of every other route; ``auth`` (5 r/s) covers ``/auth/*``;
-``uploads`` (2 r/s) is ``/media`` (the library keys on templates, not methods, so listing
-media shares the uploads budget); ``video`` (1 r/s) is for issue 15's generation route."""
+``uploads`` (2 r/s) is ``POST /media`` (the upload only: a method key, so other methods
+of the route keep the default); ``video`` (1 r/s) is for issue 15's generation route."""
 
 RATE_LIMIT_DEFAULT = "10/second"
 """nginx's ``api`` zone: the budget of every route without its own."""
