@@ -70,10 +70,20 @@ async def _create_database(server_url: str, name: str, *, drop: bool = False) ->
         await engine.dispose()
 
 
+SQLITE = "sqlite"
+"""A ``server_database`` parameter: a SQLite file of the test's own instead of a server."""
+
+
 @pytest.fixture
-def server_database(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh, empty database on the server the parameter names; dropped afterwards."""
+def server_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database on the server the parameter names; dropped afterwards.
+
+    With :data:`SQLITE`, a new SQLite file: the concurrency tests run there too.
+    """
     server_url: str = request.param
+    if server_url == SQLITE:
+        yield f"sqlite:///{tmp_path / 'server.db'}"
+        return
     name = f"tc_migrations_{uuid.uuid4().hex[:12]}"
     try:
         asyncio.run(_create_database(server_url, name))

@@ -1,7 +1,7 @@
-"""Media on PostgreSQL and MariaDB, on a schema built by the migrations.
+"""Media under concurrent uploads on SQLite, PostgreSQL and MariaDB, migrated schemas.
 
-What SQLite cannot prove: SQLite serialises every writer, the servers do not. Concurrent
-uploads against the quota are serialised by the lock on the owner's row and re-counted
+SQLite serialises every writer, the servers do not. Concurrent uploads against the quota
+are serialised by the lock on the owner's row (SQLite: the write lock) and re-counted
 with a locking read (which on MariaDB's REPEATABLE READ sees the latest commits, not
 the transaction's snapshot), so exactly what fits is kept.
 """
@@ -16,10 +16,11 @@ import media_files
 import pytest
 from fastapi import FastAPI
 
-from conftest import MARIADB_URL, POSTGRES_URL, make_settings, migrated, signed_in
+from conftest import MARIADB_URL, POSTGRES_URL, SQLITE, make_settings, migrated, signed_in
 from tecnocursos.core.settings import TecnoCursosSettings
 
 BACKENDS = [
+    pytest.param(SQLITE, id="sqlite"),
     pytest.param(POSTGRES_URL, marks=pytest.mark.postgres, id="postgres"),
     pytest.param(MARIADB_URL, marks=pytest.mark.mariadb, id="mariadb"),
 ]

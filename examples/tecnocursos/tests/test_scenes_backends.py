@@ -1,9 +1,11 @@
-"""Scenes on PostgreSQL and MariaDB, on a schema built by the migrations.
+"""Scenes under concurrent writes on SQLite, PostgreSQL and MariaDB, migrated schemas.
 
-What SQLite cannot prove: concurrent reorders and inserts, serialised by the lock on the
-project row, leave positions 0..n-1 exactly once under a unique constraint that the
-servers check row by row; and the LIKE escaping means the same on both (MariaDB reads
-backslashes in string literals, PostgreSQL's ILIKE is its own operator).
+Concurrent reorders and inserts, serialised by the lock on the project row (on SQLite,
+which has no row locks and begins transactions at the first write, the database's write
+lock taken by ``lock_for_update()``), leave positions 0..n-1 exactly once under a unique
+constraint that the servers check row by row; and the LIKE escaping means the same on
+every backend (MariaDB reads backslashes in string literals, PostgreSQL's ILIKE is its
+own operator).
 """
 
 from __future__ import annotations
@@ -15,10 +17,19 @@ import httpx2
 import pytest
 from fastapi import FastAPI
 
-from conftest import MARIADB_URL, POSTGRES_URL, list_scenes, make_settings, migrated, signed_in
+from conftest import (
+    MARIADB_URL,
+    POSTGRES_URL,
+    SQLITE,
+    list_scenes,
+    make_settings,
+    migrated,
+    signed_in,
+)
 from tecnocursos.core.settings import TecnoCursosSettings
 
 BACKENDS = [
+    pytest.param(SQLITE, id="sqlite"),
     pytest.param(POSTGRES_URL, marks=pytest.mark.postgres, id="postgres"),
     pytest.param(MARIADB_URL, marks=pytest.mark.mariadb, id="mariadb"),
 ]

@@ -20,6 +20,7 @@ from fastapi import HTTPException
 from sqlalchemy import Select, UnaryExpression, case, delete, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fastapi_enterprise.database import lock_for_update
 from tecnocursos.auth.models import utcnow
 from tecnocursos.core.database import UTCDateTime, apply_patch
 from tecnocursos.core.metrics import measured
@@ -85,7 +86,8 @@ async def find_scene(
     """
     statement = select(Scene).where(Scene.id == scene_id, Scene.project_id == project_id)
     if lock:
-        statement = statement.with_for_update().execution_options(populate_existing=True)
+        statement = await lock_for_update(session, statement)
+        statement = statement.execution_options(populate_existing=True)
     scene = await session.scalar(statement)
     if scene is None:
         raise HTTPException(404, "Scene not found.")
