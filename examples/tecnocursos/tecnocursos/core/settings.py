@@ -24,6 +24,7 @@ __all__ = [
     "CacheSettings",
     "MediaSettings",
     "StorageSettings",
+    "TecnoCursosAppSettings",
     "TecnoCursosSettings",
     "app_checks",
 ]
@@ -191,6 +192,17 @@ RATE_LIMIT_DEFAULT = "10/second"
 """nginx's ``api`` zone: the budget of every route without its own."""
 
 
+class TecnoCursosAppSettings(AppSettings):
+    """The library's ``app`` section with the app's name as its default.
+
+    A default on the field rather than a ``default_factory`` on the section: any
+    ``TC_APP__*`` variable builds the section anew, and would otherwise reset the name.
+    """
+
+    name: str = Field("TecnoCursos", min_length=1, max_length=200)
+    """Application name; the OpenAPI title."""
+
+
 class TecnoCursosSettings(EnterpriseSettings):
     """The library's settings (``TC_`` prefix) plus ``auth``, ``media``, ``storage``, ``ai``.
 
@@ -202,7 +214,7 @@ class TecnoCursosSettings(EnterpriseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TC_")
 
-    app: AppSettings = Field(default_factory=lambda: AppSettings(name="TecnoCursos"))
+    app: TecnoCursosAppSettings = Field(default_factory=TecnoCursosAppSettings)
     """The application: name, version, debug, docs."""
 
     auth: AuthSettings = Field(default_factory=AuthSettings)
