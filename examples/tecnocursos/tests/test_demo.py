@@ -24,7 +24,8 @@ import httpx2
 import pytest
 from fastapi import FastAPI
 
-from conftest import bearer, login, started
+from conftest import MARIADB_URL, POSTGRES_URL, bearer, login, make_settings, started
+from tecnocursos.core.app import create_app
 from tecnocursos.demo.cli import PASSWORD_VARIABLE
 from tecnocursos.demo.data import ACCOUNTS, COURSE, COURSE_OWNER, SCENES
 
@@ -149,6 +150,34 @@ async def test_a_generated_password_is_printed_once_and_logs_in(
     assert second.returncode == 0, second.stderr
     assert password not in second.stdout
     assert "Password of" not in second.stdout  # nothing created, no password to show
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "server_database",
+    [
+        pytest.param(POSTGRES_URL, marks=pytest.mark.postgres, id="postgres"),
+        pytest.param(MARIADB_URL, marks=pytest.mark.mariadb, id="mariadb"),
+    ],
+    indirect=True,
+)
+async def test_the_demo_on_postgresql_and_mariadb(
+    server_database: str, tmp_path: Path, restore_logging: None
+) -> None:
+    """What the README tells users: the same command, pointed at a server database."""
+    url = {"TC_DATABASE__URL": server_database}
+    first = run_demo(tmp_path, env=url, password=DEMO_PASSWORD)
+    assert first.returncode == 0, first.stderr
+    again = run_demo(tmp_path, env=url, password=DEMO_PASSWORD)
+    assert again.returncode == 0, again.stderr
+    assert "Nothing to add" in again.stdout
+    app = create_app(make_settings(tmp_path, database={"url": server_database}))
+    try:
+        async with started(app) as client:
+            course = await course_as(client, INSTRUCTOR)
+            assert scene_titles(course) == [scene.title for scene in SCENES]
+    finally:
+        app.state.logging.stop()
 
 
 @pytest.mark.parametrize("environment", ["staging", "production"])
