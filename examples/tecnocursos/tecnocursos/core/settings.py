@@ -175,6 +175,7 @@ class CacheSettings(_Section):
     """Only the first pages of lists are cached; later ones always read the database."""
 
 
+# --8<-- [start:zones]
 RATE_LIMIT_ZONES: dict[str, str] = {
     "/auth/register": "5/second",
     "/auth/token": "5/second",
@@ -190,6 +191,7 @@ media shares the uploads budget); ``video`` (1 r/s) is for issue 15's generation
 
 RATE_LIMIT_DEFAULT = "10/second"
 """nginx's ``api`` zone: the budget of every route without its own."""
+# --8<-- [end:zones]
 
 
 class TecnoCursosAppSettings(AppSettings):
@@ -203,6 +205,7 @@ class TecnoCursosAppSettings(AppSettings):
     """Application name; the OpenAPI title."""
 
 
+# --8<-- [start:settings]
 class TecnoCursosSettings(EnterpriseSettings):
     """The library's settings (``TC_`` prefix) plus ``auth``, ``media``, ``storage``, ``ai``.
 
@@ -231,6 +234,7 @@ class TecnoCursosSettings(EnterpriseSettings):
 
     cache: CacheSettings = Field(default_factory=CacheSettings)
     """The read-through cache."""
+    # --8<-- [end:settings]
 
     _app_environment_defaults: ClassVar[dict[Environment, dict[str, Any]]] = {
         Environment.DEVELOPMENT: {"auth.argon2_time_cost": 3, "auth.argon2_memory_cost": 65536},
@@ -268,6 +272,7 @@ class TecnoCursosSettings(EnterpriseSettings):
         return None if secret is None else secret.get_secret_value()
 
 
+# --8<-- [start:deploy-rule]
 @app_checks.register(
     "tecnocursos.auth.jwt_secret_weak",
     "error",
@@ -287,6 +292,9 @@ def _jwt_secret_weak(settings: TecnoCursosSettings) -> Outcome:
             "access tokens could be forged."
         )
     return None
+
+
+# --8<-- [end:deploy-rule]
 
 
 @app_checks.register(

@@ -25,12 +25,14 @@ class DemoAccount:
     role: Role
 
 
+# --8<-- [start:accounts]
 ACCOUNTS = (
     DemoAccount("admin@tecnocursos.example.com", Role.ADMIN),
     DemoAccount("instrutora@tecnocursos.example.com", Role.INSTRUCTOR),
     DemoAccount("aluno@tecnocursos.example.com", Role.STUDENT),
 )
 """An admin, an instructor (who owns the course) and a student (who can read it)."""
+# --8<-- [end:accounts]
 
 COURSE_OWNER = ACCOUNTS[1].email
 """The instructor who owns the sample course."""

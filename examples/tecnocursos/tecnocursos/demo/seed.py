@@ -164,6 +164,7 @@ async def _ensure_account(
     return user, AccountResult(account.email, user.role.value, False, works)
 
 
+# --8<-- [start:ensure-scenes]
 async def _ensure_scenes(session: AsyncSession, owner: User, project_id: int) -> int:
     """Append the sample scenes the project lacks (by title); how many were added."""
     await writable_project(session, owner, project_id)  # locks the row, as the API does
@@ -172,3 +173,6 @@ async def _ensure_scenes(session: AsyncSession, owner: User, project_id: int) ->
     for scene in missing:
         await create_scene(session, project_id, scene)
     return len(missing)
+
+
+# --8<-- [end:ensure-scenes]
