@@ -115,16 +115,19 @@ def _command_load() -> int:
 
 
 def _command_serve(directory: Path, host: str, port: int, environ: MutableMapping[str, str]) -> int:
-    for name, value in demo_defaults(directory).items():
+    defaults = demo_defaults(directory)
+    for name, value in defaults.items():
         environ.setdefault(name, value)  # what the caller set wins
     settings = TecnoCursosSettings()
     password = environ[PASSWORD_VARIABLE]
+    kept = password == defaults[PASSWORD_VARIABLE]
+    where = f"kept in {directory / 'password'}" if kept else f"from {PASSWORD_VARIABLE}"
     report = _load(settings, password)
     base = f"http://{host}:{port}"
     print(f"TecnoCursos demo on {base} (API docs: {base}/docs)")
     print(f"Data in {directory.resolve()} (delete it to start over). Accounts:")
     _print_report(report, generated=False)
-    print(f"Password of the demo accounts: {password} (also in {directory / 'password'})")
+    print(f"Password of the demo accounts: {password} ({where})")
     print(
         f"Try: curl -s {base}/auth/token -d username={COURSE_OWNER} -d password={password}\n"
         "Stop with Ctrl+C.",
