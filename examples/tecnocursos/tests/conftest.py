@@ -39,10 +39,13 @@ TEST_SECRET = "tc-test-secret-7f3a9c1e5b2d8f4a6c0e9b3d7f1a5c8e"
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> TecnoCursosSettings:
-    """Test settings on a SQLite file of this test's own."""
+    """Test settings on a SQLite file and a media directory of this test's own."""
     values: dict[str, Any] = {
         "environment": "test",
         "database": {"url": f"sqlite:///{tmp_path / 'tc.db'}"},
+        # Not the default relative "media": uploads would land in the directory pytest
+        # runs from (the project's own, where they were once committed).
+        "storage": {"local_dir": tmp_path / "media"},
         "security": {"secret_key": TEST_SECRET},
         # The app's defaults are the nginx zones (10/s, auth 5/s, uploads 2/s): tests that
         # log in or post many times a second would hit them. Off here, explicitly;

@@ -90,6 +90,7 @@ async def authenticate(
     return user
 
 
+# --8<-- [start:security-events]
 async def _count_failure(
     session: AsyncSession, user: User, settings: AuthSettings, *, now: datetime
 ) -> None:
@@ -117,6 +118,9 @@ async def _count_failure(
             seconds=int(settings.lockout_duration.total_seconds()),
         )
         raise AccountLockedError(_seconds_until(user.locked_until, now))
+
+
+# --8<-- [end:security-events]
 
 
 async def issue_tokens(

@@ -236,6 +236,7 @@ class AppCache:
         return HealthStatus("ok")
 
 
+# --8<-- [start:metrics]
 def create_cache(app: FastAPI, settings: TecnoCursosSettings) -> AppCache:
     """The cache ``settings.cache`` describes, counting on ``app``'s metrics registry."""
     backend: CacheBackend
@@ -259,6 +260,9 @@ def create_cache(app: FastAPI, settings: TecnoCursosSettings) -> AppCache:
 
         checks.add("cache", check)
     return cache
+
+
+# --8<-- [end:metrics]
 
 
 def get_cache(request: Request) -> AppCache:

@@ -24,6 +24,7 @@ __all__ = [
     "CacheSettings",
     "MediaSettings",
     "StorageSettings",
+    "TecnoCursosAppSettings",
     "TecnoCursosSettings",
     "app_checks",
 ]
@@ -174,6 +175,7 @@ class CacheSettings(_Section):
     """Only the first pages of lists are cached; later ones always read the database."""
 
 
+# --8<-- [start:zones]
 RATE_LIMIT_ZONES: dict[str, str] = {
     "/auth/register": "5/second",
     "/auth/token": "5/second",
@@ -189,8 +191,21 @@ of the route keep the default); ``video`` (1 r/s) is for issue 15's generation r
 
 RATE_LIMIT_DEFAULT = "10/second"
 """nginx's ``api`` zone: the budget of every route without its own."""
+# --8<-- [end:zones]
 
 
+class TecnoCursosAppSettings(AppSettings):
+    """The library's ``app`` section with the app's name as its default.
+
+    A default on the field rather than a ``default_factory`` on the section: any
+    ``TC_APP__*`` variable builds the section anew, and would otherwise reset the name.
+    """
+
+    name: str = Field("TecnoCursos", min_length=1, max_length=200)
+    """Application name; the OpenAPI title."""
+
+
+# --8<-- [start:settings]
 class TecnoCursosSettings(EnterpriseSettings):
     """The library's settings (``TC_`` prefix) plus ``auth``, ``media``, ``storage``, ``ai``.
 
@@ -202,7 +217,7 @@ class TecnoCursosSettings(EnterpriseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TC_")
 
-    app: AppSettings = Field(default_factory=lambda: AppSettings(name="TecnoCursos"))
+    app: TecnoCursosAppSettings = Field(default_factory=TecnoCursosAppSettings)
     """The application: name, version, debug, docs."""
 
     auth: AuthSettings = Field(default_factory=AuthSettings)
@@ -219,6 +234,7 @@ class TecnoCursosSettings(EnterpriseSettings):
 
     cache: CacheSettings = Field(default_factory=CacheSettings)
     """The read-through cache."""
+    # --8<-- [end:settings]
 
     _app_environment_defaults: ClassVar[dict[Environment, dict[str, Any]]] = {
         Environment.DEVELOPMENT: {"auth.argon2_time_cost": 3, "auth.argon2_memory_cost": 65536},
@@ -256,6 +272,7 @@ class TecnoCursosSettings(EnterpriseSettings):
         return None if secret is None else secret.get_secret_value()
 
 
+# --8<-- [start:deploy-rule]
 @app_checks.register(
     "tecnocursos.auth.jwt_secret_weak",
     "error",
@@ -275,6 +292,9 @@ def _jwt_secret_weak(settings: TecnoCursosSettings) -> Outcome:
             "access tokens could be forged."
         )
     return None
+
+
+# --8<-- [end:deploy-rule]
 
 
 @app_checks.register(
