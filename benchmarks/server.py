@@ -28,6 +28,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -69,8 +70,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def fetch(url: str) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
+def fetch(
+    url: str,
+    *,
+    method: str = "GET",
+    data: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
+    """``method`` on ``url``: the status and the (gunzipped) body; HTTPError on 4xx/5xx."""
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Accept-Encoding": "gzip", **(headers or {})}
+    )
     with urllib.request.urlopen(request, timeout=5) as response:
         body = response.read()
         if response.headers.get("Content-Encoding") == "gzip":
@@ -117,7 +127,9 @@ class Server:
             "--port",
             str(self.port),
         ]
-        env = {**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)}
+        # ROOT first; a PYTHONPATH already set (a worktree's src/) stays after it.
+        path = os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))
+        env = {**os.environ, **(env or {}), "PYTHONPATH": path}
         self.process = subprocess.Popen(
             pinned(0, command),
             cwd=ROOT,
@@ -166,7 +178,20 @@ def check_answers(url: str) -> None:
             raise RuntimeError(f"{url}/{endpoint} answered {status} with unexpected content")
 
 
-def wrk(url: str, duration: float, connections: int) -> dict[str, float]:
+def wrk(
+    url: str,
+    duration: float,
+    connections: int,
+    *,
+    script: Path | None = None,
+    script_args: Sequence[str] = (),
+) -> dict[str, float]:
+    """Run wrk on CPU 1: req/s, requests, p50/p99 ms; raise on any non-2xx/3xx answer.
+
+    A Lua ``script`` may report numbers of its own by printing ``bench.<name>=<value>``
+    lines from ``done()`` (e.g. ``bench.p95=12.5``): they join the result, overriding
+    wrk's rounded percentiles; ``bench.status_<code>`` lines name the failures.
+    """
     command = [
         "wrk",
         "-t1",
@@ -175,9 +200,16 @@ def wrk(url: str, duration: float, connections: int) -> dict[str, float]:
         "--latency",
         "-H",
         "Accept-Encoding: gzip",
-        url,
     ]
-    output = subprocess.run(pinned(1, command), capture_output=True, text=True, check=True).stdout
+    if script is not None:
+        command += ["-s", str(script)]
+    command.append(url)
+    if script_args:
+        command += ["--", *script_args]
+    finished = subprocess.run(pinned(1, command), capture_output=True, text=True, check=False)
+    if finished.returncode != 0:
+        raise RuntimeError(f"wrk failed ({finished.returncode}): {finished.stderr[-2000:]}")
+    output = finished.stdout
     result = {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
         "requests": float(re.search(r"(\d+) requests in", output).group(1)),  # type: ignore[union-attr]
@@ -187,9 +219,16 @@ def wrk(url: str, duration: float, connections: int) -> dict[str, float]:
         if match:
             scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[match.group(2)]
             result[f"p{percentile}"] = float(match.group(1)) * scale
+    for name, value in re.findall(r"^bench\.(\w+)=([\d.]+)\s*$", output, re.MULTILINE):
+        result[name] = float(value)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if errors:
-        raise RuntimeError(f"{url}: {errors.group(1)} non-2xx responses")
+        statuses = ", ".join(
+            f"{name[7:]}: {value:.0f}"
+            for name, value in result.items()
+            if name.startswith("status_")
+        )
+        raise RuntimeError(f"{url}: {errors.group(1)} non-2xx responses ({statuses or 'wrk'})")
     return result
 
 
