@@ -185,12 +185,15 @@ def wrk(
     *,
     script: Path | None = None,
     script_args: Sequence[str] = (),
+    fail_status: int = 400,
 ) -> dict[str, float]:
     """Run wrk on CPU 1: req/s, requests, p50/p99 ms; raise on any non-2xx/3xx answer.
 
     A Lua ``script`` may report numbers of its own by printing ``bench.<name>=<value>``
     lines from ``done()`` (e.g. ``bench.p95=12.5``): they join the result, overriding
-    wrk's rounded percentiles; ``bench.status_<code>`` lines name the failures.
+    wrk's rounded percentiles. When it counts the failing answers by status
+    (``bench.status_409=3``), only those from ``fail_status`` up raise (500: server
+    errors only); the others are in the result (``non_2xx``, ``status_<code>``).
     """
     command = [
         "wrk",
@@ -221,14 +224,21 @@ def wrk(
             result[f"p{percentile}"] = float(match.group(1)) * scale
     for name, value in re.findall(r"^bench\.(\w+)=([\d.]+)\s*$", output, re.MULTILINE):
         result[name] = float(value)
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    result["socket_errors"] = sum(map(float, sockets.groups())) if sockets else 0.0
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if errors:
-        statuses = ", ".join(
-            f"{name[7:]}: {value:.0f}"
-            for name, value in result.items()
-            if name.startswith("status_")
-        )
-        raise RuntimeError(f"{url}: {errors.group(1)} non-2xx responses ({statuses or 'wrk'})")
+        result["non_2xx"] = float(errors.group(1))
+        statuses = {
+            int(name[7:]): value for name, value in result.items() if name.startswith("status_")
+        }
+        if not statuses or max(statuses) >= fail_status:
+            named = ", ".join(
+                f"{status}: {count:.0f}" for status, count in sorted(statuses.items())
+            )
+            raise RuntimeError(f"{url}: {errors.group(1)} non-2xx responses ({named or 'wrk'})")
     return result
 
 

@@ -278,8 +278,13 @@ def access_lines(log: Path) -> int:
 
 
 def play(url: str, plan: Path, duration: float, connections: int, salt: str) -> dict[str, float]:
-    """wrk playing ``plan`` with ``connections`` for ``duration`` seconds."""
-    return wrk(url, duration, connections, script=SCRIPT, script_args=[str(plan), salt])
+    """wrk playing ``plan`` with ``connections`` for ``duration`` seconds.
+
+    A server error fails the run; client errors (a 409 from a write race) are counted.
+    """
+    return wrk(
+        url, duration, connections, script=SCRIPT, script_args=[str(plan), salt], fail_status=500
+    )
 
 
 def run_once(
@@ -380,16 +385,28 @@ def hit_rates(runs: list[dict[str, float]]) -> dict[str, float]:
 
 
 def _row(name: str, connections: int, runs: list[dict[str, float]], prefix: str, rest: str) -> str:
+    """One table row: req/s median (min-max), p50/p95/p99 medians, answers that failed."""
     rps = [r[f"{prefix}rps"] for r in runs]
-    cells = [
-        name,
-        str(connections),
-        f"{statistics.median(rps):,.0f} ({min(rps):,.0f}-{max(rps):,.0f})",
-    ]
+    cells = [name, str(connections)]
+    cells.append(f"{statistics.median(rps):,.0f} ({min(rps):,.0f}-{max(rps):,.0f})")
     cells += [
         f"{statistics.median(r[f'{prefix}{key}'] for r in runs):.1f}"
         for key in ("p50", "p95", "p99")
     ]
+    failed: dict[str, float] = defaultdict(float)
+    for measured in runs:
+        for key, value in measured.items():
+            if key.startswith(f"{prefix}status_"):
+                failed[key.rpartition("_")[2]] += value
+            elif key == f"{prefix}socket_errors" and value:
+                failed["socket errors"] += value
+    requests = sum(r[f"{prefix}requests"] for r in runs)
+    cells.append(
+        ", ".join(
+            f"{count:.0f} x {what} ({count / requests:.2%})" for what, count in failed.items()
+        )
+        or "none"
+    )
     return "| " + " | ".join(cells) + f" | {rest} |"
 
 
@@ -420,8 +437,8 @@ def report(results: _Results, shape: Shape, args: argparse.Namespace) -> str:
         "Versions: " + ", ".join(f"{name} {package_version(name)}" for name in PACKAGES),
         "",
         "| configuration | connections | req/s median (min-max) | p50 ms | p95 ms | p99 ms "
-        "| server CPU us/req | cache hit rate |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| failed answers | server CPU us/req | cache hit rate |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for name, runs in results.items():
         rate = hit_rates(runs).get("all", float("nan"))
