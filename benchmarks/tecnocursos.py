@@ -92,7 +92,9 @@ PACKAGES = (
     "prometheus-client",
 )
 _CACHE_COUNTER = re.compile(r"^cache_requests_total\{([^}]*)\} (\S+)$", re.MULTILINE)
+_ACCESS_LOGGER = b'"fastapi_enterprise.access"'
 _Results = dict[str, list[dict[str, float]]]
+_Routes = dict[str, dict[str, list[float]]]
 
 
 # --- the configurations ------------------------------------------------------------
@@ -265,13 +267,33 @@ def cache_counters(url: str) -> dict[tuple[str, str], float]:
     return counters
 
 
-def access_lines(log: Path) -> int:
-    """Access lines in ``log`` and its rotated files."""
-    count = 0
+def access_entries(log: Path) -> list[dict[str, Any]]:
+    """The access lines of ``log`` and its rotated files, parsed."""
+    entries = []
     for path in log.parent.glob(f"{log.name}*"):
         with path.open("rb") as lines:
-            count += sum(1 for line in lines if b'"fastapi_enterprise.access"' in line)
-    return count
+            entries += [json.loads(line) for line in lines if _ACCESS_LOGGER in line]
+    return entries
+
+
+def route_durations(entries: list[dict[str, Any]], start: str, end: str) -> dict[str, list[float]]:
+    """Server-side milliseconds by ``METHOD route`` of the lines stamped in [start, end]."""
+    durations: dict[str, list[float]] = defaultdict(list)
+    for entry in entries:
+        if start <= entry["timestamp"] <= end:
+            durations[f"{entry['method']} {entry['route']}"].append(entry["duration_ms"])
+    return durations
+
+
+def percentile(values: list[float], share: float) -> float:
+    """The nearest-rank percentile ``share`` (0-100) of ``values``."""
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(share / 100 * len(ordered)) - 1))]
+
+
+def _now() -> str:
+    # The access lines' timestamp format, so the window compares as strings.
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # --- the run -----------------------------------------------------------------------
@@ -296,8 +318,11 @@ def run_once(
     tokens: list[str],
     args: argparse.Namespace,
     salt: str,
-) -> tuple[dict[str, float], list[str]]:
+) -> tuple[dict[str, float], list[str], dict[str, list[float]]]:
     """One server life: start, log in (first time), check, warm up, measure, stop.
+
+    Returns the measurements, the tokens and the server-side durations by route of the
+    measured run (from its access lines).
 
     The measured run saturates the server (its latencies include the queueing); the light
     run after it, with few connections, gives the latencies of a server with room left.
@@ -317,7 +342,9 @@ def run_once(
         if args.warmup > 0:
             play(server.url, plan_file, args.warmup, args.connections, f"w{salt}")
         before, cpu_before = cache_counters(server.url), cpu_seconds(server.process.pid)
+        start = _now()
         measured = play(server.url, plan_file, args.duration, args.connections, salt)
+        end = _now()
         measured["cpu_us"] = (
             (cpu_seconds(server.process.pid) - cpu_before) / measured["requests"] * 1e6
         )
@@ -333,10 +360,11 @@ def run_once(
         stderr = server.stop()
     for (cache, result), value in after.items():
         measured[f"cache_{cache}_{result}"] = value - before.get((cache, result), 0.0)
-    measured["access_lines"] = access_lines(log)
-    if measured["access_lines"] < served:
+    entries = access_entries(log)
+    measured["access_lines"] = len(entries)
+    if len(entries) < served:
         raise RuntimeError(f"fewer access lines than requests; server stderr: {stderr[-2000:]}")
-    return measured, tokens
+    return measured, tokens, route_durations(entries, start, end)
 
 
 def run(
@@ -344,14 +372,16 @@ def run(
     datasets: dict[str, Dataset],
     directory: Path,
     args: argparse.Namespace,
-) -> _Results:
+) -> tuple[_Results, _Routes]:
+    """Every configuration once per round; the measurements and durations by route."""
     results: _Results = defaultdict(list)
+    routes: _Routes = defaultdict(lambda: defaultdict(list))
     plans = {name: make_plan(datasets[name], args.plan, args.seed) for name in envs}
     tokens: dict[str, list[str]] = {name: [] for name in envs}
     for round_number in range(1, args.rounds + 1):
         for name, env in envs.items():
             log = directory / f"{name}-{round_number}.log"
-            measured, tokens[name] = run_once(
+            measured, tokens[name], durations = run_once(
                 env,
                 log,
                 datasets[name],
@@ -362,10 +392,12 @@ def run(
                 str(round_number),
             )
             results[name].append(measured)
+            for route, values in durations.items():
+                routes[name][route] += values
             for path in directory.glob(f"{log.name}*"):
                 path.unlink()
             print(f"round {round_number}/{args.rounds}: {name} done", file=sys.stderr)
-    return results
+    return results, routes
 
 
 # --- the report --------------------------------------------------------------------
@@ -410,18 +442,22 @@ def _row(name: str, connections: int, runs: list[dict[str, float]], prefix: str,
     return "| " + " | ".join(cells) + f" | {rest} |"
 
 
-def report(results: _Results, shape: Shape, args: argparse.Namespace) -> str:
+def report(results: _Results, routes: _Routes, shape: Shape, args: argparse.Namespace) -> str:
     mix = ", ".join(f"{kind} {share}%" for kind, share in MIX.items())
     lines = [
         f"# TecnoCursos benchmark ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)",
         "",
-        f"{args.rounds} round(s) per configuration: {args.duration:g} s with "
+        f"{args.rounds} round(s) per configuration, interleaved: {args.duration:g} s with "
         f"{args.connections} connections after a {args.warmup:g} s warm-up (the server "
-        f"saturated: its latencies include queueing), then {args.light_duration:g} s with "
-        f"{args.light_connections} (light load; the hit rate and CPU are the first run's). uvicorn "
-        f"(httptools, uvloop, 1 worker) on CPU 0, wrk on CPU 1 (the load generator shares "
-        f"this machine; PostgreSQL and Redis run unpinned beside them). Python "
-        f"{platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs.",
+        f"saturated: its latencies include queueing; the CPU, hit rates and times by route "
+        f"are this run's), then {args.light_duration:g} s with {args.light_connections} "
+        f"(requests {'one at a time' if args.light_connections == 1 else 'few at a time'}: "
+        "little queueing). uvicorn (httptools, uvloop, 1 worker) on CPU 0, wrk on CPU 1: "
+        "the load generator shares this machine, and PostgreSQL and Redis run unpinned "
+        f"beside them. Python {platform.python_version()}, {platform.machine()}, "
+        f"{os.cpu_count()} CPUs; load average at the end "
+        + "/".join(f"{load:.1f}" for load in os.getloadavg())
+        + " (1/5/15 min).",
         "",
         f"App: `TC_ENVIRONMENT=production`, access line on (JSON, to a file), Argon2id "
         f"{ARGON2['time_cost']} iterations / {ARGON2['memory_cost'] // 1024} MiB (OWASP's "
@@ -455,6 +491,22 @@ def report(results: _Results, shape: Shape, args: argparse.Namespace) -> str:
     for cache in caches:
         cells = [f"{hit_rates(runs).get(cache, float('nan')):.1%}" for runs in results.values()]
         lines.append(f"| {cache} | " + " | ".join(cells) + " |")
+    for name, durations in routes.items():
+        total = sum(len(values) for values in durations.values())
+        lines += [
+            "",
+            f"Time in the app by route, {name}, {args.connections} connections (the access "
+            "line's `duration_ms`: no socket or queue time before the app reads the request):",
+            "",
+            "| request | share | p50 ms | p95 ms | p99 ms |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| `{route}` | {len(values) / total:.1%} | "
+            + " | ".join(f"{percentile(values, share):.1f}" for share in (50, 95, 99))
+            + " |"
+            for route, values in sorted(durations.items(), key=lambda item: -len(item[1]))
+        ]
     lines.append("")
     return "\n".join(lines)
 
@@ -465,7 +517,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds, not measured")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--light-connections", type=int, default=2)
+    parser.add_argument("--light-connections", type=int, default=1)
     parser.add_argument("--light-duration", type=float, default=8.0, help="0: no light run")
     parser.add_argument("--plan", type=int, default=50_000, help="requests in the plan")
     parser.add_argument("--seed", type=int, default=14)
@@ -516,9 +568,9 @@ def main() -> None:
             for configuration, env in envs.items():
                 datasets[configuration] = seed(seed_settings(env), shape, args.seed)
                 print(f"{configuration}: seeded", file=sys.stderr)
-            results = run(envs, datasets, directory, args)
+            results, routes = run(envs, datasets, directory, args)
 
-    text = report(results, shape, args)
+    text = report(results, routes, shape, args)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text + "\n", encoding="utf-8")
     summary = {
@@ -540,6 +592,15 @@ def main() -> None:
         },
         "runs": results,
         "cache_hit_rates": {name: hit_rates(runs) for name, runs in results.items()},
+        "route_ms": {
+            name: {
+                route: {f"p{share}": percentile(values, share) for share in (50, 95, 99)}
+                | {"count": len(values)}
+                for route, values in durations.items()
+            }
+            for name, durations in routes.items()
+        },
+        "load_average": os.getloadavg(),
     }
     output.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     print(text)
