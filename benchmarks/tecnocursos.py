@@ -321,8 +321,8 @@ def run_once(
 ) -> tuple[dict[str, float], list[str], dict[str, list[float]]]:
     """One server life: start, log in (first time), check, warm up, measure, stop.
 
-    Returns the measurements, the tokens and the server-side durations by route of the
-    measured run (from its access lines).
+    Returns the measurements, the tokens and the time in the app by route (from the
+    access lines) of the light run, or of the measured one when there is no light run.
 
     The measured run saturates the server (its latencies include the queueing); the light
     run after it, with few connections, gives the latencies of a server with room left.
@@ -351,9 +351,11 @@ def run_once(
         after = cache_counters(server.url)
         served = measured["requests"]
         if args.light_duration > 0:
+            start = _now()
             light = play(
                 server.url, plan_file, args.light_duration, args.light_connections, f"l{salt}"
             )
+            end = _now()
             measured |= {f"light_{name}": value for name, value in light.items()}
             served += light["requests"]
     finally:
@@ -449,8 +451,8 @@ def report(results: _Results, routes: _Routes, shape: Shape, args: argparse.Name
         "",
         f"{args.rounds} round(s) per configuration, interleaved: {args.duration:g} s with "
         f"{args.connections} connections after a {args.warmup:g} s warm-up (the server "
-        f"saturated: its latencies include queueing; the CPU, hit rates and times by route "
-        f"are this run's), then {args.light_duration:g} s with {args.light_connections} "
+        "saturated: its latencies include queueing; the CPU and hit rates are this run's), "
+        f"then {args.light_duration:g} s with {args.light_connections} "
         f"(requests {'one at a time' if args.light_connections == 1 else 'few at a time'}: "
         "little queueing). uvicorn (httptools, uvloop, 1 worker) on CPU 0, wrk on CPU 1: "
         "the load generator shares this machine, and PostgreSQL and Redis run unpinned "
@@ -491,12 +493,14 @@ def report(results: _Results, routes: _Routes, shape: Shape, args: argparse.Name
     for cache in caches:
         cells = [f"{hit_rates(runs).get(cache, float('nan')):.1%}" for runs in results.values()]
         lines.append(f"| {cache} | " + " | ".join(cells) + " |")
+    connections = args.light_connections if args.light_duration > 0 else args.connections
+    alone = "; one request at a time, so each is what it costs alone" if connections == 1 else ""
     for name, durations in routes.items():
         total = sum(len(values) for values in durations.values())
         lines += [
             "",
-            f"Time in the app by route, {name}, {args.connections} connections (the access "
-            "line's `duration_ms`: no socket or queue time before the app reads the request):",
+            f"Time in the app by route, {name}, {connections} connection(s) (the access "
+            f"line's `duration_ms`{alone}):",
             "",
             "| request | share | p50 ms | p95 ms | p99 ms |",
             "|---|---:|---:|---:|---:|",
