@@ -40,10 +40,11 @@ import shutil
 import statistics
 import sys
 import tempfile
+import time
 import urllib.error
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -276,11 +277,18 @@ def access_entries(log: Path) -> list[dict[str, Any]]:
     return entries
 
 
-def route_durations(entries: list[dict[str, Any]], start: str, end: str) -> dict[str, list[float]]:
-    """Server-side milliseconds by ``METHOD route`` of the lines stamped in [start, end]."""
+def route_durations(
+    entries: list[dict[str, Any]], start: datetime, end: datetime
+) -> dict[str, list[float]]:
+    """Milliseconds in the app by ``METHOD route`` of the requests begun in [start, end].
+
+    A line is stamped when its response is done: a request the previous run left in
+    flight ends inside the window but began before it, and is left out.
+    """
     durations: dict[str, list[float]] = defaultdict(list)
     for entry in entries:
-        if start <= entry["timestamp"] <= end:
+        finished = datetime.fromisoformat(entry["timestamp"].replace("Z", "+00:00"))
+        if start <= finished - timedelta(milliseconds=entry["duration_ms"]) <= end:
             durations[f"{entry['method']} {entry['route']}"].append(entry["duration_ms"])
     return durations
 
@@ -289,11 +297,6 @@ def percentile(values: list[float], share: float) -> float:
     """The nearest-rank percentile ``share`` (0-100) of ``values``."""
     ordered = sorted(values)
     return ordered[max(0, min(len(ordered) - 1, round(share / 100 * len(ordered)) - 1))]
-
-
-def _now() -> str:
-    # The access lines' timestamp format, so the window compares as strings.
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # --- the run -----------------------------------------------------------------------
@@ -342,20 +345,21 @@ def run_once(
         if args.warmup > 0:
             play(server.url, plan_file, args.warmup, args.connections, f"w{salt}")
         before, cpu_before = cache_counters(server.url), cpu_seconds(server.process.pid)
-        start = _now()
+        start = datetime.now(timezone.utc)
         measured = play(server.url, plan_file, args.duration, args.connections, salt)
-        end = _now()
+        end = datetime.now(timezone.utc)
         measured["cpu_us"] = (
             (cpu_seconds(server.process.pid) - cpu_before) / measured["requests"] * 1e6
         )
         after = cache_counters(server.url)
         served = measured["requests"]
         if args.light_duration > 0:
-            start = _now()
+            time.sleep(1)  # the requests left in flight end first
+            start = datetime.now(timezone.utc)
             light = play(
                 server.url, plan_file, args.light_duration, args.light_connections, f"l{salt}"
             )
-            end = _now()
+            end = datetime.now(timezone.utc)
             measured |= {f"light_{name}": value for name, value in light.items()}
             served += light["requests"]
     finally:
@@ -500,7 +504,7 @@ def report(results: _Results, routes: _Routes, shape: Shape, args: argparse.Name
         lines += [
             "",
             f"Time in the app by route, {name}, {connections} connection(s) (the access "
-            f"line's `duration_ms`{alone}):",
+            f"line's `duration_ms`, every round's requests together{alone}):",
             "",
             "| request | share | p50 ms | p95 ms | p99 ms |",
             "|---|---:|---:|---:|---:|",
