@@ -32,16 +32,14 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 ENDPOINTS = ("small", "large")
+SERVER_PACKAGES = ("fastapi", "starlette", "uvicorn", "uvloop", "httptools", "pydantic")
+"""The distributions every server benchmark reports the versions of."""
 PACKAGES = (
-    "fastapi",
-    "starlette",
-    "uvicorn",
-    "uvloop",
-    "httptools",
-    "pydantic",
+    *SERVER_PACKAGES,
     "structlog",
     "limits",
     "prometheus-client",
@@ -311,6 +309,26 @@ def package_version(name: str) -> str:
         return version(name)
     except PackageNotFoundError:
         return "-"
+
+
+def write_results(
+    output: Path, text: str, packages: Sequence[str], summary: dict[str, Any]
+) -> None:
+    """Write the markdown report to ``output`` and the JSON summary beside it.
+
+    The summary starts with the date, Python, the CPU count and the versions of
+    ``packages``; ``summary`` (settings, runs, derived figures) follows.
+    """
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text + "\n", encoding="utf-8")
+    header = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "versions": {name: package_version(name) for name in packages},
+    }
+    document = json.dumps(header | summary, indent=2)
+    output.with_suffix(".json").write_text(document + "\n", encoding="utf-8")
 
 
 def main() -> None:

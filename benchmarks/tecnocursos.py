@@ -52,7 +52,15 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.server import Server, cpu_seconds, fetch, package_version, wrk  # noqa: E402
+from benchmarks.server import (  # noqa: E402
+    SERVER_PACKAGES,
+    Server,
+    cpu_seconds,
+    fetch,
+    package_version,
+    write_results,
+    wrk,
+)
 from benchmarks.tecnocursos_workload import (  # noqa: E402
     EXPECTED_STATUS,
     FORM,
@@ -78,12 +86,7 @@ ARGON2 = {"time_cost": 2, "memory_cost": 19 * 1024}
 RAISED_LIMIT = "1000000/second"
 """Every rate-limit budget of the run: checked on every request, never reached."""
 PACKAGES = (
-    "fastapi",
-    "starlette",
-    "uvicorn",
-    "uvloop",
-    "httptools",
-    "pydantic",
+    *SERVER_PACKAGES,
     "sqlalchemy",
     "aiosqlite",
     "asyncpg",
@@ -579,13 +582,7 @@ def main() -> None:
             results, routes = run(envs, datasets, directory, args)
 
     text = report(results, routes, shape, args)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text + "\n", encoding="utf-8")
     summary = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "versions": {name: package_version(name) for name in PACKAGES},
         "settings": {
             "rounds": args.rounds,
             "duration_s": args.duration,
@@ -610,7 +607,7 @@ def main() -> None:
         },
         "load_average": os.getloadavg(),
     }
-    output.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_results(output, text, PACKAGES, summary)
     print(text)
 
 
