@@ -23,7 +23,9 @@ deploy check) with three changes, all in the report's header: Argon2 at OWASP's 
 checked on every request (the load comes from one IP), access tokens valid for an hour.
 The access line is on and written to a file. Latency percentiles come from wrk's own
 histogram (p95 through the script's ``done()``); the cache hit rate from the app's
-``cache_requests_total`` counters read from ``/metrics`` before and after each run.
+``cache_requests_total`` counters read from ``/metrics`` before and after each run; the
+time in the app by route from the access lines. ``benchmarks.tecnocursos_report`` writes
+the tables.
 """
 
 from __future__ import annotations
@@ -33,11 +35,9 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import re
 import secrets
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -57,10 +57,10 @@ from benchmarks.server import (  # noqa: E402
     Server,
     cpu_seconds,
     fetch,
-    package_version,
     write_results,
     wrk,
 )
+from benchmarks.tecnocursos_report import Results, Routes, hit_rates, percentile, report  # noqa: E402
 from benchmarks.tecnocursos_workload import (  # noqa: E402
     EXPECTED_STATUS,
     FORM,
@@ -72,7 +72,6 @@ from benchmarks.tecnocursos_workload import (  # noqa: E402
     ZIPF_EXPONENT,
     Call,
     Dataset,
-    Shape,
     make_plan,
     seed,
     write_plan,
@@ -97,8 +96,6 @@ PACKAGES = (
 )
 _CACHE_COUNTER = re.compile(r"^cache_requests_total\{([^}]*)\} (\S+)$", re.MULTILINE)
 _ACCESS_LOGGER = b'"fastapi_enterprise.access"'
-_Results = dict[str, list[dict[str, float]]]
-_Routes = dict[str, dict[str, list[float]]]
 
 
 # --- the configurations ------------------------------------------------------------
@@ -296,12 +293,6 @@ def route_durations(
     return durations
 
 
-def percentile(values: list[float], share: float) -> float:
-    """The nearest-rank percentile ``share`` (0-100) of ``values``."""
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(share / 100 * len(ordered)) - 1))]
-
-
 # --- the run -----------------------------------------------------------------------
 
 
@@ -381,10 +372,10 @@ def run(
     datasets: dict[str, Dataset],
     directory: Path,
     args: argparse.Namespace,
-) -> tuple[_Results, _Routes]:
+) -> tuple[Results, Routes]:
     """Every configuration once per round; the measurements and durations by route."""
-    results: _Results = defaultdict(list)
-    routes: _Routes = defaultdict(lambda: defaultdict(list))
+    results: Results = defaultdict(list)
+    routes: Routes = defaultdict(lambda: defaultdict(list))
     plans = {name: make_plan(datasets[name], args.plan, args.seed) for name in envs}
     tokens: dict[str, list[str]] = {name: [] for name in envs}
     for round_number in range(1, args.rounds + 1):
@@ -407,119 +398,6 @@ def run(
                 path.unlink()
             print(f"round {round_number}/{args.rounds}: {name} done", file=sys.stderr)
     return results, routes
-
-
-# --- the report --------------------------------------------------------------------
-
-
-def hit_rates(runs: list[dict[str, float]]) -> dict[str, float]:
-    """Hits / lookups per cache and over all (``all``), summed over the runs."""
-    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for measured in runs:
-        for key, value in measured.items():
-            match = re.fullmatch(r"cache_(\w+)_(hit|miss)", key)
-            if match:
-                for cache in (match.group(1), "all"):
-                    totals[cache][0] += value if match.group(2) == "hit" else 0.0
-                    totals[cache][1] += value
-    return {cache: hits / lookups for cache, (hits, lookups) in totals.items() if lookups}
-
-
-def _row(name: str, connections: int, runs: list[dict[str, float]], prefix: str, rest: str) -> str:
-    """One table row: req/s median (min-max), p50/p95/p99 medians, answers that failed."""
-    rps = [r[f"{prefix}rps"] for r in runs]
-    cells = [name, str(connections)]
-    cells.append(f"{statistics.median(rps):,.0f} ({min(rps):,.0f}-{max(rps):,.0f})")
-    cells += [
-        f"{statistics.median(r[f'{prefix}{key}'] for r in runs):.1f}"
-        for key in ("p50", "p95", "p99")
-    ]
-    failed: dict[str, float] = defaultdict(float)
-    for measured in runs:
-        for key, value in measured.items():
-            if key.startswith(f"{prefix}status_"):
-                failed[key.rpartition("_")[2]] += value
-            elif key == f"{prefix}socket_errors" and value:
-                failed["socket errors"] += value
-    requests = sum(r[f"{prefix}requests"] for r in runs)
-    cells.append(
-        ", ".join(
-            f"{count:.0f} x {what} ({count / requests:.2%})" for what, count in failed.items()
-        )
-        or "none"
-    )
-    return "| " + " | ".join(cells) + f" | {rest} |"
-
-
-def report(results: _Results, routes: _Routes, shape: Shape, args: argparse.Namespace) -> str:
-    mix = ", ".join(f"{kind} {share}%" for kind, share in MIX.items())
-    lines = [
-        f"# TecnoCursos benchmark ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)",
-        "",
-        f"{args.rounds} round(s) per configuration, interleaved: {args.duration:g} s with "
-        f"{args.connections} connections after a {args.warmup:g} s warm-up (the server "
-        "saturated: its latencies include queueing; the CPU and hit rates are this run's), "
-        f"then {args.light_duration:g} s with {args.light_connections} "
-        f"(requests {'one at a time' if args.light_connections == 1 else 'few at a time'}: "
-        "little queueing). uvicorn (httptools, uvloop, 1 worker) on CPU 0, wrk on CPU 1: "
-        "the load generator shares this machine, and PostgreSQL and Redis run unpinned "
-        f"beside them. Python {platform.python_version()}, {platform.machine()}, "
-        f"{os.cpu_count()} CPUs; load average at the end "
-        + "/".join(f"{load:.1f}" for load in os.getloadavg())
-        + " (1/5/15 min).",
-        "",
-        f"App: `TC_ENVIRONMENT=production`, access line on (JSON, to a file), Argon2id "
-        f"{ARGON2['time_cost']} iterations / {ARGON2['memory_cost'] // 1024} MiB (OWASP's "
-        f"minimum), rate limits raised to {RAISED_LIMIT} on every zone (checked on every "
-        "request, never reached: the load comes from one IP), access tokens valid 1 h.",
-        "",
-        f"Data: {shape.instructors} instructors, {shape.students} students, "
-        f"{shape.instructors * shape.projects_per_instructor} projects (about 70% public) "
-        f"of {shape.scenes_per_project} scenes. Workload: {args.plan} requests from seed "
-        f"{args.seed}, replayed in a loop: {mix}; projects drawn with Zipf weights "
-        f"(exponent {ZIPF_EXPONENT:g}).",
-        "",
-        "Versions: " + ", ".join(f"{name} {package_version(name)}" for name in PACKAGES),
-        "",
-        "| configuration | connections | req/s median (min-max) | p50 ms | p95 ms | p99 ms "
-        "| failed answers | server CPU us/req | cache hit rate |",
-        "|---|---:|---:|---:|---:|---:|---|---:|---:|",
-    ]
-    for name, runs in results.items():
-        rate = hit_rates(runs).get("all", float("nan"))
-        cpu = statistics.median(r["cpu_us"] for r in runs)
-        lines.append(_row(name, args.connections, runs, "", f"{cpu:.0f} | {rate:.1%}"))
-        if args.light_duration > 0:
-            lines.append(_row(name, args.light_connections, runs, "light_", " | "))
-    caches = sorted({cache for runs in results.values() for cache in hit_rates(runs)} - {"all"})
-    lines += [
-        "",
-        "| cache hit rate | " + " | ".join(results) + " |",
-        "|---|" + "---:|" * len(results),
-    ]
-    for cache in caches:
-        cells = [f"{hit_rates(runs).get(cache, float('nan')):.1%}" for runs in results.values()]
-        lines.append(f"| {cache} | " + " | ".join(cells) + " |")
-    connections = args.light_connections if args.light_duration > 0 else args.connections
-    alone = "; one request at a time, so each is what it costs alone" if connections == 1 else ""
-    for name, durations in routes.items():
-        total = sum(len(values) for values in durations.values())
-        lines += [
-            "",
-            f"Time in the app by route, {name}, {connections} connection(s) (the access "
-            f"line's `duration_ms`, every round's requests together{alone}):",
-            "",
-            "| request | share | p50 ms | p95 ms | p99 ms |",
-            "|---|---:|---:|---:|---:|",
-        ]
-        lines += [
-            f"| `{route}` | {len(values) / total:.1%} | "
-            + " | ".join(f"{percentile(values, share):.1f}" for share in (50, 95, 99))
-            + " |"
-            for route, values in sorted(durations.items(), key=lambda item: -len(item[1]))
-        ]
-    lines.append("")
-    return "\n".join(lines)
 
 
 def main() -> None:
@@ -581,7 +459,13 @@ def main() -> None:
                 print(f"{configuration}: seeded", file=sys.stderr)
             results, routes = run(envs, datasets, directory, args)
 
-    text = report(results, routes, shape, args)
+    app = (
+        "`TC_ENVIRONMENT=production`, access line on (JSON, to a file), Argon2id "
+        f"{ARGON2['time_cost']} iterations / {ARGON2['memory_cost'] // 1024} MiB (OWASP's "
+        f"minimum), rate limits raised to {RAISED_LIMIT} on every zone (checked on every "
+        "request, never reached: the load comes from one IP), access tokens valid 1 h."
+    )
+    text = report(results, routes, shape, args, app=app, packages=PACKAGES)
     summary = {
         "settings": {
             "rounds": args.rounds,
