@@ -154,6 +154,20 @@ def bench_database(session: nox.Session) -> None:
 
 
 @nox.session
+def bench_tecnocursos(session: nox.Session) -> None:
+    """Benchmark the TecnoCursos app on SQLite and PostgreSQL + Redis (``-- --smoke`` for CI).
+
+    PostgreSQL is ``BENCH_POSTGRES_URL`` (default: the server of the ``test`` database on
+    127.0.0.1:5432, user postgres; the run creates and drops a database of its own), Redis
+    ``BENCH_REDIS_URL`` (default: 127.0.0.1:6379, database 9; the run deletes its keys);
+    ``-- --configurations sqlite`` runs without either.
+    """
+    _install_wrk(session)
+    session.install("-e", ".[all]", "-e", str(TECNOCURSOS), *group("bench"))
+    session.run("python", "-m", "benchmarks.tecnocursos", *session.posargs)
+
+
+@nox.session
 def demo(session: nox.Session) -> None:
     """Serve TecnoCursos, the reference app, on http://127.0.0.1:8000 with demo data.
 
