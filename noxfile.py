@@ -154,16 +154,37 @@ def bench_database(session: nox.Session) -> None:
 
 
 @nox.session
-def demo(session: nox.Session) -> None:
-    """Serve the demo app on http://127.0.0.1:8000 (SQLite; no server to install).
+def bench_tecnocursos(session: nox.Session) -> None:
+    """Benchmark the TecnoCursos app on SQLite and PostgreSQL + Redis (``-- --smoke`` for CI).
 
-    The app configures logging: the console shows one access line per request
-    (``FE_LOGGING__FORMAT=json`` for JSON) and the traceback of any failure.
+    PostgreSQL is ``BENCH_POSTGRES_URL`` (default: the server of the ``test`` database on
+    127.0.0.1:5432, user postgres; the run creates and drops a database of its own), Redis
+    ``BENCH_REDIS_URL`` (default: 127.0.0.1:6379, database 9; the run deletes its keys);
+    ``-- --configurations sqlite`` runs without either.
     """
-    session.install(".", "uvicorn[standard]")
+    _install_wrk(session)
+    session.install("-e", ".[all]", "-e", str(TECNOCURSOS), *group("bench"))
+    session.run("python", "-m", "benchmarks.tecnocursos", *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Serve TecnoCursos, the reference app, on http://127.0.0.1:8000 with demo data.
+
+    Embedded defaults, nothing to install: a SQLite file, media, a signing key and the
+    demo password under ``.demo/`` (delete it to start over), the cache and the rate
+    limits in memory, one JSON access line per request on the console, ``/docs`` served
+    without a CDN. ``HOST`` and ``PORT`` change the address; ``TC_*`` variables any
+    setting (``examples/tecnocursos/README.md``).
+    """
+    session.install("-e", ".[docs-offline]", "-e", str(TECNOCURSOS))
     session.run(
-        "uvicorn",
-        "examples.minimal.app:app",
+        "python",
+        "-m",
+        "tecnocursos.demo",
+        "serve",
+        "--dir",
+        str(ROOT / ".demo"),
         "--host",
         os.environ.get("HOST", "127.0.0.1"),
         "--port",

@@ -49,6 +49,7 @@ from benchmarks.server import (  # noqa: E402
     fetch,
     package_version,
     table_row,
+    write_results,
     wrk,
 )
 
@@ -378,13 +379,7 @@ def main() -> None:
         return
 
     text = report(results, list(databases), apps, args)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text + "\n", encoding="utf-8")
     summary = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "versions": {name: package_version(name) for name in PACKAGES},
         "settings": {
             "rounds": args.rounds,
             "duration_s": args.duration,
@@ -394,7 +389,7 @@ def main() -> None:
         "runs": results,
         "costs_us": {backend: costs(results, backend, apps) for backend in databases},
     }
-    output.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_results(output, text, PACKAGES, summary)
     print(text)
 
 

@@ -28,19 +28,18 @@ import time
 import urllib.error
 import urllib.request
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 ENDPOINTS = ("small", "large")
+SERVER_PACKAGES = ("fastapi", "starlette", "uvicorn", "uvloop", "httptools", "pydantic")
+"""The distributions every server benchmark reports the versions of."""
 PACKAGES = (
-    "fastapi",
-    "starlette",
-    "uvicorn",
-    "uvloop",
-    "httptools",
-    "pydantic",
+    *SERVER_PACKAGES,
     "structlog",
     "limits",
     "prometheus-client",
@@ -69,8 +68,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def fetch(url: str) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
+def fetch(
+    url: str,
+    *,
+    method: str = "GET",
+    data: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
+    """``method`` on ``url``: the status and the (gunzipped) body; HTTPError on 4xx/5xx."""
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Accept-Encoding": "gzip", **(headers or {})}
+    )
     with urllib.request.urlopen(request, timeout=5) as response:
         body = response.read()
         if response.headers.get("Content-Encoding") == "gzip":
@@ -117,7 +125,9 @@ class Server:
             "--port",
             str(self.port),
         ]
-        env = {**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)}
+        # ROOT first; a PYTHONPATH already set (a worktree's src/) stays after it.
+        path = os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))
+        env = {**os.environ, **(env or {}), "PYTHONPATH": path}
         self.process = subprocess.Popen(
             pinned(0, command),
             cwd=ROOT,
@@ -166,7 +176,23 @@ def check_answers(url: str) -> None:
             raise RuntimeError(f"{url}/{endpoint} answered {status} with unexpected content")
 
 
-def wrk(url: str, duration: float, connections: int) -> dict[str, float]:
+def wrk(
+    url: str,
+    duration: float,
+    connections: int,
+    *,
+    script: Path | None = None,
+    script_args: Sequence[str] = (),
+    fail_status: int = 400,
+) -> dict[str, float]:
+    """Run wrk on CPU 1: req/s, requests, p50/p99 ms; raise on any non-2xx/3xx answer.
+
+    A Lua ``script`` may report numbers of its own by printing ``bench.<name>=<value>``
+    lines from ``done()`` (e.g. ``bench.p95=12.5``): they join the result, overriding
+    wrk's rounded percentiles. When it counts the failing answers by status
+    (``bench.status_409=3``), only those from ``fail_status`` up raise (500: server
+    errors only); the others are in the result (``non_2xx``, ``status_<code>``).
+    """
     command = [
         "wrk",
         "-t1",
@@ -175,9 +201,16 @@ def wrk(url: str, duration: float, connections: int) -> dict[str, float]:
         "--latency",
         "-H",
         "Accept-Encoding: gzip",
-        url,
     ]
-    output = subprocess.run(pinned(1, command), capture_output=True, text=True, check=True).stdout
+    if script is not None:
+        command += ["-s", str(script)]
+    command.append(url)
+    if script_args:
+        command += ["--", *script_args]
+    finished = subprocess.run(pinned(1, command), capture_output=True, text=True, check=False)
+    if finished.returncode != 0:
+        raise RuntimeError(f"wrk failed ({finished.returncode}): {finished.stderr[-2000:]}")
+    output = finished.stdout
     result = {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
         "requests": float(re.search(r"(\d+) requests in", output).group(1)),  # type: ignore[union-attr]
@@ -187,9 +220,23 @@ def wrk(url: str, duration: float, connections: int) -> dict[str, float]:
         if match:
             scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[match.group(2)]
             result[f"p{percentile}"] = float(match.group(1)) * scale
+    for name, value in re.findall(r"^bench\.(\w+)=([\d.]+)\s*$", output, re.MULTILINE):
+        result[name] = float(value)
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    result["socket_errors"] = sum(map(float, sockets.groups())) if sockets else 0.0
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if errors:
-        raise RuntimeError(f"{url}: {errors.group(1)} non-2xx responses")
+        result["non_2xx"] = float(errors.group(1))
+        statuses = {
+            int(name[7:]): value for name, value in result.items() if name.startswith("status_")
+        }
+        if not statuses or max(statuses) >= fail_status:
+            named = ", ".join(
+                f"{status}: {count:.0f}" for status, count in sorted(statuses.items())
+            )
+            raise RuntimeError(f"{url}: {errors.group(1)} non-2xx responses ({named or 'wrk'})")
     return result
 
 
@@ -262,6 +309,26 @@ def package_version(name: str) -> str:
         return version(name)
     except PackageNotFoundError:
         return "-"
+
+
+def write_results(
+    output: Path, text: str, packages: Sequence[str], summary: dict[str, Any]
+) -> None:
+    """Write the markdown report to ``output`` and the JSON summary beside it.
+
+    The summary starts with the date, Python, the CPU count and the versions of
+    ``packages``; ``summary`` (settings, runs, derived figures) follows.
+    """
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text + "\n", encoding="utf-8")
+    header = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "versions": {name: package_version(name) for name in packages},
+    }
+    document = json.dumps(header | summary, indent=2)
+    output.with_suffix(".json").write_text(document + "\n", encoding="utf-8")
 
 
 def main() -> None:

@@ -256,10 +256,32 @@ def test_a_route_template_the_app_lacks_stops_the_start(
         assert f"did you mean {hint!r}" in message
 
 
+@pytest.mark.parametrize(
+    ("key", "hint"),
+    [
+        ("PUT /auth/login", "(the route answers POST)"),
+        ("POST /auth/logn", "(did you mean '/auth/login'?)"),
+    ],
+)
+def test_a_method_the_route_does_not_answer_stops_the_start(key: str, hint: str) -> None:
+    app = routed_app(rate_limit={"routes": {key: "5/minute"}})
+    with pytest.raises(UnknownRouteTemplateError) as caught, TestClient(app):
+        pass
+    assert caught.value.unknown == {"rate_limit.routes": [key]}
+    assert f"rate_limit.routes: {key!r} {hint}" in str(caught.value)
+
+
 def test_route_templates_of_routers_mounts_and_later_routes_are_known() -> None:
     app = routed_app(
         rate_limit={
-            "routes": {"/auth/login": "5/minute", "/tenants/{tenant_id}/report": "1/second"}
+            "routes": {
+                "/auth/login": "5/minute",
+                "post /auth/login": "4/minute",
+                "GET /items/{item_id}": "4/minute",
+                # Inside a mount: any method may be served there.
+                "DELETE /tenants/{tenant_id}/report": "1/second",
+                "/tenants/{tenant_id}/report": "1/second",
+            }
         },
         body_limit={"routes": {"/items/{item_id}": 10}},
         logging={"access_sample_routes": {"/tenants/{tenant_id}/{path}": 0.5}},

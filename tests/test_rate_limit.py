@@ -611,6 +611,109 @@ def test_bad_settings_fail_at_startup() -> None:
         rate_limit("5/minute", cost=0)
 
 
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("HEAD /media", "HEAD requests count as GET"),
+        ("FETCH /media", "method is one of DELETE, GET, OPTIONS, PATCH, POST, PUT"),
+        ("media", "'/template' or 'METHOD /template'"),
+        ("POST media", "'/template' or 'METHOD /template'"),
+    ],
+)
+def test_a_malformed_route_key_is_refused(key: str, message: str) -> None:
+    from fastapi_enterprise import SettingsValidationError
+
+    with pytest.raises(SettingsValidationError, match=r"rate_limit\.routes") as caught:
+        EnterpriseSettings(rate_limit={"routes": {key: "5/minute"}})
+    assert message in str(caught.value)
+
+
+def test_route_keys_are_normalised_and_may_not_repeat() -> None:
+    from fastapi_enterprise import SettingsValidationError
+
+    settings = EnterpriseSettings(rate_limit={"routes": {"post  /media": "2/second"}})
+    assert settings.rate_limit.routes == {"POST /media": "2/second"}
+    with pytest.raises(SettingsValidationError, match="repeats a route key"):
+        EnterpriseSettings(
+            rate_limit={"routes": {"post /media": "1/second", "POST /media": "2/second"}}
+        )
+
+
+def media_app(routes: dict[str, str]) -> FastAPI:
+    """``GET`` and ``POST /media``, limited by ``rate_limit.routes`` only."""
+    app = FastAPI()
+    install(
+        app, EnterpriseSettings(environment="test", rate_limit={"default": "", "routes": routes})
+    )
+
+    @app.get("/media")
+    async def listing() -> list[int]:
+        return []
+
+    @app.post("/media")
+    async def upload() -> dict[str, str]:
+        return {"ok": "stored"}
+
+    @app.delete("/media")
+    async def purge() -> None:
+        return None
+
+    return app
+
+
+def test_two_endpoints_of_one_template_each_have_their_own_budget() -> None:
+    app = FastAPI()
+    install(app, EnterpriseSettings(environment="test", rate_limit={"default": ""}))
+
+    @app.get("/x")
+    @rate_limit("2/minute")
+    async def read() -> dict[str, str]:
+        return {}
+
+    @app.post("/x")
+    @rate_limit("2/minute")
+    async def write() -> dict[str, str]:
+        return {}
+
+    with TestClient(app) as client:
+        assert statuses(client, "GET", ["/x"] * 3) == [200, 200, 429]
+        assert statuses(client, "POST", ["/x"] * 3) == [200, 200, 429]
+        # A method no endpoint answers is charged to the endpoint the router finds (405).
+        assert statuses(client, "PUT", ["/x"]) == [429]
+
+
+def test_a_method_key_limits_that_method_only_with_its_own_budget() -> None:
+    app = media_app({"POST /media": "2/minute", "/media": "3/minute"})
+    with TestClient(app) as client:
+        assert statuses(client, "POST", ["/media"] * 3) == [200, 200, 429]
+        # GET and DELETE share the template's budget; the POSTs did not spend it.
+        assert statuses(client, "GET", ["/media"] * 2) == [200, 200]
+        assert statuses(client, "DELETE", ["/media"] * 2) == [200, 429]
+        limited = client.post("/media")
+        assert limited.status_code == 429
+        assert "2 per 1 minute" in limited.json()["detail"]
+
+
+def test_head_counts_as_get_and_other_methods_are_not_limited() -> None:
+    app = media_app({"GET /media": "2/minute"})
+    with TestClient(app) as client:
+        # FastAPI answers HEAD with a 405 here; it still spends GET's budget.
+        assert statuses(client, "HEAD", ["/media"]) == [405]
+        assert statuses(client, "GET", ["/media"] * 2) == [200, 429]
+        # No bare template and no default: POST has no limit at all.
+        assert statuses(client, "POST", ["/media"] * 5) == [200] * 5
+
+
+def test_openapi_documents_each_methods_own_limit() -> None:
+    app = media_app({"POST /media": "2/minute", "/media": "3/minute"})
+    with TestClient(app) as client:
+        paths = client.get("/openapi.json").json()["paths"]
+    post = paths["/media"]["post"]["responses"]["429"]["description"]
+    get = paths["/media"]["get"]["responses"]["429"]["description"]
+    assert "2 per 1 minute (per client on POST of this route)" in post
+    assert "3 per 1 minute (per client on this route)" in get
+
+
 def test_standalone_middleware_with_a_custom_key(capture_logs: Any) -> None:
     app = FastAPI()
 

@@ -259,6 +259,18 @@ class Timeline:
     def logged(self, text: str) -> list[float]:
         return [at for at, message in self.logs if text in message]
 
+    async def warmed_up(self) -> None:
+        """Wait (at most a minute) until every path under load has been answered once.
+
+        The fault starts after this and half a second more, so answers before the fault
+        exist however slow a loaded machine is to serve the first requests.
+        """
+        for _ in range(6000):
+            if {"/hit", "/strict"} <= {path for _, path, _, _ in self.responses}:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.5)
+
 
 @pytest.fixture
 def timeline() -> Iterator[Timeline]:
@@ -353,7 +365,7 @@ def test_redis_paused_under_load_recovers_within_one_cooldown(
     process = own_redis.process
 
     async def fault() -> None:
-        await asyncio.sleep(0.5)
+        await timeline.warmed_up()
         timeline.mark("stopped")
         process.send_signal(signal.SIGSTOP)
         try:
@@ -382,7 +394,7 @@ def test_redis_killed_and_restarted_under_load_recovers_without_reopening(
     app = limited_app(own_redis.url, limit="100000/minute", timeout=0.2, breaker_cooldown=COOLDOWN)
 
     async def fault() -> None:
-        await asyncio.sleep(0.5)
+        await timeline.warmed_up()
         timeline.mark("killed")
         own_redis.stop()
         await asyncio.sleep(1.5)

@@ -1,4 +1,7 @@
-"""A small notes API on SQLite: the demo that ``nox -s demo`` serves on port 8000.
+"""A small notes API on SQLite: the library in one file, without the reference app.
+
+``uvicorn examples.minimal.app:app`` serves it (``nox -s demo`` serves TecnoCursos, the
+reference app in ``examples/tecnocursos``).
 
 Runs on embedded defaults: SQLite from ``FE_DATABASE__URL`` (``sqlite:///./app.db``), no
 server to install. Every response carries an ``X-Request-ID``; every error is

@@ -43,7 +43,7 @@ from fastapi_enterprise.errors import problem_response
 from fastapi_enterprise.log_config import current_logging_handle
 from fastapi_enterprise.middleware.request_id import generate_request_id
 from fastapi_enterprise.redaction import DEFAULT_REDACTOR
-from fastapi_enterprise.routing import route_templates
+from fastapi_enterprise.routing import route_methods, route_templates
 
 if TYPE_CHECKING:
     from fastapi_enterprise.middleware.rate_limit import RateLimitMiddleware
@@ -63,15 +63,30 @@ class UnknownRouteTemplateError(ValueError):
         unknown: Setting name to the templates it names that the app lacks.
     """
 
-    def __init__(self, unknown: Mapping[str, list[str]], known: frozenset[str]) -> None:
+    def __init__(
+        self,
+        unknown: Mapping[str, list[str]],
+        known: frozenset[str],
+        methods: Mapping[str, frozenset[str]] | None = None,
+    ) -> None:
         self.unknown = dict(unknown)
-        lines = ["settings name route templates this app does not have:"]
-        for setting, templates in self.unknown.items():
-            for template in templates:
-                close = difflib.get_close_matches(template, sorted(known), n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                lines.append(f"  {setting}: {template!r}{hint}")
+        lines = ["settings name routes this app does not have:"]
+        for setting, keys in self.unknown.items():
+            for key in keys:
+                path = _template_of(key)
+                served = (methods or {}).get(path)
+                if path in known and served:
+                    hint = f" (the route answers {', '.join(sorted(served))})"
+                else:
+                    close = difflib.get_close_matches(path, sorted(known), n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                lines.append(f"  {setting}: {key!r}{hint}")
         super().__init__("\n".join(lines))
+
+
+def _template_of(key: str) -> str:
+    """The template of a route key: ``/template`` or ``METHOD /template``."""
+    return key if key.startswith("/") else key.partition(" ")[2]
 
 
 def trial_build(added: Iterable[Middleware]) -> list[Any]:
@@ -212,14 +227,23 @@ def wrap_lifespan(
 
 
 def _check_route_templates(app: Starlette, keyed: Mapping[str, Mapping[str, object]]) -> None:
-    """Refuse settings keyed by a route template the app does not have."""
+    """Refuse settings keyed by a route template (or ``METHOD /template``) the app lacks."""
     if not any(keyed.values()):
         return
     known = route_templates(app)
+    methods = route_methods(app)
+
+    def exists(key: str) -> bool:
+        template = _template_of(key)
+        method = "" if template is key else key.partition(" ")[0]
+        if template not in known:
+            return False
+        return not method or template not in methods or method in methods[template]
+
     unknown = {
-        setting: sorted(set(templates) - known)
-        for setting, templates in keyed.items()
-        if set(templates) - known
+        setting: sorted(key for key in keys if not exists(key))
+        for setting, keys in keyed.items()
+        if not all(exists(key) for key in keys)
     }
     if unknown:
-        raise UnknownRouteTemplateError(unknown, known)
+        raise UnknownRouteTemplateError(unknown, known, methods)

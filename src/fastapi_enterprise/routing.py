@@ -45,6 +45,7 @@ __all__ = [
     "UNMATCHED_ROUTE",
     "RouteMatcher",
     "allowed_methods",
+    "route_methods",
     "route_template",
     "route_templates",
 ]
@@ -167,6 +168,23 @@ def route_templates(app: Any) -> frozenset[str]:
     """
     router = getattr(app, "router", app)
     return frozenset(_templates(getattr(router, "routes", ()), "", 0))
+
+
+def route_methods(app: Any) -> dict[str, frozenset[str]]:
+    """The methods the routes of each template answer, for routes and included routers.
+
+    ``HEAD`` is there where Starlette adds it to ``GET``. Templates inside mounted apps
+    are not in it (a mount answers whatever its app does): where
+    :func:`route_templates` has a template this lacks, any method may be served.
+    """
+    router = getattr(app, "router", app)
+    found: dict[str, set[str]] = {}
+    for context in _route_contexts(getattr(router, "routes", ())):
+        path = getattr(context, "path_format", None)
+        methods = getattr(context, "methods", None)
+        if isinstance(path, str) and methods:
+            found.setdefault(path, set()).update(methods)
+    return {template: frozenset(methods) for template, methods in found.items()}
 
 
 def _templates(routes: Any, prefix: str, depth: int) -> Iterator[str]:

@@ -1,4 +1,9 @@
-"""The README's usage example and the demo app work as documented."""
+"""The README's usage example and the minimal notes app work as documented.
+
+``nox -s demo`` serves TecnoCursos: its own suite runs that command
+(``examples/tecnocursos/tests/test_demo.py``). The minimal app stays tested here, as a
+separate uvicorn process too.
+"""
 
 from __future__ import annotations
 
@@ -41,7 +46,7 @@ def test_usage_example() -> None:
     assert missing.json()["detail"] == "No such course."
 
 
-def test_demo_app_crud(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_minimal_app_crud(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("FE_DATABASE__URL", f"sqlite:///{tmp_path}/demo.db")
     app = load("examples.minimal.app").app
     with TestClient(app) as client:
@@ -62,7 +67,7 @@ def test_demo_app_crud(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("note_id", ["0", "-1", str(2**63), "22171342303346716672"])
-def test_demo_app_answers_out_of_range_ids_with_422(
+def test_minimal_app_answers_out_of_range_ids_with_422(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, note_id: str
 ) -> None:
     """An ID SQLite cannot hold is the client's mistake (422), not an OverflowError (500)."""
@@ -75,14 +80,14 @@ def test_demo_app_answers_out_of_range_ids_with_422(
             assert response.headers["content-type"] == "application/problem+json"
 
 
-def test_demo_app_refuses_other_databases(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_minimal_app_refuses_other_databases(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FE_DATABASE__URL", "postgresql://u@h/db")
     with pytest.raises(ValueError, match="only speaks SQLite"):
         load("examples.minimal.app")
 
 
-def test_demo_app_under_a_real_uvicorn_process(tmp_path: Path) -> None:
-    """What `nox -s demo` runs: a separate uvicorn process serving the demo over HTTP."""
+def test_minimal_app_under_a_real_uvicorn_process(tmp_path: Path) -> None:
+    """A separate uvicorn process serving the minimal app over HTTP."""
     env = {
         **os.environ,
         "FE_DATABASE__URL": f"sqlite:///{tmp_path}/demo.db",
@@ -102,8 +107,8 @@ def test_demo_app_under_a_real_uvicorn_process(tmp_path: Path) -> None:
     assert b"Traceback" not in demo.stderr
 
 
-def test_demo_console_shows_access_lines_and_tracebacks(tmp_path: Path) -> None:
-    """What `nox -s demo` shows: an access line per request, and a failure's traceback."""
+def test_minimal_app_console_shows_access_lines_and_tracebacks(tmp_path: Path) -> None:
+    """Its console: an access line per request, and a failure's traceback."""
     database = tmp_path / "demo.db"
     env = {**os.environ, "FE_DATABASE__URL": f"sqlite:///{database}", "PYTHONPATH": str(ROOT)}
     demo = UvicornProcess(

@@ -421,7 +421,10 @@ def test_hundreds_of_concurrent_requests_never_mix_ids(live_server: type[LiveSer
 
     async def fire(base_url: str) -> list[httpx2.Response]:
         limits = httpx2.Limits(max_connections=100)
-        async with httpx2.AsyncClient(base_url=base_url, limits=limits) as client:
+        # 400 requests queue for 100 connections: on a busy machine the last ones wait
+        # longer than the client's default 5 s for a free one. What is tested is the IDs.
+        timeout = httpx2.Timeout(60)
+        async with httpx2.AsyncClient(base_url=base_url, limits=limits, timeout=timeout) as client:
             requests = []
             for n in range(400):
                 kind = "async" if n % 2 else "sync"

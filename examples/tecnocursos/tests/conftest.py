@@ -16,6 +16,7 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 import structlog
+from alembic import command
 from alembic.config import Config
 from fastapi import FastAPI
 from sqlalchemy import make_url, text
@@ -38,10 +39,13 @@ TEST_SECRET = "tc-test-secret-7f3a9c1e5b2d8f4a6c0e9b3d7f1a5c8e"
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> TecnoCursosSettings:
-    """Test settings on a SQLite file of this test's own."""
+    """Test settings on a SQLite file and a media directory of this test's own."""
     values: dict[str, Any] = {
         "environment": "test",
         "database": {"url": f"sqlite:///{tmp_path / 'tc.db'}"},
+        # Not the default relative "media": uploads would land in the directory pytest
+        # runs from (the project's own, where they were once committed).
+        "storage": {"local_dir": tmp_path / "media"},
         "security": {"secret_key": TEST_SECRET},
         # The app's defaults are the nginx zones (10/s, auth 5/s, uploads 2/s): tests that
         # log in or post many times a second would hit them. Off here, explicitly;
@@ -69,10 +73,20 @@ async def _create_database(server_url: str, name: str, *, drop: bool = False) ->
         await engine.dispose()
 
 
+SQLITE = "sqlite"
+"""A ``server_database`` parameter: a SQLite file of the test's own instead of a server."""
+
+
 @pytest.fixture
-def server_database(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh, empty database on the server the parameter names; dropped afterwards."""
+def server_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database on the server the parameter names; dropped afterwards.
+
+    With :data:`SQLITE`, a new SQLite file: the concurrency tests run there too.
+    """
     server_url: str = request.param
+    if server_url == SQLITE:
+        yield f"sqlite:///{tmp_path / 'server.db'}"
+        return
     name = f"tc_migrations_{uuid.uuid4().hex[:12]}"
     try:
         asyncio.run(_create_database(server_url, name))
@@ -125,12 +139,14 @@ def app(settings: TecnoCursosSettings, restore_logging: None) -> Iterator[FastAP
 @pytest_asyncio.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx2.AsyncClient]:
     """An HTTP client on the started app (its lifespan ran; the schema exists)."""
-    async with app.router.lifespan_context(app):
-        async with app.state.database.engine.begin() as connection:
-            await connection.run_sync(Base.metadata.create_all)
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield http
+    async with started(app) as http:
+        yield http
+
+
+def migrated(settings: TecnoCursosSettings) -> TecnoCursosSettings:
+    """``settings``, once the migrations have built the schema of its database."""
+    command.upgrade(alembic_config(settings), "head")
+    return settings
 
 
 async def add_user(
@@ -201,7 +217,11 @@ async def signed_in(
 
 @asynccontextmanager
 async def started(app: FastAPI) -> AsyncIterator[httpx2.AsyncClient]:
-    """The app's lifespan (its end closes the cache), its schema and an HTTP client."""
+    """The app's lifespan (its end closes the cache), its schema and an HTTP client.
+
+    The schema comes from the models (fast, for SQLite files); on a database the
+    migrations built, ``create_all`` finds every table and creates nothing.
+    """
     async with app.router.lifespan_context(app):
         async with app.state.database.engine.begin() as connection:
             await connection.run_sync(Base.metadata.create_all)
@@ -230,3 +250,46 @@ def redis_url() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return REDIS_URL
+
+
+async def new_project(
+    client: httpx2.AsyncClient, headers: dict[str, str], **fields: Any
+) -> dict[str, Any]:
+    """Create a project (title "Course" unless given) and return it."""
+    response = await client.post("/projects", json={"title": "Course", **fields}, headers=headers)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def new_scene(
+    client: httpx2.AsyncClient, headers: dict[str, str], project_id: int, **body: Any
+) -> dict[str, Any]:
+    """Create a scene of ``project_id`` with ``body`` and return it."""
+    response = await client.post(f"/projects/{project_id}/scenes", json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    scene: dict[str, Any] = response.json()
+    return scene
+
+
+async def list_scenes(
+    client: httpx2.AsyncClient, headers: dict[str, str], project_id: int, **params: Any
+) -> list[dict[str, Any]]:
+    """The first 100 scenes of ``project_id`` (``params``: ``q``, ``sort``, ...)."""
+    response = await client.get(
+        f"/projects/{project_id}/scenes", params={"size": 100, **params}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+async def delete_redis_keys(redis_url: str, pattern: str) -> None:
+    """Delete the keys a test wrote on the shared Redis (``SCAN`` for ``pattern``)."""
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        keys = [key async for key in client.scan_iter(pattern)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()

@@ -7,24 +7,21 @@ the servers' own collations.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
-import pytest_asyncio
-from alembic import command
 from fastapi import FastAPI
 
 from conftest import (
     MARIADB_URL,
     PASSWORD,
     POSTGRES_URL,
-    alembic_config,
     bearer,
     login,
     make_settings,
+    migrated,
 )
 from tecnocursos.core.settings import TecnoCursosSettings
 
@@ -37,16 +34,7 @@ BACKENDS = [
 @pytest.fixture
 def settings(server_database: str, tmp_path: Path) -> TecnoCursosSettings:
     settings = make_settings(tmp_path, database={"url": server_database})
-    command.upgrade(alembic_config(settings), "head")
-    return settings
-
-
-@pytest_asyncio.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx2.AsyncClient]:
-    async with app.router.lifespan_context(app):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield http
+    return migrated(settings)
 
 
 @pytest.mark.asyncio

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx2
 import pytest
@@ -13,7 +12,7 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
-from conftest import make_settings, signed_in, started
+from conftest import delete_redis_keys, make_settings, new_project, new_scene, signed_in, started
 from fastapi_enterprise import installed_metrics_registry
 from tecnocursos.auth.models import Role
 from tecnocursos.core.app import create_app
@@ -24,26 +23,6 @@ def count(app: FastAPI, cache: str, result: str) -> float:
     registry = installed_metrics_registry(app)
     value = registry.get_sample_value("cache_requests_total", {"cache": cache, "result": result})
     return 0.0 if value is None else float(value)
-
-
-async def new_project(
-    client: httpx2.AsyncClient, headers: dict[str, str], **fields: Any
-) -> dict[str, Any]:
-    response = await client.post("/projects", json={"title": "Course", **fields}, headers=headers)
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def new_scene(
-    client: httpx2.AsyncClient, headers: dict[str, str], project_id: int, title: str
-) -> dict[str, Any]:
-    response = await client.post(
-        f"/projects/{project_id}/scenes", json={"title": title}, headers=headers
-    )
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 @pytest.mark.asyncio
@@ -128,9 +107,9 @@ async def test_scene_writes_show_in_the_next_list(app: FastAPI, client: httpx2.A
         return [item["title"] for item in response.json()["items"]]
 
     assert await titles() == []
-    first = await new_scene(client, headers, project["id"], "Intro")
+    first = await new_scene(client, headers, project["id"], title="Intro")
     assert await titles() == ["Intro"]
-    second = await new_scene(client, headers, project["id"], "Setup")
+    second = await new_scene(client, headers, project["id"], title="Setup")
     assert await titles() == ["Intro", "Setup"]
 
     patched = await client.patch(f"{url}/{first['id']}", json={"title": "Hello"}, headers=headers)
@@ -200,13 +179,7 @@ async def redis_app(
             yield app, client
     finally:
         app.state.logging.stop()
-        client_ = aioredis.Redis.from_url(redis_url)
-        try:
-            keys = [key async for key in client_.scan_iter(f"{prefix}:*")]
-            if keys:
-                await client_.delete(*keys)
-        finally:
-            await client_.aclose()
+        await delete_redis_keys(redis_url, f"{prefix}:*")
 
 
 @pytest.mark.redis
@@ -250,3 +223,29 @@ async def test_with_redis_down_reads_come_from_the_database(
             assert any("cache backend failed" in r.getMessage() for r in caplog.records)
     finally:
         app.state.logging.stop()
+
+
+@pytest.mark.redis
+@pytest.mark.asyncio
+async def test_the_cache_closes_its_redis_connections_at_shutdown(
+    tmp_path: Path, redis_url: str, restore_logging: None
+) -> None:
+    name = f"tc-close-{uuid.uuid4().hex[:12]}"
+    settings = make_settings(
+        tmp_path, redis={"url": f"{redis_url}?client_name={name}"}, cache={"backend": "redis"}
+    )
+    app = create_app(settings)
+    observer = aioredis.Redis.from_url(redis_url)
+
+    async def connected() -> int:
+        return sum(client["name"] == name for client in await observer.client_list())
+
+    try:
+        async with started(app) as client:
+            headers = await signed_in(app, client, "ana@example.com")
+            assert (await client.get("/projects", headers=headers)).status_code == 200
+            assert await connected() >= 1
+        assert await connected() == 0
+    finally:
+        app.state.logging.stop()
+        await observer.aclose()

@@ -1,7 +1,7 @@
-"""Media on PostgreSQL and MariaDB, on a schema built by the migrations.
+"""Media under concurrent uploads on SQLite, PostgreSQL and MariaDB, migrated schemas.
 
-What SQLite cannot prove: SQLite serialises every writer, the servers do not. Concurrent
-uploads against the quota are serialised by the lock on the owner's row and re-counted
+SQLite serialises every writer, the servers do not. Concurrent uploads against the quota
+are serialised by the lock on the owner's row (SQLite: the write lock) and re-counted
 with a locking read (which on MariaDB's REPEATABLE READ sees the latest commits, not
 the transaction's snapshot), so exactly what fits is kept.
 """
@@ -9,20 +9,18 @@ the transaction's snapshot), so exactly what fits is kept.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx2
 import media_files
 import pytest
-import pytest_asyncio
-from alembic import command
 from fastapi import FastAPI
 
-from conftest import MARIADB_URL, POSTGRES_URL, alembic_config, make_settings, signed_in
+from conftest import MARIADB_URL, POSTGRES_URL, SQLITE, make_settings, migrated, signed_in
 from tecnocursos.core.settings import TecnoCursosSettings
 
 BACKENDS = [
+    pytest.param(SQLITE, id="sqlite"),
     pytest.param(POSTGRES_URL, marks=pytest.mark.postgres, id="postgres"),
     pytest.param(MARIADB_URL, marks=pytest.mark.mariadb, id="mariadb"),
 ]
@@ -39,16 +37,7 @@ def settings(server_database: str, tmp_path: Path) -> TecnoCursosSettings:
         media={"user_quota_bytes": FITS * len(PNG)},
         storage={"local_dir": tmp_path / "media"},
     )
-    command.upgrade(alembic_config(settings), "head")
-    return settings
-
-
-@pytest_asyncio.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx2.AsyncClient]:
-    async with app.router.lifespan_context(app):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield http
+    return migrated(settings)
 
 
 def _stored(settings: TecnoCursosSettings) -> list[Path]:

@@ -10,10 +10,9 @@ from typing import Any
 import httpx2
 import pytest
 import pytest_asyncio
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 
-from conftest import make_settings, started
+from conftest import delete_redis_keys, make_settings, started
 from tecnocursos.core.app import create_app
 from tecnocursos.core.settings import RATE_LIMIT_DEFAULT, RATE_LIMIT_ZONES, TecnoCursosSettings
 
@@ -27,14 +26,15 @@ def test_the_zones_are_the_defaults_and_settings_override_them() -> None:
     assert settings.rate_limit.default == RATE_LIMIT_DEFAULT == "10/second"
     for template in ("/auth/register", "/auth/token", "/auth/refresh", "/auth/logout"):
         assert settings.rate_limit.routes[template] == "5/second"
-    assert settings.rate_limit.routes["/media"] == "2/second"
+    assert settings.rate_limit.routes["POST /media"] == "2/second"
     assert RATE_LIMIT_ZONES.items() <= settings.rate_limit.routes.items()
 
     custom = TecnoCursosSettings(
-        environment="test", rate_limit={"default": "50/second", "routes": {"/media": "1/second"}}
+        environment="test",
+        rate_limit={"default": "50/second", "routes": {"post /media": "1/second"}},
     )
     assert custom.rate_limit.default == "50/second"
-    assert custom.rate_limit.routes["/media"] == "1/second"
+    assert custom.rate_limit.routes["POST /media"] == "1/second"
     assert custom.rate_limit.routes["/auth/token"] == "5/second"
 
 
@@ -98,13 +98,7 @@ async def shared_apps(
     finally:
         for app in apps:
             app.state.logging.stop()
-        cleaner = aioredis.Redis.from_url(redis_url)
-        try:
-            keys = [key async for key in cleaner.scan_iter(f"{prefix}*")]
-            if keys:
-                await cleaner.delete(*keys)
-        finally:
-            await cleaner.aclose()
+        await delete_redis_keys(redis_url, f"{prefix}*")
 
 
 @pytest.mark.redis

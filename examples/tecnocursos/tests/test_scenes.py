@@ -8,33 +8,13 @@ import httpx2
 import pytest
 from fastapi import FastAPI
 
-from conftest import signed_in
+from conftest import list_scenes, new_scene, signed_in
 
 
 async def _project(client: httpx2.AsyncClient, headers: dict[str, str]) -> int:
     response = await client.post("/projects", json={"title": "course"}, headers=headers)
     project_id: int = response.json()["id"]
     return project_id
-
-
-async def _scenes(
-    client: httpx2.AsyncClient, headers: dict[str, str], project_id: int, **params: Any
-) -> list[dict[str, Any]]:
-    response = await client.get(
-        f"/projects/{project_id}/scenes", params={"size": 100, **params}, headers=headers
-    )
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
-
-
-async def _add(
-    client: httpx2.AsyncClient, headers: dict[str, str], project_id: int, **body: Any
-) -> dict[str, Any]:
-    response = await client.post(f"/projects/{project_id}/scenes", json=body, headers=headers)
-    assert response.status_code == 201, response.text
-    scene: dict[str, Any] = response.json()
-    return scene
 
 
 @pytest.mark.asyncio
@@ -44,12 +24,12 @@ async def test_scenes_are_appended_inserted_updated_and_deleted_keeping_position
     headers = await signed_in(app, client, "ana@example.com")
     p = await _project(client, headers)
     for title in ("a", "b", "c"):
-        await _add(client, headers, p, title=title)
-    inserted = await _add(client, headers, p, title="x", position=1, duration_seconds=30)
+        await new_scene(client, headers, p, title=title)
+    inserted = await new_scene(client, headers, p, title="x", position=1, duration_seconds=30)
     assert inserted["position"] == 1
-    far = await _add(client, headers, p, title="z", position=99)
+    far = await new_scene(client, headers, p, title="z", position=99)
     assert far["position"] == 4  # past the end: appended
-    scenes = await _scenes(client, headers, p)
+    scenes = await list_scenes(client, headers, p)
     assert [(s["title"], s["position"]) for s in scenes] == [
         ("a", 0),
         ("x", 1),
@@ -65,7 +45,7 @@ async def test_scenes_are_appended_inserted_updated_and_deleted_keeping_position
 
     assert (await client.delete(url, headers=headers)).status_code == 204
     assert (await client.get(url, headers=headers)).status_code == 404
-    scenes = await _scenes(client, headers, p)
+    scenes = await list_scenes(client, headers, p)
     assert [(s["title"], s["position"]) for s in scenes] == [
         ("a", 0),
         ("b", 1),
@@ -104,7 +84,7 @@ async def test_invalid_scenes_are_422_problems_with_locations(
 async def test_reorder_rewrites_every_position(app: FastAPI, client: httpx2.AsyncClient) -> None:
     headers = await signed_in(app, client, "ana@example.com")
     p = await _project(client, headers)
-    ids = [(await _add(client, headers, p, title=title))["id"] for title in "abcd"]
+    ids = [(await new_scene(client, headers, p, title=title))["id"] for title in "abcd"]
     before = await client.get(f"/projects/{p}/scenes/{ids[0]}", headers=headers)
     untouched = await client.get(f"/projects/{p}/scenes/{ids[2]}", headers=headers)
 
@@ -116,7 +96,7 @@ async def test_reorder_rewrites_every_position(app: FastAPI, client: httpx2.Asyn
     assert [(s["id"], s["position"]) for s in response.json()] == [
         (scene_id, n) for n, scene_id in enumerate(order)
     ]
-    assert [s["id"] for s in await _scenes(client, headers, p)] == order
+    assert [s["id"] for s in await list_scenes(client, headers, p)] == order
 
     after = await client.get(f"/projects/{p}/scenes/{ids[0]}", headers=headers)
     assert after.headers["etag"] != before.headers["etag"]  # it moved
@@ -141,14 +121,14 @@ async def test_reorder_refuses_anything_but_the_exact_set_of_ids(
 ) -> None:
     headers = await signed_in(app, client, "ana@example.com")
     p = await _project(client, headers)
-    ids = [(await _add(client, headers, p, title=title))["id"] for title in "abc"]
-    other = (await _add(client, headers, await _project(client, headers), title="o"))["id"]
+    ids = [(await new_scene(client, headers, p, title=title))["id"] for title in "abc"]
+    other = (await new_scene(client, headers, await _project(client, headers), title="o"))["id"]
     response = await client.put(
         f"/projects/{p}/scenes/order", json={"scene_ids": make_order(ids, other)}, headers=headers
     )
     assert response.status_code == status
     assert response.headers["content-type"] == "application/problem+json"
-    assert [s["id"] for s in await _scenes(client, headers, p)] == ids  # nothing moved
+    assert [s["id"] for s in await list_scenes(client, headers, p)] == ids  # nothing moved
 
 
 SEARCHABLE = [
@@ -186,9 +166,9 @@ async def test_search_treats_the_query_as_literal_text(
     headers = await signed_in(app, client, "ana@example.com")
     p = await _project(client, headers)
     for title, script in SEARCHABLE:
-        await _add(client, headers, p, title=title, script=script)
-    assert [s["title"] for s in await _scenes(client, headers, p, q=q)] == titles
-    assert len(await _scenes(client, headers, p)) == len(SEARCHABLE)  # the table survived
+        await new_scene(client, headers, p, title=title, script=script)
+    assert [s["title"] for s in await list_scenes(client, headers, p, q=q)] == titles
+    assert len(await list_scenes(client, headers, p)) == len(SEARCHABLE)  # the table survived
 
 
 @pytest.mark.asyncio
@@ -196,19 +176,19 @@ async def test_sort_accepts_the_listed_orders(app: FastAPI, client: httpx2.Async
     headers = await signed_in(app, client, "ana@example.com")
     p = await _project(client, headers)
     for title in ("b", "c", "a"):
-        await _add(client, headers, p, title=title)
-    assert [s["title"] for s in await _scenes(client, headers, p)] == ["b", "c", "a"]
-    assert [s["title"] for s in await _scenes(client, headers, p, sort="-position")] == [
+        await new_scene(client, headers, p, title=title)
+    assert [s["title"] for s in await list_scenes(client, headers, p)] == ["b", "c", "a"]
+    assert [s["title"] for s in await list_scenes(client, headers, p, sort="-position")] == [
         "a",
         "c",
         "b",
     ]
-    assert [s["title"] for s in await _scenes(client, headers, p, sort="title")] == [
+    assert [s["title"] for s in await list_scenes(client, headers, p, sort="title")] == [
         "a",
         "b",
         "c",
     ]
-    assert [s["title"] for s in await _scenes(client, headers, p, sort="-title")] == [
+    assert [s["title"] for s in await list_scenes(client, headers, p, sort="-title")] == [
         "c",
         "b",
         "a",
@@ -225,13 +205,13 @@ async def test_any_other_sort_is_a_422_problem(
 ) -> None:
     headers = await signed_in(app, client, "ana@example.com")
     p = await _project(client, headers)
-    await _add(client, headers, p, title="a")
+    await new_scene(client, headers, p, title="a")
     response = await client.get(f"/projects/{p}/scenes", params={"sort": sort}, headers=headers)
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     assert [error["loc"] for error in response.json()["errors"]] == [["query", "sort"]]
     assert "DROP TABLE" not in response.text
-    assert len(await _scenes(client, headers, p)) == 1
+    assert len(await list_scenes(client, headers, p)) == 1
 
 
 @pytest.mark.asyncio
@@ -241,8 +221,8 @@ async def test_search_results_are_paginated_with_links_that_keep_the_query(
     headers = await signed_in(app, client, "ana@example.com")
     p = await _project(client, headers)
     for n in range(5):
-        await _add(client, headers, p, title=f"lesson {n}")
-    await _add(client, headers, p, title="quiz")
+        await new_scene(client, headers, p, title=f"lesson {n}")
+    await new_scene(client, headers, p, title="quiz")
     response = await client.get(
         f"/projects/{p}/scenes",
         params={"q": "lesson", "sort": "-position", "page": 1, "size": 2},

@@ -1,28 +1,35 @@
-"""Scenes on PostgreSQL and MariaDB, on a schema built by the migrations.
+"""Scenes under concurrent writes on SQLite, PostgreSQL and MariaDB, migrated schemas.
 
-What SQLite cannot prove: concurrent reorders and inserts, serialised by the lock on the
-project row, leave positions 0..n-1 exactly once under a unique constraint that the
-servers check row by row; and the LIKE escaping means the same on both (MariaDB reads
-backslashes in string literals, PostgreSQL's ILIKE is its own operator).
+Concurrent reorders and inserts, serialised by the lock on the project row (on SQLite,
+which has no row locks and begins transactions at the first write, the database's write
+lock taken by ``lock_for_update()``), leave positions 0..n-1 exactly once under a unique
+constraint that the servers check row by row; and the LIKE escaping means the same on
+every backend (MariaDB reads backslashes in string literals, PostgreSQL's ILIKE is its
+own operator).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx2
 import pytest
-import pytest_asyncio
-from alembic import command
 from fastapi import FastAPI
 
-from conftest import MARIADB_URL, POSTGRES_URL, alembic_config, make_settings, signed_in
+from conftest import (
+    MARIADB_URL,
+    POSTGRES_URL,
+    SQLITE,
+    list_scenes,
+    make_settings,
+    migrated,
+    signed_in,
+)
 from tecnocursos.core.settings import TecnoCursosSettings
 
 BACKENDS = [
+    pytest.param(SQLITE, id="sqlite"),
     pytest.param(POSTGRES_URL, marks=pytest.mark.postgres, id="postgres"),
     pytest.param(MARIADB_URL, marks=pytest.mark.mariadb, id="mariadb"),
 ]
@@ -33,27 +40,7 @@ CONCURRENT = 8
 @pytest.fixture
 def settings(server_database: str, tmp_path: Path) -> TecnoCursosSettings:
     settings = make_settings(tmp_path, database={"url": server_database})
-    command.upgrade(alembic_config(settings), "head")
-    return settings
-
-
-@pytest_asyncio.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx2.AsyncClient]:
-    async with app.router.lifespan_context(app):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield http
-
-
-async def _scenes(
-    client: httpx2.AsyncClient, headers: dict[str, str], project_id: int, **params: Any
-) -> list[dict[str, Any]]:
-    response = await client.get(
-        f"/projects/{project_id}/scenes", params={"size": 100, **params}, headers=headers
-    )
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
+    return migrated(settings)
 
 
 async def _setup(app: FastAPI, client: httpx2.AsyncClient) -> tuple[dict[str, str], int, list[int]]:
@@ -86,7 +73,7 @@ async def test_concurrent_reorders_leave_every_position_exactly_once(
         )
     )
     assert [response.status_code for response in responses] == [200] * CONCURRENT
-    final = await _scenes(client, headers, p)
+    final = await list_scenes(client, headers, p)
     assert [scene["position"] for scene in final] == list(range(SCENES))
     assert [scene["id"] for scene in final] in orders  # one request's order, whole
 
@@ -114,7 +101,7 @@ async def test_concurrent_inserts_deletes_and_reorders_keep_positions_dense(
     # The reorder names the scenes as they were: it wins (200) only if it ran first.
     assert statuses[:5] == [201, 201, 201, 204, 204]
     assert statuses[5] in {200, 409}
-    final = await _scenes(client, headers, p)
+    final = await list_scenes(client, headers, p)
     assert [scene["position"] for scene in final] == list(range(SCENES + 3 - 2))
 
 
@@ -148,4 +135,4 @@ async def test_search_is_literal_and_case_insensitive_on_the_server(
             f"/projects/{p}/scenes", json={"title": title, "script": script}, headers=headers
         )
         assert response.status_code == 201
-    assert [scene["title"] for scene in await _scenes(client, headers, p, q=q)] == titles
+    assert [scene["title"] for scene in await list_scenes(client, headers, p, q=q)] == titles

@@ -33,6 +33,15 @@ def test_environment_variables_use_the_tc_prefix(monkeypatch: pytest.MonkeyPatch
     assert settings.app.name == "TecnoCursos"
 
 
+def test_an_app_variable_keeps_the_app_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``TC_APP__*`` variable builds the section anew: the name stays the app's."""
+    monkeypatch.setenv("TC_APP__DOCS_OFFLINE", "true")
+    settings = TecnoCursosSettings(_env_file=None)
+    assert settings.app.docs_offline is True
+    assert settings.app.name == "TecnoCursos"
+    assert settings.fastapi_kwargs()["title"] == "TecnoCursos"
+
+
 @pytest.mark.parametrize(
     ("environment", "costs"),
     [("test", (1, 8192)), ("development", (3, 65536)), ("production", (3, 65536))],

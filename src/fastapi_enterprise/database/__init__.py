@@ -7,6 +7,7 @@
 - :func:`installed_session`: the same dependency for apps built by a factory, finding
   the database ``db.install(app)`` hooked into the request's app.
 - :class:`DatabaseSessionMiddleware`: the opt-in session-per-request middleware.
+- :func:`lock_for_update`: ``SELECT ... FOR UPDATE`` that serialises writers on SQLite too.
 - Errors as problems: 409 conflict, 503 unavailable (``Retry-After``), 504 timeout.
 - :class:`DatabaseMetrics` and :class:`SlowQueryLog`: pool, checkout-wait, query and
   session metrics, and a masked slow-query log line (``Database.install()`` adds both).
@@ -38,6 +39,7 @@ from fastapi_enterprise.database._install import (  # noqa: E402
     installed_database,
     installed_session,
 )
+from fastapi_enterprise.database._locking import lock_for_update  # noqa: E402
 from fastapi_enterprise.database._middleware import DatabaseSessionMiddleware  # noqa: E402
 from fastapi_enterprise.database._observe import (  # noqa: E402
     STATEMENT_TYPES,
@@ -59,4 +61,5 @@ __all__ = [
     "classify",
     "installed_database",
     "installed_session",
+    "lock_for_update",
 ]

@@ -43,6 +43,7 @@ from fastapi_enterprise.ratelimit.policy import (
     RateLimitPolicy,
     describe,
     policy_of,
+    route_key,
 )
 from fastapi_enterprise.routing import RouteMatcher
 from fastapi_enterprise.security_events import SecurityEvent, security_event
@@ -99,7 +100,9 @@ class RateLimitMiddleware:
         self.app = app
         self.limiter = limiter or RateLimiter()
         self.default = _policy(default) if default is not None else None
-        self.routes = {template: _policy(value) for template, value in (routes or {}).items()}
+        self.routes = {route_key(key): _policy(value) for key, value in (routes or {}).items()}
+        # Whether any key names a method: only then is a second lookup needed per request.
+        self._by_method = any(not key.startswith("/") for key in self.routes)
         self.exempt_paths = tuple(exempt_paths)
         self._exempt = PathPrefixes(self.exempt_paths)
         self.key = key
@@ -124,7 +127,7 @@ class RateLimitMiddleware:
         if declared == "exempt":
             await self.app(scope, receive, send)
             return
-        policy, budget, name = self.policy_for(declared, template)
+        policy, budget, name = self.policy_for(declared, template, scope["method"], endpoint)
         if policy is None:
             await self.app(scope, receive, send)
             return
@@ -195,19 +198,34 @@ class RateLimitMiddleware:
         await self.app(scope, receive_first_again, send_closing_storage)
 
     def policy_for(
-        self, declared: RateLimitPolicy | None, template: str
+        self,
+        declared: RateLimitPolicy | None,
+        template: str,
+        method: str = "GET",
+        endpoint: object = None,
     ) -> tuple[RateLimitPolicy | None, str, str]:
-        """The policy for a route, its storage budget name and its header name.
+        """The policy for a request, its storage budget name and its header name.
 
-        The endpoint's own policy wins, then the settings' per-template one, then the
-        app-wide default.
+        The endpoint's own policy wins (its own budget: two endpoints of one template,
+        ``GET`` and ``POST``, each with a ``@rate_limit``, do not share one), then the
+        routes' ``METHOD /template`` one (a ``HEAD`` request counts as ``GET``), then
+        their ``/template`` one, then the app-wide default.
         """
-        policy = declared or self.routes.get(template)
+        if declared is not None and declared.scope is None and endpoint is not None:
+            return declared, f"route:{template}#{_endpoint_name(endpoint)}", "route"
+        key = template
+        policy = declared
+        if policy is None and self._by_method:
+            key = f"{'GET' if method == 'HEAD' else method} {template}"
+            policy = self.routes.get(key)
+        if policy is None:
+            key = template
+            policy = self.routes.get(template)
         if policy is None:
             return self.default, "default", "default"
         if policy.scope is not None:
             return policy, f"scope:{policy.scope}", policy.scope
-        return policy, f"route:{template}", "route"
+        return policy, f"route:{key}", "route"
 
     def _shadow(self, policy: RateLimitPolicy) -> bool:
         return self.shadow if policy.shadow is None else policy.shadow
@@ -287,6 +305,16 @@ class RateLimitMiddleware:
     def is_exempt(self, path: str) -> bool:
         """Whether ``path`` is under an exempt prefix."""
         return self._exempt.covers(path)
+
+
+def _endpoint_name(endpoint: object) -> str:
+    """The endpoint's module and qualified name, as a budget's name.
+
+    The same in every process running the same code, so instances sharing a Redis share
+    the endpoint's budget.
+    """
+    module = getattr(endpoint, "__module__", "")
+    return f"{module}.{getattr(endpoint, '__qualname__', type(endpoint).__qualname__)}"
 
 
 def _policy(value: str | RateLimitPolicy) -> RateLimitPolicy:

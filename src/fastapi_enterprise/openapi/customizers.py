@@ -41,6 +41,7 @@ __all__ = [
     "info",
     "problem",
     "readable_operation_ids",
+    "route_method_operations",
     "route_operations",
     "servers",
     "standard_errors",
@@ -233,6 +234,14 @@ def route_operations(app: FastAPI, schema: Schema) -> Iterator[tuple[str, Any, d
     Routes of included routers come with their full template; routes left out of the
     schema are skipped.
     """
+    for template, _method, endpoint, operation in route_method_operations(app, schema):
+        yield template, endpoint, operation
+
+
+def route_method_operations(
+    app: FastAPI, schema: Schema
+) -> Iterator[tuple[str, str, Any, dict[str, Any]]]:
+    """As :func:`route_operations`, with each operation's method (``GET``, ``POST``...)."""
     paths = schema.get("paths", {})
     for template, methods, context in _routes(app):
         path_item = paths.get(template)
@@ -242,7 +251,7 @@ def route_operations(app: FastAPI, schema: Schema) -> Iterator[tuple[str, Any, d
         for method in methods:
             operation = path_item.get(method.lower())
             if isinstance(operation, dict):
-                yield template, endpoint, operation
+                yield template, method.upper(), endpoint, operation
 
 
 def _operations(schema: Schema) -> Iterator[tuple[str, str, dict[str, Any]]]:

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from fastapi_enterprise.middleware.rate_limit import RateLimitMiddleware
-from fastapi_enterprise.openapi.customizers import problem, route_operations
+from fastapi_enterprise.openapi.customizers import problem, route_method_operations
 from fastapi_enterprise.ratelimit.policy import describe, policy_of
 
 __all__ = ["document_rate_limits"]
@@ -40,20 +40,23 @@ def document_rate_limits(
     """
 
     def customize(schema: dict[str, Any]) -> dict[str, Any]:
-        for template, endpoint, operation in route_operations(app, schema):
+        for template, method, endpoint, operation in route_method_operations(app, schema):
             if limiter.is_exempt(template):
                 continue
             declared = policy_of(endpoint)
             if declared == "exempt":
                 continue
-            policy, _budget, name = limiter.policy_for(declared, template)
+            policy, storage_budget, name = limiter.policy_for(declared, template, method, endpoint)
             if policy is None:
                 continue
-            budget = (
-                "per client across the app"
-                if name == "default"
-                else (f"shared budget '{name}'" if policy.scope else "per client on this route")
-            )
+            if name == "default":
+                budget = "per client across the app"
+            elif policy.scope:
+                budget = f"shared budget '{name}'"
+            elif storage_budget.startswith(f"route:{method} "):  # a "METHOD /template" key
+                budget = f"per client on {method} of this route"
+            else:
+                budget = "per client on this route"
             responses = operation.setdefault("responses", {})
             limits = describe(policy.limits)
             responses["429"] = problem(

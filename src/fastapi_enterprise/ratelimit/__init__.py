@@ -18,6 +18,7 @@ from fastapi_enterprise.ratelimit.policy import (
     parse_limits,
     rate_limit,
     rate_limit_exempt,
+    route_key,
 )
 from fastapi_enterprise.ratelimit.readiness import storage_readiness
 
@@ -34,6 +35,7 @@ __all__ = [
     "parse_limits",
     "rate_limit",
     "rate_limit_exempt",
+    "route_key",
     "storage_readiness",
     "user",
 ]

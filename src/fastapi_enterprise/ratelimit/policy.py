@@ -23,6 +23,7 @@ __all__ = [
     "policy_of",
     "rate_limit",
     "rate_limit_exempt",
+    "route_key",
 ]
 
 KeyFunction = Callable[[Scope], str | None]
@@ -51,6 +52,36 @@ def parse_limits(value: str) -> tuple[RateLimitItem, ...]:
             "';', e.g. '10/second;1000/hour' (periods: second, minute, hour, day, month, year)"
         )
     return tuple(items)
+
+
+_ROUTE_KEY_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def route_key(key: str) -> str:
+    """Normalise a key of ``rate_limit.routes``: ``/template`` or ``METHOD /template``.
+
+    A bare template limits every method of the route with one budget; with a method
+    (any case; one space before the template) only that method, with its own budget.
+    ``HEAD`` requests count as ``GET``, so a ``GET`` key covers both and ``HEAD`` is not
+    accepted as a key.
+
+    Raises:
+        ValueError: Not a template starting with ``/``, or an unknown method. The message
+            names the method but not the key (it may come from the environment).
+    """
+    method, separator, template = key.strip().partition(" ")
+    if not separator:
+        method, template = "", method
+    template = template.strip()
+    if not template.startswith("/"):
+        raise ValueError("a route key is '/template' or 'METHOD /template'")
+    if not method:
+        return template
+    if method.upper() not in _ROUTE_KEY_METHODS:
+        allowed = ", ".join(sorted(_ROUTE_KEY_METHODS))
+        hint = " (HEAD requests count as GET)" if method.upper() == "HEAD" else ""
+        raise ValueError(f"a route key's method is one of {allowed}{hint}")
+    return f"{method.upper()} {template}"
 
 
 @dataclass(frozen=True)

@@ -341,8 +341,10 @@ class RateLimitSettings(BaseModel):
     requests (404 scans). Several limits: ``10/second;1000/hour``. Empty: none."""
 
     routes: dict[str, str] = Field(default_factory=dict)
-    """Per-route-template budgets, e.g. ``{"/login": "5/minute;20/hour"}``; JSON in the
-    environment. A ``@rate_limit`` on the endpoint wins."""
+    """Per-route budgets, e.g. ``{"/login": "5/minute;20/hour", "POST /media":
+    "2/second"}``; JSON in the environment. A bare template covers every method with one
+    budget; ``METHOD /template`` only that method (``HEAD`` counts as ``GET``) and wins
+    over the bare template. A ``@rate_limit`` on the endpoint wins over both."""
 
     exempt_paths: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["/health/live", "/health/ready", "/metrics"]
@@ -426,16 +428,24 @@ class RateLimitSettings(BaseModel):
     @field_validator("routes")
     @classmethod
     def _check_routes(cls, routes: dict[str, str]) -> dict[str, str]:
-        from fastapi_enterprise.ratelimit.policy import parse_limits
+        from fastapi_enterprise.ratelimit.policy import parse_limits, route_key
 
-        for position, value in enumerate(routes.values(), start=1):
+        checked: dict[str, str] = {}
+        for position, (key, value) in enumerate(routes.items(), start=1):
             try:
                 parse_limits(value)
-            except ValueError:  # noqa: PERF203 - fails once, at startup
+            except ValueError:
                 raise ValueError(
                     f"the limit of entry {position} is not like '10/second;1000/hour'"
                 ) from None
-        return routes
+            try:
+                normalised = route_key(key)
+            except ValueError as exc:
+                raise ValueError(f"entry {position}: {exc}") from None
+            if normalised in checked:
+                raise ValueError(f"entry {position} repeats a route key of an earlier entry")
+            checked[normalised] = value
+        return checked
 
     @field_validator("storage_url")
     @classmethod

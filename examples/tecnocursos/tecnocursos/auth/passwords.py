@@ -12,6 +12,7 @@ import anyio.to_thread
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
+from tecnocursos.core.metrics import measured
 from tecnocursos.core.settings import AuthSettings
 
 __all__ = ["Passwords"]
@@ -38,10 +39,12 @@ class Passwords:
         # Unknown emails are verified against this, so they cost as much as known ones.
         self._dummy = self._hash.hash(secrets.token_urlsafe(16))
 
+    @measured("password_hash")
     async def hash(self, password: str) -> str:
         """Hash ``password`` with the current parameters."""
         return await anyio.to_thread.run_sync(self._hash.hash, password)
 
+    @measured("password_verify")
     async def verify_and_update(self, password: str, stored: str) -> tuple[bool, str | None]:
         """Check ``password`` against ``stored``.
 
@@ -51,6 +54,7 @@ class Passwords:
         """
         return await anyio.to_thread.run_sync(self._hash.verify_and_update, password, stored)
 
+    @measured("password_verify")
     async def burn(self, password: str) -> None:
         """Verify against a dummy hash: the cost of a login for an unknown email."""
         await anyio.to_thread.run_sync(self._hash.verify, password, self._dummy)

@@ -77,6 +77,7 @@ async def register(
     return UserOut.model_validate(user)
 
 
+# --8<-- [start:login]
 @router.post(
     "/token",
     response_model=TokenOut,
@@ -124,6 +125,9 @@ def _login_failed() -> Response:
         detail="Incorrect email or password.",
         headers={"WWW-Authenticate": "Bearer", **_NO_STORE},
     )
+
+
+# --8<-- [end:login]
 
 
 @router.post(

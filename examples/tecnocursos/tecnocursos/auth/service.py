@@ -15,6 +15,7 @@ from tecnocursos.auth.models import RefreshToken, User
 from tecnocursos.auth.passwords import Passwords
 from tecnocursos.auth.schemas import TokenOut
 from tecnocursos.auth.tokens import TokenService, hash_refresh_token, new_refresh_token
+from tecnocursos.core.metrics import measured
 from tecnocursos.core.settings import AuthSettings
 
 __all__ = [
@@ -48,6 +49,7 @@ def _seconds_until(moment: datetime, now: datetime) -> int:
     return max(1, math.ceil((moment - now).total_seconds()))
 
 
+@measured("login")
 async def authenticate(
     session: AsyncSession,
     passwords: Passwords,
@@ -88,6 +90,7 @@ async def authenticate(
     return user
 
 
+# --8<-- [start:security-events]
 async def _count_failure(
     session: AsyncSession, user: User, settings: AuthSettings, *, now: datetime
 ) -> None:
@@ -115,6 +118,9 @@ async def _count_failure(
             seconds=int(settings.lockout_duration.total_seconds()),
         )
         raise AccountLockedError(_seconds_until(user.locked_until, now))
+
+
+# --8<-- [end:security-events]
 
 
 async def issue_tokens(
@@ -146,6 +152,7 @@ async def issue_tokens(
     return body, row
 
 
+@measured("token_refresh")
 async def rotate_refresh_token(
     session: AsyncSession,
     tokens: TokenService,

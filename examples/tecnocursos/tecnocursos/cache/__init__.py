@@ -21,17 +21,19 @@ the bound on staleness then.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from fastapi import FastAPI
 from starlette.requests import Request
 
-from fastapi_enterprise import installed_metrics_registry
+from fastapi_enterprise import HealthStatus, installed_health_checks, installed_metrics_registry
 from fastapi_enterprise.redis import create_redis
 from tecnocursos.core.settings import CacheSettings, TecnoCursosSettings
 
@@ -134,6 +136,10 @@ class RedisCache:
         """Close the client's connections."""
         await self._client.aclose()
 
+    async def ping(self) -> None:
+        """``PING``: raises when Redis does not answer."""
+        await self._client.ping()
+
 
 class AppCache:
     """The app's read-through cache: versioned keys, JSON values, hit/miss counters.
@@ -210,7 +216,27 @@ class AppCache:
         """Release the backend's connections."""
         await self.backend.aclose()
 
+    async def health(self, ping: Callable[[], Awaitable[None]], timeout: float) -> HealthStatus:
+        """The readiness report of a shared backend: ``ok``, or ``degraded`` when down.
 
+        Never ``fail``: with the backend down every read falls through to the database,
+        so the instance still serves correctly and must stay in the load balancer. The
+        report names the error type only (its message may hold the server's address).
+
+        Args:
+            ping: Raises when the backend does not answer.
+            timeout: Seconds the ping may take before it counts as down; below the
+                probe's own timeout, so a hung Redis reports ``degraded``, not a
+                failed check.
+        """
+        try:
+            await asyncio.wait_for(ping(), timeout)
+        except Exception as exc:  # noqa: BLE001 - any failure of the backend is "down"
+            return HealthStatus("degraded", {"error": type(exc).__name__})
+        return HealthStatus("ok")
+
+
+# --8<-- [start:metrics]
 def create_cache(app: FastAPI, settings: TecnoCursosSettings) -> AppCache:
     """The cache ``settings.cache`` describes, counting on ``app``'s metrics registry."""
     backend: CacheBackend
@@ -224,7 +250,19 @@ def create_cache(app: FastAPI, settings: TecnoCursosSettings) -> AppCache:
         from fastapi_enterprise.metrics import CacheMetrics  # the metrics extra is there
 
         metrics = CacheMetrics(registry)
-    return AppCache(backend, settings.cache, metrics)
+    cache = AppCache(backend, settings.cache, metrics)
+    checks = installed_health_checks(app)
+    if isinstance(backend, RedisCache) and checks is not None:
+        redis_cache, timeout = backend, checks.timeout / 2
+
+        async def check() -> HealthStatus:
+            return await cache.health(redis_cache.ping, timeout)
+
+        checks.add("cache", check)
+    return cache
+
+
+# --8<-- [end:metrics]
 
 
 def get_cache(request: Request) -> AppCache:

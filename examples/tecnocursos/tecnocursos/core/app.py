@@ -10,7 +10,6 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 
@@ -45,7 +44,7 @@ def create_app(settings: TecnoCursosSettings | None = None) -> FastAPI:
     """
     settings = settings if settings is not None else TecnoCursosSettings()
     logging_handle = configure_logging(settings)
-    app = FastAPI(**settings.fastapi_kwargs())
+    app = FastAPI(**settings.fastapi_kwargs(), lifespan=_lifespan)
     try:
         install(app, settings)  # runs the deploy check, the app's rules included
     except BaseException:
@@ -69,7 +68,6 @@ def create_app(settings: TecnoCursosSettings | None = None) -> FastAPI:
     app.state.tokens = TokenService(key, settings.auth)
     app.state.storage = LocalStorage(settings.storage.local_dir)
     app.state.cache = create_cache(app, settings)
-    _close_cache_at_shutdown(app)
 
     app.include_router(auth_router)
     app.include_router(users_router)
@@ -79,16 +77,11 @@ def create_app(settings: TecnoCursosSettings | None = None) -> FastAPI:
     return app
 
 
-def _close_cache_at_shutdown(app: FastAPI) -> None:
-    # The Redis client connects lazily; its connections close after the app's lifespan.
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(asgi_app: Any) -> AsyncIterator[Any]:
-        try:
-            async with inner(asgi_app) as state:
-                yield state
-        finally:
-            await app.state.cache.aclose()
-
-    app.router.lifespan_context = lifespan
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # The database starts before this and closes after it (database.install() wraps it).
+    # The cache's Redis client connects lazily; its connections close at shutdown.
+    try:
+        yield
+    finally:
+        await app.state.cache.aclose()

@@ -175,35 +175,37 @@ class CacheSettings(_Section):
     """Only the first pages of lists are cached; later ones always read the database."""
 
 
+# --8<-- [start:zones]
 RATE_LIMIT_ZONES: dict[str, str] = {
     "/auth/register": "5/second",
     "/auth/token": "5/second",
     "/auth/refresh": "5/second",
     "/auth/logout": "5/second",
-    "/media": "2/second",
+    "POST /media": "2/second",
 }
-"""The original deployment's nginx zones as per-route-template budgets (``rate_limit.routes``).
+"""The original deployment's nginx zones as per-route budgets (``rate_limit.routes``).
 
 ``api`` (10 r/s) is the default of every other route; ``auth`` (5 r/s) covers ``/auth/*``;
-``uploads`` (2 r/s) is ``/media`` (the library keys on templates, not methods, so listing
-media shares the uploads budget); ``video`` (1 r/s) is for issue 15's generation route."""
+``uploads`` (2 r/s) is ``POST /media`` (the upload only: a method key, so other methods
+of the route keep the default); ``video`` (1 r/s) is for issue 15's generation route."""
 
 RATE_LIMIT_DEFAULT = "10/second"
 """nginx's ``api`` zone: the budget of every route without its own."""
+# --8<-- [end:zones]
 
 
 class TecnoCursosAppSettings(AppSettings):
-    """The library's ``app`` section, named TecnoCursos.
+    """The library's ``app`` section with the app's name as its default.
 
-    A class default, not a ``default_factory`` value: ``TC_APP__VERSION`` (or any
-    ``TC_APP__*``) builds the section from the environment and its class defaults, so a
-    factory's ``name`` would be lost and the API called "FastAPI".
+    A default on the field rather than a ``default_factory`` on the section: any
+    ``TC_APP__*`` variable builds the section anew, and would otherwise reset the name.
     """
 
     name: str = Field("TecnoCursos", min_length=1, max_length=200)
-    """The API's title (OpenAPI ``info.title``, logs, metrics)."""
+    """Application name; the OpenAPI title."""
 
 
+# --8<-- [start:settings]
 class TecnoCursosSettings(EnterpriseSettings):
     """The library's settings (``TC_`` prefix) plus ``auth``, ``media``, ``storage``, ``ai``.
 
@@ -216,7 +218,7 @@ class TecnoCursosSettings(EnterpriseSettings):
     model_config = SettingsConfigDict(env_prefix="TC_")
 
     app: TecnoCursosAppSettings = Field(default_factory=TecnoCursosAppSettings)
-    """The application: name, version, debug, docs, description, servers."""
+    """The application: name, version, debug, docs."""
 
     auth: AuthSettings = Field(default_factory=AuthSettings)
     """Accounts: tokens, password hashing, lockout."""
@@ -232,6 +234,7 @@ class TecnoCursosSettings(EnterpriseSettings):
 
     cache: CacheSettings = Field(default_factory=CacheSettings)
     """The read-through cache."""
+    # --8<-- [end:settings]
 
     _app_environment_defaults: ClassVar[dict[Environment, dict[str, Any]]] = {
         Environment.DEVELOPMENT: {"auth.argon2_time_cost": 3, "auth.argon2_memory_cost": 65536},
@@ -269,6 +272,7 @@ class TecnoCursosSettings(EnterpriseSettings):
         return None if secret is None else secret.get_secret_value()
 
 
+# --8<-- [start:deploy-rule]
 @app_checks.register(
     "tecnocursos.auth.jwt_secret_weak",
     "error",
@@ -288,6 +292,9 @@ def _jwt_secret_weak(settings: TecnoCursosSettings) -> Outcome:
             "access tokens could be forged."
         )
     return None
+
+
+# --8<-- [end:deploy-rule]
 
 
 @app_checks.register(

@@ -16,7 +16,9 @@ from fastapi import HTTPException
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fastapi_enterprise.database import lock_for_update
 from tecnocursos.auth.models import Role, User, utcnow
+from tecnocursos.core.metrics import measured
 from tecnocursos.core.settings import MediaSettings
 from tecnocursos.media.detect import SNIFF_BYTES, detect_type, kind_of
 from tecnocursos.media.models import MediaFile, MediaKind
@@ -104,6 +106,7 @@ async def _chunks(file: BinaryIO, head: bytes) -> AsyncIterator[bytes]:
         yield chunk
 
 
+@measured("media_upload")
 async def store_upload(
     session: AsyncSession,
     storage: Storage,
@@ -170,11 +173,11 @@ async def store_upload(
             storage_key=key,
             created_at=utcnow(),
         )
-        # Lock the owner's row first (PostgreSQL, MariaDB): the uploads of one user go one
-        # at a time from here. After the insert it would deadlock, as the insert's foreign
-        # key already takes a shared lock on that row. SQLite ignores FOR UPDATE but
-        # serialises writers: its write lock, taken by the insert, does the same.
-        await session.execute(select(User.id).where(User.id == owner.id).with_for_update())
+        # Lock the owner's row first (SQLite: the database's write lock): the uploads of
+        # one user go one at a time from here. After the insert it would deadlock, as the
+        # insert's foreign key already takes a shared lock on that row.
+        owner_row = select(User.id).where(User.id == owner.id)
+        await session.execute(await lock_for_update(session, owner_row))
         session.add(media)
         await session.flush()
         if await used_bytes(session, owner.id, lock=True) > settings.user_quota_bytes:

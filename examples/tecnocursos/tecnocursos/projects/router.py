@@ -75,6 +75,7 @@ async def create_project(
     return out
 
 
+# --8<-- [start:list-projects]
 @router.get("", responses=problem_responses(401, 422))
 async def list_projects(
     user: CurrentUser, page: Page, request: Request, session: Session
@@ -96,6 +97,10 @@ async def list_projects(
     return result
 
 
+# --8<-- [end:list-projects]
+
+
+# --8<-- [start:read-project]
 @router.get(
     "/{project_id}",
     response_model=ProjectOut,
@@ -128,6 +133,9 @@ async def read_project(
         return unchanged
     set_etag(response, etag)
     return out
+
+
+# --8<-- [end:read-project]
 
 
 @router.patch("/{project_id}", responses=problem_responses(401, 403, 404, 412, 422))

@@ -14,6 +14,7 @@ from fastapi import HTTPException
 from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fastapi_enterprise.database import lock_for_update
 from tecnocursos.auth.models import Role, User, utcnow
 from tecnocursos.core.database import apply_patch
 from tecnocursos.projects.models import Project, Visibility
@@ -53,16 +54,20 @@ async def readable_project(
         session: The request's session.
         user: The caller.
         project_id: The project asked for.
-        lock: Lock the row (``SELECT ... FOR UPDATE``) until the transaction ends, so
-            writes to the project and its scenes' positions happen one at a time.
+        lock: Lock the row until the transaction ends (``SELECT ... FOR UPDATE``; on
+            SQLite the database's write lock), so writes to the project and its scenes'
+            positions happen one at a time.
 
     Raises:
         HTTPException: 404 when it does not exist or the caller may not see it.
     """
+    # --8<-- [start:lock]
     statement = select(Project).where(Project.id == project_id)
     if lock:
-        statement = statement.with_for_update().execution_options(populate_existing=True)
+        statement = await lock_for_update(session, statement)
+        statement = statement.execution_options(populate_existing=True)
     project = await session.scalar(statement)
+    # --8<-- [end:lock]
     if project is None or not can_read(user, project):
         raise HTTPException(404, "Project not found.")
     return project

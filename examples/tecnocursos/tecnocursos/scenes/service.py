@@ -20,8 +20,10 @@ from fastapi import HTTPException
 from sqlalchemy import Select, UnaryExpression, case, delete, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fastapi_enterprise.database import lock_for_update
 from tecnocursos.auth.models import utcnow
 from tecnocursos.core.database import UTCDateTime, apply_patch
+from tecnocursos.core.metrics import measured
 from tecnocursos.scenes.models import Scene
 from tecnocursos.scenes.schemas import SceneIn, ScenePatch, SceneSort
 
@@ -84,7 +86,8 @@ async def find_scene(
     """
     statement = select(Scene).where(Scene.id == scene_id, Scene.project_id == project_id)
     if lock:
-        statement = statement.with_for_update().execution_options(populate_existing=True)
+        statement = await lock_for_update(session, statement)
+        statement = statement.execution_options(populate_existing=True)
     scene = await session.scalar(statement)
     if scene is None:
         raise HTTPException(404, "Scene not found.")
@@ -158,6 +161,7 @@ async def delete_scene(session: AsyncSession, scene: Scene) -> None:
     await _shift(session, scene.project_id, positions, scene.position + 1, -1)
 
 
+@measured("scene_reorder")
 async def reorder_scenes(
     session: AsyncSession, project_id: int, scene_ids: list[int]
 ) -> list[Scene]:
