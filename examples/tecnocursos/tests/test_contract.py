@@ -26,7 +26,6 @@ from typing import Any
 import media_files
 import pytest
 import schemathesis
-from alembic import command
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -42,7 +41,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from conftest import alembic_config, make_settings, signed_in, started
+from conftest import make_settings, migrated, signed_in, started
 from tecnocursos.auth.models import Role
 from tecnocursos.core.app import create_app
 from tecnocursos.core.settings import TecnoCursosSettings
@@ -64,9 +63,7 @@ class Seeded:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> TecnoCursosSettings:
-    settings = make_settings(tmp_path, storage={"local_dir": tmp_path / "media"})
-    command.upgrade(alembic_config(settings), "head")
-    return settings
+    return migrated(make_settings(tmp_path))
 
 
 async def _seed(settings: TecnoCursosSettings) -> Seeded:

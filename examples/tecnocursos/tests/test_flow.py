@@ -9,49 +9,29 @@ route for roles yet, so the test does what an operator would do in the database.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import media_files
 import pytest
-import pytest_asyncio
-from alembic import command
 from fastapi import FastAPI
 from sqlalchemy import update
 
-from conftest import MARIADB_URL, PASSWORD, POSTGRES_URL, alembic_config, bearer, make_settings
+from conftest import MARIADB_URL, PASSWORD, POSTGRES_URL, SQLITE, bearer, make_settings, migrated
 from tecnocursos.auth.models import Role, User
-from tecnocursos.core.database import Base
 from tecnocursos.core.settings import TecnoCursosSettings
 
-SERVERS = [
+BACKENDS = [
+    pytest.param(SQLITE, id="sqlite"),
     pytest.param(POSTGRES_URL, marks=pytest.mark.postgres, id="postgres"),
     pytest.param(MARIADB_URL, marks=pytest.mark.mariadb, id="mariadb"),
 ]
 
 
 @pytest.fixture
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> TecnoCursosSettings:
-    """SQLite, or the server database ``server_database`` made, migrated."""
-    storage = {"local_dir": tmp_path / "media"}
-    if "server_database" not in request.fixturenames:
-        return make_settings(tmp_path, storage=storage)
-    url: str = request.getfixturevalue("server_database")
-    settings = make_settings(tmp_path, database={"url": url}, storage=storage)
-    command.upgrade(alembic_config(settings), "head")
-    return settings
-
-
-@pytest_asyncio.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx2.AsyncClient]:
-    async with app.router.lifespan_context(app):
-        async with app.state.database.engine.begin() as connection:
-            await connection.run_sync(Base.metadata.create_all)  # migrated already: no-op
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield http
+def settings(server_database: str, tmp_path: Path) -> TecnoCursosSettings:
+    return migrated(make_settings(tmp_path, database={"url": server_database}))
 
 
 def _ok(response: httpx2.Response, status: int = 200) -> Any:
@@ -147,13 +127,6 @@ async def _journey(app: FastAPI, client: httpx2.AsyncClient) -> None:
 
 
 @pytest.mark.asyncio
-async def test_the_whole_journey_on_sqlite(app: FastAPI, client: httpx2.AsyncClient) -> None:
-    await _journey(app, client)
-
-
-@pytest.mark.asyncio
-@pytest.mark.parametrize("server_database", SERVERS, indirect=True)
-async def test_the_whole_journey_on_a_server(
-    server_database: str, app: FastAPI, client: httpx2.AsyncClient
-) -> None:
+@pytest.mark.parametrize("server_database", BACKENDS, indirect=True)
+async def test_the_whole_journey(app: FastAPI, client: httpx2.AsyncClient) -> None:
     await _journey(app, client)

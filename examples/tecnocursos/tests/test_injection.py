@@ -4,8 +4,8 @@ Each payload is stored (as a scene's title, so a second-order injection would ru
 way out), searched for (``q``: the literal text, any case, nothing else), and sent as
 ``sort``, ``page``, ``size``, a path id, a media ``project_id`` and a login email. The
 answers are the right rows or a 4xx problem, never a 500, and afterwards every table is
-still there with the rows it had. SQLite by default; PostgreSQL and MariaDB run the
-migrations on a fresh database (markers ``postgres`` and ``mariadb``).
+still there with the rows it had. On SQLite, PostgreSQL and MariaDB (markers ``postgres``
+and ``mariadb``), each a fresh database built by the migrations.
 
 A NUL character is a 422 naming its field (``q``, a title) on every backend: PostgreSQL
 cannot hold one in text, and sending it made asyncpg fail the query (a 500).
@@ -13,31 +13,29 @@ cannot hold one in text, and sending it made asyncpg fail the query (a 500).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import media_files
 import pytest
-import pytest_asyncio
-from alembic import command
 from fastapi import FastAPI
 from sqlalchemy import text
 
 from conftest import (
     MARIADB_URL,
     POSTGRES_URL,
-    alembic_config,
+    SQLITE,
     login,
     make_settings,
+    migrated,
     signed_in,
 )
 from tecnocursos.core.database import MAX_ID, Base
 from tecnocursos.core.settings import TecnoCursosSettings
 
 BACKENDS = [
-    pytest.param(None, id="sqlite"),
+    pytest.param(SQLITE, id="sqlite"),
     pytest.param(POSTGRES_URL, marks=pytest.mark.postgres, id="postgres"),
     pytest.param(MARIADB_URL, marks=pytest.mark.mariadb, id="mariadb"),
 ]
@@ -66,25 +64,8 @@ SCRIPTS = {"Plain": "nothing to see", "Percent": "100% literal", "Path": "C:\\te
 
 
 @pytest.fixture
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> TecnoCursosSettings:
-    """SQLite, or the server database ``server_database`` made, migrated."""
-    overrides: dict[str, Any] = {"storage": {"local_dir": tmp_path / "media"}}
-    if "server_database" not in request.fixturenames:
-        return make_settings(tmp_path, **overrides)
-    url: str = request.getfixturevalue("server_database")
-    settings = make_settings(tmp_path, database={"url": url}, **overrides)
-    command.upgrade(alembic_config(settings), "head")
-    return settings
-
-
-@pytest_asyncio.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx2.AsyncClient]:
-    async with app.router.lifespan_context(app):
-        async with app.state.database.engine.begin() as connection:
-            await connection.run_sync(Base.metadata.create_all)  # migrated already: no-op
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield http
+def settings(server_database: str, tmp_path: Path) -> TecnoCursosSettings:
+    return migrated(make_settings(tmp_path, database={"url": server_database}))
 
 
 async def _row_counts(app: FastAPI) -> dict[str, int]:
@@ -166,15 +147,8 @@ async def _check_payloads(app: FastAPI, client: httpx2.AsyncClient) -> None:
 
 
 @pytest.mark.asyncio
-async def test_injection_payloads_are_literal_text_or_refused_on_sqlite(
+@pytest.mark.parametrize("server_database", BACKENDS, indirect=True)
+async def test_injection_payloads_are_literal_text_or_refused(
     app: FastAPI, client: httpx2.AsyncClient
-) -> None:
-    await _check_payloads(app, client)
-
-
-@pytest.mark.asyncio
-@pytest.mark.parametrize("server_database", BACKENDS[1:], indirect=True)
-async def test_injection_payloads_are_literal_text_or_refused_on_a_server(
-    server_database: str, app: FastAPI, client: httpx2.AsyncClient
 ) -> None:
     await _check_payloads(app, client)

@@ -17,23 +17,17 @@ import io
 import struct
 import zipfile
 import zlib
-from pathlib import Path
 
 import httpx2
 import media_files
 import pytest
 from fastapi import FastAPI
 
-from conftest import make_settings, signed_in
+from conftest import signed_in
 from tecnocursos.core.settings import TecnoCursosSettings
 
 SIDE = 100_000
 """Declared width and height: 10**10 grey pixels, 10 GB if anything decoded them."""
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> TecnoCursosSettings:
-    return make_settings(tmp_path, storage={"local_dir": tmp_path / "media"})
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

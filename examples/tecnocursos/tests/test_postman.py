@@ -27,10 +27,9 @@ import pytest
 from fastapi import FastAPI
 from jsonschema import Draft7Validator
 
-from conftest import PASSWORD, PROJECT, TEST_SECRET, add_user, make_settings
+from conftest import PASSWORD, PROJECT, TEST_SECRET, add_user
 from fastapi_enterprise.openapi.postman import POSTMAN_SCHEMA_URL, openapi_to_postman
 from tecnocursos.auth.models import Role
-from tecnocursos.core.settings import TecnoCursosSettings
 
 SCHEMA = Path(__file__).resolve().parent / "data" / "postman-collection-v2.1.0.schema.json"
 BASE_URL = "https://api.tecnocursos.example"
@@ -39,11 +38,6 @@ BEARER = {
     "type": "bearer",
     "bearer": [{"key": "token", "value": "{{OAuth2PasswordBearer}}", "type": "string"}],
 }
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> TecnoCursosSettings:
-    return make_settings(tmp_path, storage={"local_dir": tmp_path / "media"})
 
 
 def _requests(collection: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
