@@ -26,14 +26,18 @@ oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 """The bearer token, documented in OpenAPI as the password flow at ``/auth/token``."""
 
 
-def get_passwords(request: Request) -> Passwords:
+async def get_passwords(request: Request) -> Passwords:
     """The app's password hasher (set by ``create_app``)."""
     passwords: Passwords = request.app.state.passwords
     return passwords
 
 
-def get_token_service(request: Request) -> TokenService:
-    """The app's access-token service (set by ``create_app``)."""
+async def get_token_service(request: Request) -> TokenService:
+    """The app's access-token service (set by ``create_app``).
+
+    ``async def``, like every accessor used as a dependency here: FastAPI runs a plain
+    ``def`` dependency in its thread pool, a thread hop on every request.
+    """
     tokens: TokenService = request.app.state.tokens
     return tokens
 

@@ -31,7 +31,7 @@ Tokens = Annotated[TokenService, Depends(get_token_service)]
 _NO_STORE = {"Cache-Control": "no-store"}  # RFC 6749 section 5.1: tokens are never cached
 
 
-def _settings(request: Request) -> TecnoCursosSettings:
+async def _settings(request: Request) -> TecnoCursosSettings:
     settings: TecnoCursosSettings = request.app.state.settings
     return settings
 

@@ -31,7 +31,7 @@ _ATTACHMENT: dict[int | str, dict[str, Any]] = {
 }
 
 
-def get_storage(request: Request) -> Storage:
+async def get_storage(request: Request) -> Storage:
     """The app's media storage (set by ``create_app``)."""
     storage: Storage = request.app.state.storage
     return storage
