@@ -226,6 +226,12 @@ def wrk(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
     )
     result["socket_errors"] = sum(map(float, sockets.groups())) if sockets else 0.0
+    if sockets:  # by kind: a timeout (wrk's 2 s) is not a connection the server dropped
+        for kind, count in zip(
+            ("connect", "read", "write", "timeout"), sockets.groups(), strict=True
+        ):
+            if int(count):
+                result[f"socket_{kind}"] = float(count)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if errors:
         result["non_2xx"] = float(errors.group(1))

@@ -54,8 +54,8 @@ def _row(name: str, connections: int, runs: list[dict[str, float]], prefix: str,
         for key, value in measured.items():
             if key.startswith(f"{prefix}status_"):
                 failed[key.rpartition("_")[2]] += value
-            elif key == f"{prefix}socket_errors" and value:
-                failed["socket errors"] += value
+            elif key.startswith(f"{prefix}socket_") and key != f"{prefix}socket_errors":
+                failed[f"socket {key.rpartition('_')[2]} errors"] += value
     requests = sum(r[f"{prefix}requests"] for r in runs)
     cells.append(
         ", ".join(
