@@ -548,3 +548,36 @@ def test_pool_and_session_gauges_sum_over_worker_processes(
     assert sample(registry, "db_pool_checked_out") == 0
     assert sample(registry, "db_sessions_open") == 0
     assert sample(registry, "db_pool_size") == 0
+
+
+def test_two_databases_of_one_app_publish_side_by_side(tmp_path: Path) -> None:
+    """A primary and a replica on one app: one set of metrics, a ``pool`` series each."""
+    from fastapi_enterprise.database import Database
+    from fastapi_enterprise.settings import DatabaseSettings
+
+    app = FastAPI()
+    install(app, EnterpriseSettings(environment="test", rate_limit={"enabled": False}))
+    primary = Database(DatabaseSettings(url=f"sqlite:///{tmp_path / 'a.db'}"), name="primary")
+    replica = Database(DatabaseSettings(url=f"sqlite:///{tmp_path / 'b.db'}"), name="replica")
+    primary.install(app)
+    replica.install(app)
+    with TestClient(app) as client:
+        exposition = client.get("/metrics").text
+    for pool in ("primary", "replica"):
+        assert f'db_pool_size{{pool="{pool}"}}' in exposition
+        assert f'db_sessions_open{{pool="{pool}"}} 0.0' in exposition
+
+
+def test_a_name_publishes_once_per_registry(registry: CollectorRegistry) -> None:
+    import prometheus_client
+
+    first = DatabaseMetrics(name="main", registry=registry)
+    with pytest.raises(ValueError, match="'main' already publishes metrics"):
+        DatabaseMetrics(name="main", registry=registry)
+    other = DatabaseMetrics(name="main", registry=prometheus_client.CollectorRegistry())
+    del first  # gone: its name is free again
+    import gc
+
+    gc.collect()
+    again = DatabaseMetrics(name="main", registry=registry)
+    assert again.name == other.name == "main"

@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import weakref
 from collections.abc import Mapping
 from functools import partial
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from sqlalchemy import URL, Engine, event, exc, make_url
 from sqlalchemy.engine import ExceptionContext
@@ -137,7 +139,8 @@ class _QueryTimer:
 class DatabaseMetrics(_QueryTimer):
     """Prometheus metrics of one database (needs the ``metrics`` extra).
 
-    Registers, labelled ``pool=<name>``:
+    Registers, labelled ``pool=<name>`` (the databases of one registry share the metrics,
+    each with its own ``pool`` series: ``primary`` and ``replica`` on one app):
 
     - ``db_pool_size``, ``db_pool_checked_out``, ``db_pool_overflow``: gauges (the names
       of ``SQLAlchemyPoolCollector``), summed over live workers in multiprocess mode;
@@ -166,8 +169,12 @@ class DatabaseMetrics(_QueryTimer):
     and timeouts are not measured; everything else is.
 
     Args:
-        name: The ``pool`` label: which database this is.
+        name: The ``pool`` label: which database this is, unique per registry.
         registry: Where the metrics are registered.
+
+    Raises:
+        ValueError: Another live ``DatabaseMetrics`` of this name publishes on
+            ``registry``.
 
     Attributes:
         mirror: The :class:`~fastapi_enterprise.metrics.mirror.StatsMirror` publishing the
@@ -177,56 +184,17 @@ class DatabaseMetrics(_QueryTimer):
     _started = "_fastapi_enterprise_metrics_started"
 
     def __init__(self, *, name: str = "default", registry: CollectorRegistry = REGISTRY) -> None:
-        from fastapi_enterprise.metrics._prometheus import Counter, Histogram
-        from fastapi_enterprise.metrics.mirror import StatsMirror
-
         super().__init__()
+        shared = _SharedMetrics.of(registry)
+        shared.join(name, self)
         self.name = name
         self._sessions = 0
-        self.mirror: StatsMirror = StatsMirror(registry)
-        for metric, documentation, read in (
-            ("db_pool_size", "Connections the pool keeps.", "size"),
-            ("db_pool_checked_out", "Connections in use.", "checkedout"),
-            ("db_pool_overflow", "Connections beyond the pool size.", "overflow"),
-        ):
-            self.mirror.gauge(
-                metric,
-                documentation,
-                partial(self._pool_reading, read),
-                labelnames=("pool",),
-                multiprocess_mode="livesum",
-            )
-        self.mirror.gauge(
-            "db_sessions_open",
-            "Database sessions open now.",
-            lambda: {(name,): float(self._sessions)},
-            labelnames=("pool",),
-            multiprocess_mode="livesum",
-        )
-        wait: Histogram = Histogram(
-            "db_pool_checkout_wait_seconds",
-            "Time a checkout waited for a pooled connection.",
-            ["pool"],
-            registry=registry,
-            buckets=_WAIT_BUCKETS,
-        )
-        self._wait = wait.labels(name)
-        timeouts: Counter = Counter(
-            "db_pool_timeouts",
-            "Checkouts that failed with the pool timeout.",
-            ["pool"],
-            registry=registry,
-        )
-        self._timeouts = timeouts.labels(name)
-        duration: Histogram = Histogram(
-            "db_query_duration_seconds",
-            "Duration of database statements by statement type.",
-            ["pool", "statement"],
-            registry=registry,
-            buckets=_QUERY_BUCKETS,
-        )
-        self._durations = {kind: duration.labels(name, kind) for kind in STATEMENT_TYPES}
+        self.mirror: StatsMirror = shared.mirror
+        self._wait = shared.wait.labels(name)
+        self._timeouts = shared.timeouts.labels(name)
+        self._durations = {kind: shared.duration.labels(name, kind) for kind in STATEMENT_TYPES}
         self._by_statement: dict[str, Histogram] = {}
+        self.mirror.flush()  # this database's series exist from now on
 
     def engine_options(self, url: URL | str) -> dict[str, Any]:
         """Keyword arguments for ``create_async_engine(url, **options)``.
@@ -254,9 +222,6 @@ class DatabaseMetrics(_QueryTimer):
         """Count a session closed."""
         self._sessions -= 1
 
-    def _pool_reading(self, reader: str) -> dict[tuple[str, ...], float]:
-        return {(self.name,): self._pool_number(reader)}
-
     def _pool_number(self, reader: str) -> float:
         engine = self._engine
         if engine is None:
@@ -283,6 +248,91 @@ class DatabaseMetrics(_QueryTimer):
             self._wait.observe(seconds)
             if timed_out:
                 self._timeouts.inc()
+
+
+class _SharedMetrics:
+    """The metrics of every :class:`DatabaseMetrics` on one registry, labelled by ``pool``.
+
+    Prometheus refuses a metric name registered twice on a registry: each database
+    (``primary`` and ``replica``, say) takes its labelled children of these instead.
+    """
+
+    _by_registry: ClassVar[weakref.WeakKeyDictionary[Any, _SharedMetrics]] = (
+        weakref.WeakKeyDictionary()
+    )
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def of(cls, registry: CollectorRegistry) -> _SharedMetrics:
+        with cls._lock:
+            shared = cls._by_registry.get(registry)
+            if shared is None:
+                shared = cls._by_registry[registry] = cls(registry)
+            return shared
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        from fastapi_enterprise.metrics._prometheus import Counter, Histogram
+        from fastapi_enterprise.metrics.mirror import StatsMirror
+
+        # The databases publishing here, by name; one that is garbage-collected leaves.
+        self.members: weakref.WeakValueDictionary[str, DatabaseMetrics] = (
+            weakref.WeakValueDictionary()
+        )
+        self.mirror = StatsMirror(registry)
+        for metric, documentation, read in (
+            ("db_pool_size", "Connections the pool keeps.", "size"),
+            ("db_pool_checked_out", "Connections in use.", "checkedout"),
+            ("db_pool_overflow", "Connections beyond the pool size.", "overflow"),
+        ):
+            self.mirror.gauge(
+                metric,
+                documentation,
+                partial(self._pool_readings, read),
+                labelnames=("pool",),
+                multiprocess_mode="livesum",
+            )
+        self.mirror.gauge(
+            "db_sessions_open",
+            "Database sessions open now.",
+            self._sessions,
+            labelnames=("pool",),
+            multiprocess_mode="livesum",
+        )
+        self.wait: Histogram = Histogram(
+            "db_pool_checkout_wait_seconds",
+            "Time a checkout waited for a pooled connection.",
+            ["pool"],
+            registry=registry,
+            buckets=_WAIT_BUCKETS,
+        )
+        self.timeouts: Counter = Counter(
+            "db_pool_timeouts",
+            "Checkouts that failed with the pool timeout.",
+            ["pool"],
+            registry=registry,
+        )
+        self.duration: Histogram = Histogram(
+            "db_query_duration_seconds",
+            "Duration of database statements by statement type.",
+            ["pool", "statement"],
+            registry=registry,
+            buckets=_QUERY_BUCKETS,
+        )
+
+    def join(self, name: str, metrics: DatabaseMetrics) -> None:
+        with self._lock:
+            if self.members.get(name) is not None:
+                raise ValueError(
+                    f"a database named {name!r} already publishes metrics on this registry: "
+                    "give each database its own name"
+                )
+            self.members[name] = metrics
+
+    def _pool_readings(self, reader: str) -> dict[tuple[str, ...], float]:
+        return {(name,): m._pool_number(reader) for name, m in list(self.members.items())}
+
+    def _sessions(self) -> dict[tuple[str, ...], float]:
+        return {(name,): float(m._sessions) for name, m in list(self.members.items())}
 
 
 def _timed_pool_class(base: type[Pool], metrics: DatabaseMetrics) -> type[Pool]:
