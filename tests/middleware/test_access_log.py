@@ -28,6 +28,10 @@ from tests.conftest import LiveServer, LogCapture
 
 SECRET = "hunter2-Zq8-secret"
 
+# "Slow" for these tests: far above what a request takes on a loaded machine (a crash's
+# traceback, formatted while other suites run, took over 20 ms), and /slow sleeps past it.
+SLOW_MS = 500
+
 
 def settings(**logging_options: Any) -> EnterpriseSettings:
     return EnterpriseSettings(
@@ -67,7 +71,7 @@ def make_app(config: EnterpriseSettings | None = None) -> FastAPI:
 
     @app.get("/slow")
     async def slow() -> dict[str, bool]:
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(SLOW_MS / 1000 + 0.1)
         return {"slow": True}
 
     @app.get("/crash")
@@ -139,7 +143,7 @@ def test_one_line_with_every_field(capture_logs: Any) -> None:
 def test_level_by_outcome(
     capture_logs: Any, path: str, status: int, level: str, extra: dict[str, Any]
 ) -> None:
-    config = settings(slow_request_ms=20)
+    config = settings(slow_request_ms=SLOW_MS)
     logs: LogCapture = capture_logs(config)
     response = TestClient(make_app(config)).get(path)
     assert response.status_code == status
@@ -204,7 +208,7 @@ def test_excluded_paths_are_not_logged(capture_logs: Any) -> None:
 
 
 def test_sampling_drops_only_successful_fast_requests(capture_logs: Any) -> None:
-    config = settings(access_sample_rate=0.0, slow_request_ms=20)
+    config = settings(access_sample_rate=0.0, slow_request_ms=SLOW_MS)
     logs: LogCapture = capture_logs(config)
     client = TestClient(make_app(config))
     for path in ["/items/1", "/items/2", "/nothing", "/crash", "/slow"]:
