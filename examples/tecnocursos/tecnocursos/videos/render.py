@@ -1,0 +1,177 @@
+"""The offline renderer: scenes -> slides + narration -> H.264/AAC segments -> one MP4.
+
+A worker calls :func:`render_video`; it needs no database, no broker and no network (unless
+the TTS provider given is an HTTP one).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+from tecnocursos.videos.ffmpeg import FFmpegError, probe, run_ffmpeg
+from tecnocursos.videos.models import (
+    Branding,
+    ProviderError,
+    RenderCancelled,
+    RenderProgress,
+    RenderResult,
+    SceneInput,
+    SceneRenderError,
+    SceneTiming,
+    sanitise_tail,
+)
+from tecnocursos.videos.slides import render_slide
+from tecnocursos.videos.tts import NO_ESPEAK_WARNING, TTSProvider
+
+__all__ = ["FRAME_RATE", "render_video"]
+
+logger = logging.getLogger(__name__)
+
+FRAME_RATE = 25
+"""Frames per second of every segment (a still image needs few)."""
+
+FFMPEG_THREADS = 2
+"""Encoder threads: bounded, so a render leaves the API a core on a 2-core machine."""
+
+
+def _segment_args(slide: Path, audio: Path, duration: float, output: Path) -> list[str]:
+    # Same codec parameters for every segment, so the concat demuxer can copy them.
+    return [
+        "-y",
+        "-loop", "1",
+        "-framerate", str(FRAME_RATE),
+        "-i", str(slide),
+        "-i", str(audio),
+        "-af", "apad",  # silence after the narration when the duration hint is longer
+        "-t", f"{duration:.3f}",
+        "-c:v", "libx264",
+        "-preset", "veryfast",
+        "-tune", "stillimage",
+        "-pix_fmt", "yuv420p",
+        "-r", str(FRAME_RATE),
+        "-c:a", "aac",
+        "-b:a", "128k",
+        "-ar", "44100",
+        "-ac", "1",
+        "-threads", str(FFMPEG_THREADS),
+        str(output),
+    ]  # fmt: skip
+
+
+async def render_video(
+    scenes: Sequence[SceneInput],
+    *,
+    workdir: Path,
+    output: Path,
+    tts: TTSProvider,
+    branding: Branding,
+    language: str,
+    progress: Callable[[RenderProgress], Awaitable[None]] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+    scene_timeout: float = 300.0,
+) -> RenderResult:
+    """Render ``scenes`` into one MP4 (H.264 + AAC, fast start) at ``output``.
+
+    Temporary files live in a fresh directory under ``workdir``, removed on success,
+    failure and cancellation.
+
+    Args:
+        scenes: The scenes, in order.
+        workdir: Where temporary files go (the same file system as ``output`` is best).
+        output: The finished MP4; written only when every scene rendered.
+        tts: The narration provider (``captions`` true burns the script in).
+        branding: Course name, colours and video size.
+        language: ``pt-BR``, ``en``...: the narration's language.
+        progress: Awaited after each scene and at the end.
+        cancelled: Checked before each scene; true stops the render.
+        scene_timeout: Seconds an ffmpeg step may take.
+
+    Raises:
+        RenderCancelled: ``cancelled()`` returned true.
+        SceneRenderError: A scene failed (the message names it, never a path).
+        ValueError: No scenes.
+    """
+    if not scenes:
+        raise ValueError("a video needs at least one scene")
+    warnings: list[str] = []
+    if tts.captions:
+        warnings.append(NO_ESPEAK_WARNING if tts.name == "silent" else f"{tts.name}: captions burned in")
+    temp = workdir / f"render-{uuid.uuid4().hex}"
+    temp.mkdir(parents=True)
+    timings: list[SceneTiming] = []
+    segments: list[Path] = []
+    total = len(scenes)
+    try:
+        for index, scene in enumerate(scenes):
+            if cancelled is not None and cancelled():
+                raise RenderCancelled(f"cancelled before scene {index + 1} of {total}")
+            segment, timing = await _render_scene(scene, index, temp, tts, branding, language, scene_timeout)
+            segments.append(segment)
+            timings.append(timing)
+            if progress is not None:
+                await progress(RenderProgress(index, total, 100.0 * (index + 1) / (total + 1), "scene"))
+        if cancelled is not None and cancelled():
+            raise RenderCancelled("cancelled before the concatenation")
+        if progress is not None:
+            await progress(RenderProgress(total - 1, total, 100.0 * total / (total + 1), "concat"))
+        partial = temp / "video.mp4"
+        await _concat(segments, temp, partial, scene_timeout)
+        probed = await probe(partial)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(partial), str(output))
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    if progress is not None:
+        await progress(RenderProgress(total - 1, total, 100.0, "done"))
+    return RenderResult(
+        output=output,
+        duration=probed.duration,
+        video_codec=probed.video_codec or "",
+        audio_codec=probed.audio_codec or "",
+        scenes=timings,
+        warnings=warnings,
+    )
+
+
+async def _render_scene(
+    scene: SceneInput,
+    index: int,
+    temp: Path,
+    tts: TTSProvider,
+    branding: Branding,
+    language: str,
+    timeout: float,
+) -> tuple[Path, SceneTiming]:
+    started = time.perf_counter()
+    try:
+        speech = await tts.synth(scene.script, language, workdir=temp)
+    except ProviderError as error:
+        raise SceneRenderError(index, f"speech synthesis failed ({error})") from error
+    synthesised = time.perf_counter()
+    slide = temp / f"slide-{index:03d}.png"
+    render_slide(scene, branding, slide, scene_index=index, captions=tts.captions)
+    duration = max(speech.duration, scene.duration_hint or 0.0, 0.5)
+    segment = temp / f"scene-{index:03d}.mp4"
+    try:
+        await run_ffmpeg(_segment_args(slide, speech.path, duration, segment), timeout=timeout)
+    except FFmpegError as error:
+        # The full stderr is logged by run_ffmpeg; the message gets a bounded, path-free tail.
+        tail = sanitise_tail(error.stderr, limit=160)
+        raise SceneRenderError(index, f"encoding failed: {error.reason}" + (f" ({tail})" if tail else "")) from None
+    return segment, SceneTiming(index, synthesised - started, time.perf_counter() - synthesised, duration)
+
+
+async def _concat(segments: list[Path], temp: Path, output: Path, timeout: float) -> None:
+    listing = temp / "segments.txt"
+    # The concat demuxer's list: file names relative to the list, quoted for its parser.
+    listing.write_text("".join(f"file '{segment.name}'\n" for segment in segments), encoding="utf-8")
+    args = ["-y", "-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy", "-movflags", "+faststart", str(output)]
+    try:
+        await run_ffmpeg(args, timeout=timeout)
+    except FFmpegError as error:
+        raise SceneRenderError(len(segments) - 1, f"joining the scenes failed: {error.reason}") from None
