@@ -16,7 +16,15 @@ from tecnocursos.videos.models import (
     SceneTiming,
 )
 from tecnocursos.videos.render import render_video
-from tecnocursos.videos.tts import AvatarProvider, EspeakTTS, NoAvatar, SilentTTS, Speech, TTSProvider, local_tts
+from tecnocursos.videos.tts import (
+    AvatarProvider,
+    EspeakTTS,
+    NoAvatar,
+    SilentTTS,
+    Speech,
+    TTSProvider,
+    local_tts,
+)
 
 __all__ = [
     "AvatarProvider",

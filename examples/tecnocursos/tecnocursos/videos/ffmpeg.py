@@ -12,7 +12,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import imageio_ffmpeg
+import imageio_ffmpeg  # type: ignore[import-untyped]
 
 __all__ = ["FFmpegError", "Probe", "ffmpeg_exe", "probe", "run_ffmpeg"]
 
@@ -45,7 +45,8 @@ class Probe:
 
 def ffmpeg_exe() -> str:
     """The ffmpeg binary of the imageio-ffmpeg wheel (no system ffmpeg needed)."""
-    return imageio_ffmpeg.get_ffmpeg_exe()
+    executable: str = imageio_ffmpeg.get_ffmpeg_exe()
+    return executable
 
 
 async def run_ffmpeg(args: list[str], *, timeout: float, check: bool = True) -> str:

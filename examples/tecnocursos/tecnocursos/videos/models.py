@@ -106,7 +106,7 @@ class RenderResult:
     """Degradations the user should know about, e.g. silent narration."""
 
 
-class RenderCancelled(Exception):
+class RenderCancelled(Exception):  # noqa: N818 (the name the worker's issue uses)
     """The render was cancelled (between scenes, or by task cancellation)."""
 
 

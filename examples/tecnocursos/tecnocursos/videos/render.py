@@ -100,7 +100,9 @@ async def render_video(
         raise ValueError("a video needs at least one scene")
     warnings: list[str] = []
     if tts.captions:
-        warnings.append(NO_ESPEAK_WARNING if tts.name == "silent" else f"{tts.name}: captions burned in")
+        warnings.append(
+            NO_ESPEAK_WARNING if tts.name == "silent" else f"{tts.name}: captions burned in"
+        )
     temp = workdir / f"render-{uuid.uuid4().hex}"
     temp.mkdir(parents=True)
     timings: list[SceneTiming] = []
@@ -110,11 +112,15 @@ async def render_video(
         for index, scene in enumerate(scenes):
             if cancelled is not None and cancelled():
                 raise RenderCancelled(f"cancelled before scene {index + 1} of {total}")
-            segment, timing = await _render_scene(scene, index, temp, tts, branding, language, scene_timeout)
+            segment, timing = await _render_scene(
+                scene, index, temp, tts, branding, language, scene_timeout
+            )
             segments.append(segment)
             timings.append(timing)
             if progress is not None:
-                await progress(RenderProgress(index, total, 100.0 * (index + 1) / (total + 1), "scene"))
+                await progress(
+                    RenderProgress(index, total, 100.0 * (index + 1) / (total + 1), "scene")
+                )
         if cancelled is not None and cancelled():
             raise RenderCancelled("cancelled before the concatenation")
         if progress is not None:
@@ -162,16 +168,37 @@ async def _render_scene(
     except FFmpegError as error:
         # The full stderr is logged by run_ffmpeg; the message gets a bounded, path-free tail.
         tail = sanitise_tail(error.stderr, limit=160)
-        raise SceneRenderError(index, f"encoding failed: {error.reason}" + (f" ({tail})" if tail else "")) from None
-    return segment, SceneTiming(index, synthesised - started, time.perf_counter() - synthesised, duration)
+        raise SceneRenderError(
+            index, f"encoding failed: {error.reason}" + (f" ({tail})" if tail else "")
+        ) from None
+    return segment, SceneTiming(
+        index, synthesised - started, time.perf_counter() - synthesised, duration
+    )
 
 
 async def _concat(segments: list[Path], temp: Path, output: Path, timeout: float) -> None:
     listing = temp / "segments.txt"
     # The concat demuxer's list: file names relative to the list, quoted for its parser.
-    listing.write_text("".join(f"file '{segment.name}'\n" for segment in segments), encoding="utf-8")
-    args = ["-y", "-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy", "-movflags", "+faststart", str(output)]
+    listing.write_text(
+        "".join(f"file '{segment.name}'\n" for segment in segments), encoding="utf-8"
+    )
+    args = [
+        "-y",
+        "-f",
+        "concat",
+        "-safe",
+        "0",
+        "-i",
+        str(listing),
+        "-c",
+        "copy",
+        "-movflags",
+        "+faststart",
+        str(output),
+    ]
     try:
         await run_ffmpeg(args, timeout=timeout)
     except FFmpegError as error:
-        raise SceneRenderError(len(segments) - 1, f"joining the scenes failed: {error.reason}") from None
+        raise SceneRenderError(
+            len(segments) - 1, f"joining the scenes failed: {error.reason}"
+        ) from None

@@ -106,7 +106,8 @@ def _open_image(path: Path, scene_index: int) -> Image.Image:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 probe.load()
-            return probe.convert("RGBA")
+            picture: Image.Image = probe.convert("RGBA")
+            return picture
     except SceneRenderError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -144,13 +145,17 @@ def render_slide(
     bar = max(16, h // 12)
     draw.rectangle((0, 0, w, bar), fill=branding.primary_color)
     bar_font, bar_lines, _ = _fit(branding.course_name, w - 2 * margin, bar, bar * 6 // 10, 6)
-    draw.text((margin, bar // 2), bar_lines[0], font=bar_font, fill=branding.bar_text_color, anchor="lm")
+    draw.text(
+        (margin, bar // 2), bar_lines[0], font=bar_font, fill=branding.bar_text_color, anchor="lm"
+    )
 
     title_top = bar + margin // 2
     title_height = h // 7
     title_font, title_lines, title_lh = _fit(scene.title, w - 2 * margin, title_height, h // 14, 8)
     for i, line in enumerate(title_lines):
-        draw.text((margin, title_top + i * title_lh), line, font=title_font, fill=branding.text_color)
+        draw.text(
+            (margin, title_top + i * title_lh), line, font=title_font, fill=branding.text_color
+        )
 
     body_top = title_top + title_height + margin // 2
     caption_height = h // 4 if captions else 0
@@ -170,7 +175,9 @@ def render_slide(
             scene.script, text_width, max(1, body_bottom - body_top), h // 20, 6
         )
         for i, line in enumerate(body_lines):
-            draw.text((text_left, body_top + i * body_lh), line, font=body_font, fill=branding.text_color)
+            draw.text(
+                (text_left, body_top + i * body_lh), line, font=body_font, fill=branding.text_color
+            )
     else:
         top = h - caption_height
         draw.rectangle((0, top, w, h), fill="#000000")

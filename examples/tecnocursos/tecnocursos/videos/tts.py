@@ -107,7 +107,14 @@ class SilentTTS:
         return Speech(path, wav_duration(path))
 
 
-ESPEAK_VOICES = {"pt": "pt-br", "pt-br": "pt-br", "pt-pt": "pt", "en": "en-us", "en-us": "en-us", "en-gb": "en"}
+ESPEAK_VOICES = {
+    "pt": "pt-br",
+    "pt-br": "pt-br",
+    "pt-pt": "pt",
+    "en": "en-us",
+    "en-us": "en-us",
+    "en-gb": "en",
+}
 """Languages (lower case) to espeak-ng voices; an unknown language uses its first part."""
 
 
@@ -117,7 +124,9 @@ class EspeakTTS:
     name = "espeak-ng"
     captions = False
 
-    def __init__(self, executable: str = "espeak-ng", *, timeout: float = 60.0, speed: int = 160) -> None:
+    def __init__(
+        self, executable: str = "espeak-ng", *, timeout: float = 60.0, speed: int = 160
+    ) -> None:
         self.executable = executable
         self.timeout = timeout
         self.speed = speed
@@ -148,14 +157,18 @@ class EspeakTTS:
             _, err = await asyncio.wait_for(process.communicate(text.encode("utf-8")), self.timeout)
         except asyncio.TimeoutError:
             await _kill(process)
-            raise ProviderError(self.name, f"timed out after {self.timeout:g} s", retryable=True) from None
+            raise ProviderError(
+                self.name, f"timed out after {self.timeout:g} s", retryable=True
+            ) from None
         except BaseException:
             await _kill(process)
             raise
         if process.returncode != 0 or not path.is_file():
             stderr = err.decode("utf-8", "replace")
             logger.warning("espeak-ng exited with %s: %s", process.returncode, stderr)
-            raise ProviderError(self.name, f"exited with status {process.returncode}: {sanitise_tail(stderr)}")
+            raise ProviderError(
+                self.name, f"exited with status {process.returncode}: {sanitise_tail(stderr)}"
+            )
         return Speech(path, wav_duration(path))
 
 
