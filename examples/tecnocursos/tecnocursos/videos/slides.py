@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
 from tecnocursos.videos.models import Branding, SceneInput, SceneRenderError
 
-__all__ = ["MAX_SOURCE_PIXELS", "SlideFont", "load_font", "render_slide", "wrap_text"]
+__all__ = ["MAX_SOURCE_PIXELS", "SlideFont", "fit_text", "load_font", "render_slide", "wrap_text"]
 
 MAX_SOURCE_PIXELS = 40_000_000
 """Largest uploaded image decoded (40 megapixels, ~160 MB as RGBA); larger is refused."""
@@ -69,7 +69,7 @@ def wrap_text(text: str, font: SlideFont, width: float) -> list[str]:
     return lines
 
 
-def _fit(
+def fit_text(
     text: str, width: float, height: float, max_size: int, min_size: int
 ) -> tuple[SlideFont, list[str], int]:
     """The largest font (down to ``min_size``) whose wrapped text fits; else truncated."""
@@ -110,7 +110,13 @@ def _open_image(path: Path, scene_index: int) -> Image.Image:
             return picture
     except SceneRenderError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Pillow refuses at open() what claims over twice its own limit.
+        raise SceneRenderError(
+            scene_index,
+            f"the image is over the {MAX_SOURCE_PIXELS // 1_000_000} megapixel limit",
+        ) from None
+    except UnidentifiedImageError:
         raise SceneRenderError(scene_index, "the image is not a readable picture") from None
     except (OSError, SyntaxError, ValueError):
         # Truncated or corrupt data: Pillow raises OSError (or SyntaxError in some plugins).
@@ -144,14 +150,16 @@ def render_slide(
 
     bar = max(16, h // 12)
     draw.rectangle((0, 0, w, bar), fill=branding.primary_color)
-    bar_font, bar_lines, _ = _fit(branding.course_name, w - 2 * margin, bar, bar * 6 // 10, 6)
+    bar_font, bar_lines, _ = fit_text(branding.course_name, w - 2 * margin, bar, bar * 6 // 10, 6)
     draw.text(
         (margin, bar // 2), bar_lines[0], font=bar_font, fill=branding.bar_text_color, anchor="lm"
     )
 
     title_top = bar + margin // 2
     title_height = h // 7
-    title_font, title_lines, title_lh = _fit(scene.title, w - 2 * margin, title_height, h // 14, 8)
+    title_font, title_lines, title_lh = fit_text(
+        scene.title, w - 2 * margin, title_height, h // 14, 8
+    )
     for i, line in enumerate(title_lines):
         draw.text(
             (margin, title_top + i * title_lh), line, font=title_font, fill=branding.text_color
@@ -171,7 +179,7 @@ def render_slide(
         text_width = box_w
 
     if not captions:
-        body_font, body_lines, body_lh = _fit(
+        body_font, body_lines, body_lh = fit_text(
             scene.script, text_width, max(1, body_bottom - body_top), h // 20, 6
         )
         for i, line in enumerate(body_lines):
@@ -181,7 +189,7 @@ def render_slide(
     else:
         top = h - caption_height
         draw.rectangle((0, top, w, h), fill="#000000")
-        cap_font, cap_lines, cap_lh = _fit(
+        cap_font, cap_lines, cap_lh = fit_text(
             scene.script, w - 2 * margin, caption_height - margin, h // 22, 6
         )
         for i, line in enumerate(cap_lines):
