@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ from tecnocursos.videos import (
     SceneInput,
     SceneRenderError,
     SilentTTS,
+    Speech,
     probe,
     render_video,
 )
@@ -295,3 +297,85 @@ def test_local_provider_without_espeak_falls_back_to_silent_captions(tmp_path: P
     assert report["captions"] is True
     assert NO_ESPEAK_WARNING in report["warnings"]
     assert report["audio"] == "aac"
+
+
+class BrokenAudioTTS:
+    """A provider whose 'audio' is not audio: ffmpeg fails on the scene."""
+
+    name = "broken"
+    captions = False
+
+    async def synth(self, text: str, language: str, *, workdir: Path) -> Speech:
+        path = workdir / "speech.wav"
+        path.write_bytes(b"RIFF....WAVEnot really" * 10)
+        return Speech(path, 1.0)
+
+
+@pytest.mark.asyncio
+async def test_an_ffmpeg_failure_names_the_scene_with_a_bounded_path_free_tail(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(SceneRenderError) as caught:
+        await render_video(
+            [SceneInput("Um", "Texto.")],
+            workdir=work,
+            output=tmp_path / "video.mp4",
+            tts=BrokenAudioTTS(),
+            branding=SMALL,
+            language="pt",
+        )
+    message = str(caught.value)
+    assert message.startswith("scene 1: encoding failed: ffmpeg exited with status")
+    assert str(tmp_path) not in message
+    assert len(message) < 300
+    assert str(work) in caplog.text  # the full stderr is logged for the operator
+    assert list(work.iterdir()) == []
+
+
+def ffmpeg_children() -> list[int]:
+    """Processes whose parent is this one and whose command line names ffmpeg."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == os.getpid() and b"ffmpeg" in command:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+@pytest.mark.asyncio
+async def test_cancelling_the_task_kills_ffmpeg_and_cleans_up(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    # A long scene (the hint), so ffmpeg is still encoding when the task is cancelled.
+    scene = SceneInput("Longa", "Texto.", duration_hint=600.0)
+    task = asyncio.create_task(
+        render_video(
+            [scene],
+            workdir=work,
+            output=tmp_path / "video.mp4",
+            tts=SilentTTS(min_seconds=0.5),
+            branding=SMALL,
+            language="pt",
+        )
+    )
+    for _ in range(200):
+        if ffmpeg_children():
+            break
+        await asyncio.sleep(0.05)
+    assert ffmpeg_children(), "ffmpeg never started"
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert ffmpeg_children() == []
+    assert list(work.iterdir()) == []
+    assert not (tmp_path / "video.mp4").exists()

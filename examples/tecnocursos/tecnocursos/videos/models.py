@@ -138,4 +138,8 @@ def sanitise_tail(text: str, *, limit: int = 200) -> str:
     flat = " ".join(text.split())
     flat = _PATHLIKE.sub("<path>", flat)
     flat = _UNPRINTABLE.sub("?", flat)
-    return flat[-limit:]
+    if len(flat) <= limit:
+        return flat
+    tail = flat[-limit:]
+    # Start at a word, not in the middle of one.
+    return "…" + (tail.split(" ", 1)[1] if " " in tail else tail)

@@ -6,6 +6,7 @@ the TTS provider given is an HTTP one).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 import time
@@ -160,7 +161,10 @@ async def _render_scene(
         raise SceneRenderError(index, f"speech synthesis failed ({error})") from error
     synthesised = time.perf_counter()
     slide = temp / f"slide-{index:03d}.png"
-    render_slide(scene, branding, slide, scene_index=index, captions=tts.captions)
+    # Pillow's drawing is CPU work: off the event loop, so an in-process worker's API answers.
+    await asyncio.to_thread(
+        render_slide, scene, branding, slide, scene_index=index, captions=tts.captions
+    )
     duration = max(speech.duration, scene.duration_hint or 0.0, 0.5)
     segment = temp / f"scene-{index:03d}.mp4"
     try:
