@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -28,7 +29,9 @@ from tecnocursos.videos import (
     probe,
     render_video,
 )
+from tecnocursos.videos.ffmpeg import run_ffmpeg
 from tecnocursos.videos.providers import tts_from_settings
+from tecnocursos.videos.render import FRAME_RATE
 from tecnocursos.videos.slides import fit_text, load_font, render_slide, wrap_text
 from tecnocursos.videos.tts import NO_ESPEAK_WARNING
 
@@ -121,6 +124,13 @@ async def test_three_scenes_render_into_one_h264_aac_mp4_with_fast_start(
     narration = sum(scene.duration for scene in result.scenes)
     assert abs(probed.duration - narration) < 0.5
     assert result.scenes[2].duration >= 2.0  # the hint is longer than "Até a próxima!"
+    # The picture lasts as long as the sound (no drift from scene to scene): frame count.
+    counted = await run_ffmpeg(
+        ["-i", str(output), "-map", "0:v", "-c", "copy", "-f", "null", "-"], timeout=60
+    )
+    frames = int(re.findall(r"frame=\s*(\d+)", counted)[-1])
+    # Each segment rounds up to a whole frame; none may end before its narration.
+    assert narration * FRAME_RATE - 0.5 <= frames <= narration * FRAME_RATE + len(scenes)
     atoms = top_level_atoms(output)
     assert atoms.index("moov") < atoms.index("mdat")  # fast start
     assert result.warnings == []

@@ -45,7 +45,9 @@ def _segment_args(slide: Path, audio: Path, duration: float, output: Path) -> li
     return [
         "-y",
         "-loop", "1",
-        "-framerate", str(FRAME_RATE),
+        # The still is read once a second and the fps filter repeats it up to FRAME_RATE
+        # (to the exact end, unlike -r): a third less work than a PNG decode per frame.
+        "-framerate", "1",
         "-i", str(slide),
         "-i", str(audio),
         "-af", "apad",  # silence after the narration when the duration hint is longer
@@ -54,7 +56,7 @@ def _segment_args(slide: Path, audio: Path, duration: float, output: Path) -> li
         "-preset", "veryfast",
         "-tune", "stillimage",
         "-pix_fmt", "yuv420p",
-        "-r", str(FRAME_RATE),
+        "-vf", f"fps={FRAME_RATE}",
         "-c:a", "aac",
         "-b:a", "128k",
         "-ar", "44100",
