@@ -20,7 +20,7 @@ import pytest
 from pydantic import SecretStr
 
 from tecnocursos.core.settings import AISettings
-from tecnocursos.videos import ProviderError
+from tecnocursos.videos import Branding, ProviderError, SceneInput, SceneRenderError, render_video
 from tecnocursos.videos.ffmpeg import ffmpeg_exe
 from tecnocursos.videos.http_providers import DIDAvatar, ElevenLabsTTS
 from tecnocursos.videos.providers import avatar_from_settings, tts_from_settings
@@ -376,3 +376,36 @@ def test_settings_choose_the_providers(service: FakeService) -> None:
     with pytest.raises(ValueError, match=r"needs ai\.elevenlabs_api_key"):
         tts_from_settings(AISettings(tts_provider="elevenlabs"))
     assert avatar_from_settings(AISettings()).name == "none"
+
+
+@pytest.mark.asyncio
+async def test_a_video_narrated_by_the_http_provider(
+    service: FakeService, mp3: bytes, tmp_path: Path
+) -> None:
+    """The renderer takes the provider's MP3 like espeak-ng's WAV; a 401 fails the scene."""
+    service.script(TTS_PT, Answer(200, mp3, AUDIO), Answer(401))
+    provider = eleven(service, Sleeps())
+    branding = Branding("Curso", width=160, height=90)
+    result = await render_video(
+        [SceneInput("Um", "Olá.")],
+        workdir=tmp_path,
+        output=tmp_path / "video.mp4",
+        tts=provider,
+        branding=branding,
+        language="pt-BR",
+    )
+    assert (result.video_codec, result.audio_codec) == ("h264", "aac")
+    assert result.warnings == []
+    with pytest.raises(SceneRenderError) as caught:
+        await render_video(
+            [SceneInput("Um", "Olá.")],
+            workdir=tmp_path,
+            output=tmp_path / "other.mp4",
+            tts=provider,
+            branding=branding,
+            language="pt-BR",
+        )
+    assert str(caught.value) == (
+        "scene 1: speech synthesis failed "
+        "(elevenlabs: authentication failed (HTTP 401): check the API key)"
+    )
