@@ -12,6 +12,7 @@ import subprocess
 import sys
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image, ImageDraw
@@ -389,3 +390,16 @@ async def test_cancelling_the_task_kills_ffmpeg_and_cleans_up(tmp_path: Path) ->
     assert ffmpeg_children() == []
     assert list(work.iterdir()) == []
     assert not (tmp_path / "video.mp4").exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"primary_color": "not-a-colour"}, "branding.primary_color is not a colour"),
+        ({"width": 321}, "must be even"),
+        ({"height": 10}, "within 64x64"),
+    ],
+)
+def test_branding_is_checked_when_made(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Branding("Curso", **options)

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from PIL import ImageColor
+
 __all__ = [
     "Branding",
     "ProviderError",
@@ -60,6 +62,23 @@ class Branding:
 
     height: int = 720
     """Video height in pixels (even)."""
+
+    def __post_init__(self) -> None:
+        # Checked here, where the course's settings become a Branding, rather than as an
+        # error in the middle of a render.
+        for name in ("primary_color", "background_color", "text_color", "bar_text_color"):
+            _check_colour(name, getattr(self, name))
+        if not (64 <= self.width <= 3840 and 64 <= self.height <= 2160):
+            raise ValueError("branding width and height must be within 64x64 and 3840x2160")
+        if self.width % 2 or self.height % 2:
+            raise ValueError("branding width and height must be even (H.264 yuv420p)")
+
+
+def _check_colour(name: str, value: str) -> None:
+    try:
+        ImageColor.getrgb(value)
+    except ValueError:
+        raise ValueError(f"branding.{name} is not a colour") from None
 
 
 @dataclass(frozen=True)
