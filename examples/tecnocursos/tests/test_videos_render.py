@@ -403,3 +403,70 @@ async def test_cancelling_the_task_kills_ffmpeg_and_cleans_up(tmp_path: Path) ->
 def test_branding_is_checked_when_made(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         Branding("Curso", **options)
+
+
+class PatternAvatar:
+    """A local avatar provider: a colour test pattern, with or without a tone, by ffmpeg."""
+
+    name = "test-pattern"
+
+    def __init__(self, *, sound: bool) -> None:
+        self.sound = sound
+
+    async def create(self, text: str, language: str, *, workdir: Path) -> Path | None:
+        clip = workdir / "avatar.mp4"
+        sources = ["-f", "lavfi", "-i", "testsrc=size=96x96:rate=25:duration=1.6"]
+        if self.sound:
+            sources += ["-f", "lavfi", "-i", "sine=frequency=440:duration=1.6"]
+        await run_ffmpeg(["-y", *sources, "-pix_fmt", "yuv420p", str(clip)], timeout=60)
+        return clip
+
+
+@pytest.mark.parametrize("sound", [True, False], ids=["clip-speaks", "tts-speaks"])
+@pytest.mark.asyncio
+async def test_an_avatar_clip_is_overlaid_in_the_corner(tmp_path: Path, sound: bool) -> None:
+    branding = Branding("Curso", width=320, height=180)
+    result = await render_video(
+        [SceneInput("Avatar", "Olá, eu sou o instrutor.")],
+        workdir=tmp_path,
+        output=tmp_path / "video.mp4",
+        tts=SilentTTS(min_seconds=3.0),
+        branding=branding,
+        language="pt-BR",
+        avatar=PatternAvatar(sound=sound),
+    )
+    assert (result.video_codec, result.audio_codec) == ("h264", "aac")
+    # A clip with sound is the narration (1.6 s); without, the TTS provider's (3 s).
+    assert abs(result.scenes[0].duration - (1.6 if sound else 3.0)) < 0.1
+    frame = tmp_path / "frame.png"
+    await run_ffmpeg(
+        ["-y", "-ss", "0.5", "-i", str(result.output), "-frames:v", "1", str(frame)], timeout=60
+    )
+    with Image.open(frame) as image:
+        corner = image.convert("RGB").crop((320 - 60, 180 - 60, 320 - 10, 180 - 10))
+        left = image.convert("RGB").crop((10, 100, 60, 110))
+        # The test pattern's colours in the corner; the slide's white where no avatar is.
+        assert len(corner.getcolors(10_000) or []) > 4
+        assert all(min(colour) > 200 for _, colour in left.getcolors(10_000) or [(0, (0, 0, 0))])
+
+
+@pytest.mark.asyncio
+async def test_an_avatar_failure_names_the_scene(tmp_path: Path) -> None:
+    class BrokenAvatar:
+        name = "broken"
+
+        async def create(self, text: str, language: str, *, workdir: Path) -> Path | None:
+            clip = workdir / "avatar.mp4"
+            clip.write_bytes(b"not a video")
+            return clip
+
+    with pytest.raises(SceneRenderError, match=r"^scene 1: the avatar clip is not a video$"):
+        await render_video(
+            [SceneInput("Avatar", "Olá.")],
+            workdir=tmp_path,
+            output=tmp_path / "video.mp4",
+            tts=SilentTTS(),
+            branding=SMALL,
+            language="pt",
+            avatar=BrokenAvatar(),
+        )

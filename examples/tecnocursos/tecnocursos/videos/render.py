@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from tecnocursos.videos.ffmpeg import FFmpegError, probe, run_ffmpeg
+from tecnocursos.videos.ffmpeg import FFmpegError, Probe, probe, run_ffmpeg
 from tecnocursos.videos.models import (
     Branding,
     ProviderError,
@@ -27,7 +27,7 @@ from tecnocursos.videos.models import (
     sanitise_tail,
 )
 from tecnocursos.videos.slides import render_slide
-from tecnocursos.videos.tts import NO_ESPEAK_WARNING, TTSProvider
+from tecnocursos.videos.tts import NO_ESPEAK_WARNING, AvatarProvider, Speech, TTSProvider
 
 __all__ = ["FRAME_RATE", "render_video"]
 
@@ -76,6 +76,7 @@ async def render_video(
     language: str,
     progress: Callable[[RenderProgress], Awaitable[None]] | None = None,
     cancelled: Callable[[], bool] | None = None,
+    avatar: AvatarProvider | None = None,
     scene_timeout: float = 300.0,
 ) -> RenderResult:
     """Render ``scenes`` into one MP4 (H.264 + AAC, fast start) at ``output``.
@@ -92,6 +93,8 @@ async def render_video(
         language: ``pt-BR``, ``en``...: the narration's language.
         progress: Awaited after each scene and at the end.
         cancelled: Checked before each scene; true stops the render.
+        avatar: Makes a talking-head clip per scene, overlaid in the bottom right corner;
+            when the clip has sound, that is the scene's narration (no TTS call).
         scene_timeout: Seconds an ffmpeg step may take.
 
     Raises:
@@ -116,7 +119,7 @@ async def render_video(
             if cancelled is not None and cancelled():
                 raise RenderCancelled(f"cancelled before scene {index + 1} of {total}")
             segment, timing = await _render_scene(
-                scene, index, temp, tts, branding, language, scene_timeout
+                scene, index, temp, tts, avatar, branding, language, scene_timeout
             )
             segments.append(segment)
             timings.append(timing)
@@ -147,30 +150,71 @@ async def render_video(
     )
 
 
+def _avatar_args(
+    slide: Path, clip: Path, narration: Path | None, duration: float, output: Path, height: int
+) -> list[str]:
+    # The clip in the bottom right corner at a third of the height; its own sound is the
+    # narration when it has one (the avatar speaks), else the TTS provider's.
+    margin = max(4, height // 36)
+    audio = "[2:a]" if narration is not None else "[1:a]"
+    graph = (
+        f"[0:v]fps={FRAME_RATE}[bg];[1:v]scale=-2:{height // 3 // 2 * 2}[av];"
+        f"[bg][av]overlay=W-w-{margin}:H-h-{margin}:eof_action=pass,format=yuv420p[v];"
+        f"{audio}apad[a]"
+    )
+    inputs = ["-loop", "1", "-framerate", "1", "-i", str(slide), "-i", str(clip)]
+    if narration is not None:
+        inputs += ["-i", str(narration)]
+    return [
+        "-y", *inputs,
+        "-filter_complex", graph,
+        "-map", "[v]", "-map", "[a]",
+        "-t", f"{duration:.3f}",
+        "-c:v", "libx264", "-preset", "veryfast", "-tune", "stillimage",
+        "-c:a", "aac", "-b:a", "128k", "-ar", "44100", "-ac", "1",
+        "-threads", str(FFMPEG_THREADS),
+        str(output),
+    ]  # fmt: skip
+
+
 async def _render_scene(
     scene: SceneInput,
     index: int,
     temp: Path,
     tts: TTSProvider,
+    avatar: AvatarProvider | None,
     branding: Branding,
     language: str,
     timeout: float,
 ) -> tuple[Path, SceneTiming]:
     started = time.perf_counter()
-    try:
-        speech = await tts.synth(scene.script, language, workdir=temp)
-    except ProviderError as error:
-        raise SceneRenderError(index, f"speech synthesis failed ({error})") from error
+    clip, clip_probe = await _avatar_clip(avatar, scene, index, temp, language)
+    speaks = clip_probe is not None and clip_probe.audio_codec is not None
+    speech: Speech | None = None
+    if not speaks:
+        try:
+            speech = await tts.synth(scene.script, language, workdir=temp)
+        except ProviderError as error:
+            raise SceneRenderError(index, f"speech synthesis failed ({error})") from error
     synthesised = time.perf_counter()
     slide = temp / f"slide-{index:03d}.png"
+    captions = tts.captions and not speaks
     # Pillow's drawing is CPU work: off the event loop, so an in-process worker's API answers.
     await asyncio.to_thread(
-        render_slide, scene, branding, slide, scene_index=index, captions=tts.captions
+        render_slide, scene, branding, slide, scene_index=index, captions=captions
     )
-    duration = max(speech.duration, scene.duration_hint or 0.0, 0.5)
+    spoken = clip_probe.duration if speaks and clip_probe else speech.duration if speech else 0.0
+    duration = max(spoken, scene.duration_hint or 0.0, 0.5)
     segment = temp / f"scene-{index:03d}.mp4"
+    if clip is not None:
+        narration = None if speech is None else speech.path
+        args = _avatar_args(slide, clip, narration, duration, segment, branding.height)
+    elif speech is not None:
+        args = _segment_args(slide, speech.path, duration, segment)
+    else:  # unreachable: without a speaking clip, the TTS provider spoke
+        raise SceneRenderError(index, "no narration")
     try:
-        await run_ffmpeg(_segment_args(slide, speech.path, duration, segment), timeout=timeout)
+        await run_ffmpeg(args, timeout=timeout)
     except FFmpegError as error:
         # The full stderr is logged by run_ffmpeg; the message gets a bounded, path-free tail.
         tail = sanitise_tail(error.stderr, limit=160)
@@ -180,6 +224,26 @@ async def _render_scene(
     return segment, SceneTiming(
         index, synthesised - started, time.perf_counter() - synthesised, duration
     )
+
+
+async def _avatar_clip(
+    avatar: AvatarProvider | None, scene: SceneInput, index: int, temp: Path, language: str
+) -> tuple[Path | None, Probe | None]:
+    if avatar is None:
+        return None, None
+    try:
+        clip = await avatar.create(scene.script, language, workdir=temp)
+    except ProviderError as error:
+        raise SceneRenderError(index, f"the avatar failed ({error})") from error
+    if clip is None:
+        return None, None
+    try:
+        probed = await probe(clip)
+    except FFmpegError:
+        raise SceneRenderError(index, "the avatar clip is not a video") from None
+    if probed.video_codec is None:
+        raise SceneRenderError(index, "the avatar clip has no picture")
+    return clip, probed
 
 
 async def _concat(segments: list[Path], temp: Path, output: Path, timeout: float) -> None:
