@@ -366,11 +366,10 @@ def test_settings_choose_the_providers(service: FakeService) -> None:
         did_api_key=SecretStr(KEY),
         did_source_url="https://example.invalid/p.png",
     )
-    tts, warnings = tts_from_settings(ai)
+    tts = tts_from_settings(ai)
     assert isinstance(tts, ElevenLabsTTS)
     assert tts.base_url == service.url
     assert tts.voice("pt-BR") == "voice-pt"
-    assert warnings == []
     assert isinstance(avatar_from_settings(ai), DIDAvatar)
     assert KEY not in repr(ai)
     with pytest.raises(ValueError, match=r"needs ai\.elevenlabs_api_key"):

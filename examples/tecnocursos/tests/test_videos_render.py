@@ -34,7 +34,7 @@ from tecnocursos.videos.ffmpeg import run_ffmpeg
 from tecnocursos.videos.providers import tts_from_settings
 from tecnocursos.videos.render import FRAME_RATE
 from tecnocursos.videos.slides import fit_text, load_font, render_slide, wrap_text
-from tecnocursos.videos.tts import NO_ESPEAK_WARNING
+from tecnocursos.videos.tts import NO_ESPEAK_WARNING, SILENT_WARNING
 
 SMALL = Branding("Curso de Programação", width=320, height=180)
 PORTUGUESE = "Olá! Nesta aula você aprenderá funções, exceções e ações em Python."
@@ -248,10 +248,9 @@ async def test_cancel_between_scenes_stops_and_cleans_up(tmp_path: Path) -> None
 
 @pytest.mark.asyncio
 async def test_silent_provider_burns_in_captions_and_says_so(tmp_path: Path) -> None:
-    tts, warnings = tts_from_settings(AISettings(tts_provider="silent"))
+    tts = tts_from_settings(AISettings(tts_provider="silent"))
     assert isinstance(tts, SilentTTS)
     assert tts.captions
-    assert warnings == []
     result = await render_video(
         [SceneInput("Legendas", "Um texto de doze palavras para medir o tempo de leitura.")],
         workdir=tmp_path,
@@ -260,7 +259,7 @@ async def test_silent_provider_burns_in_captions_and_says_so(tmp_path: Path) -> 
         branding=SMALL,
         language="pt-BR",
     )
-    assert result.warnings == [NO_ESPEAK_WARNING]
+    assert result.warnings == [SILENT_WARNING]  # forced: no "no espeak-ng"
     assert result.audio_codec == "aac"
     assert abs(result.duration - tts.reading_time("x " * 11)) < 0.5
     slide = tmp_path / "slide.png"
@@ -279,14 +278,14 @@ from tecnocursos.videos import Branding, SceneInput, render_video
 from tecnocursos.videos.providers import tts_from_settings
 
 async def main() -> None:
-    tts, warnings = tts_from_settings(AISettings(tts_provider="local"))
+    tts = tts_from_settings(AISettings(tts_provider="local"))
     work = Path(sys.argv[1])
     result = await render_video(
         [SceneInput("Sem voz", "Narração silenciosa com legendas.")], workdir=work,
         output=work / "video.mp4", tts=tts, branding=Branding("C", width=160, height=90),
         language="pt-BR")
     print(json.dumps({"provider": tts.name, "captions": tts.captions,
-                      "warnings": warnings + result.warnings, "audio": result.audio_codec}))
+                      "warnings": result.warnings, "audio": result.audio_codec}))
 
 asyncio.run(main())
 """
@@ -306,7 +305,7 @@ def test_local_provider_without_espeak_falls_back_to_silent_captions(tmp_path: P
     report = json.loads(done.stdout)
     assert report["provider"] == "silent"
     assert report["captions"] is True
-    assert NO_ESPEAK_WARNING in report["warnings"]
+    assert report["warnings"] == [NO_ESPEAK_WARNING]
     assert report["audio"] == "aac"
 
 

@@ -18,8 +18,8 @@ def _resilience(ai: AISettings) -> tuple[RetryPolicy, CircuitBreaker]:
 
 
 # --8<-- [start:tts-from-settings]
-def tts_from_settings(ai: AISettings) -> tuple[TTSProvider, list[str]]:
-    """The narration provider of ``ai.tts_provider`` and the warnings for the result.
+def tts_from_settings(ai: AISettings) -> TTSProvider:
+    """The narration provider of ``ai.tts_provider``.
 
     Raises:
         ValueError: ``elevenlabs`` without its key or a voice.
@@ -38,8 +38,8 @@ def tts_from_settings(ai: AISettings) -> tuple[TTSProvider, list[str]]:
             timeout=ai.request_timeout,
             policy=policy,
             breaker=breaker,
-        ), []
-    # "local": espeak-ng when installed, else silence + captions (with a warning).
+        )
+    # "local": espeak-ng when installed, else silence + captions (the result warns).
     return local_tts(force_silent=ai.tts_provider == "silent")
     # --8<-- [end:tts-from-settings]
 

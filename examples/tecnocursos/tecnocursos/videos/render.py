@@ -27,7 +27,7 @@ from tecnocursos.videos.models import (
     sanitise_tail,
 )
 from tecnocursos.videos.slides import render_slide
-from tecnocursos.videos.tts import NO_ESPEAK_WARNING, AvatarProvider, Speech, TTSProvider
+from tecnocursos.videos.tts import AvatarProvider, SilentTTS, Speech, TTSProvider
 
 __all__ = ["FRAME_RATE", "render_video"]
 
@@ -107,7 +107,7 @@ async def render_video(
     warnings: list[str] = []
     if tts.captions:
         warnings.append(
-            NO_ESPEAK_WARNING if tts.name == "silent" else f"{tts.name}: captions burned in"
+            tts.warning if isinstance(tts, SilentTTS) else f"{tts.name}: captions burned in"
         )
     temp = workdir / f"render-{uuid.uuid4().hex}"
     temp.mkdir(parents=True)

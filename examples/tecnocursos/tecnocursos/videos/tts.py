@@ -15,6 +15,7 @@ from tecnocursos.videos.models import ProviderError, sanitise_tail
 
 __all__ = [
     "NO_ESPEAK_WARNING",
+    "SILENT_WARNING",
     "AvatarProvider",
     "EspeakTTS",
     "NoAvatar",
@@ -27,7 +28,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-NO_ESPEAK_WARNING = "no espeak-ng: silent narration with burned-in captions"
+SILENT_WARNING = "silent narration with burned-in captions"
+"""The result's warning when the narration is silence (with its reason before it)."""
+
+NO_ESPEAK_WARNING = f"no espeak-ng: {SILENT_WARNING}"
 
 
 @dataclass(frozen=True)
@@ -84,11 +88,20 @@ class SilentTTS:
     name = "silent"
     captions = True
 
-    def __init__(self, *, words_per_minute: int = 160, min_seconds: float = 2.0) -> None:
+    def __init__(
+        self, *, words_per_minute: int = 160, min_seconds: float = 2.0, reason: str | None = None
+    ) -> None:
         if words_per_minute <= 0 or min_seconds < 0:
             raise ValueError("words_per_minute must be positive and min_seconds >= 0")
+        self.reason = reason
+        """Why the narration is silent (``no espeak-ng``), for the result's warning."""
         self.words_per_minute = words_per_minute
         self.min_seconds = min_seconds
+
+    @property
+    def warning(self) -> str:
+        """The warning a render with this provider carries."""
+        return f"{self.reason}: {SILENT_WARNING}" if self.reason else SILENT_WARNING
 
     def reading_time(self, text: str) -> float:
         """Seconds a reader needs for ``text``."""
@@ -178,9 +191,11 @@ async def _kill(process: asyncio.subprocess.Process) -> None:
         await process.wait()
 
 
-def local_tts(*, force_silent: bool = False) -> tuple[TTSProvider, list[str]]:
-    """The ``local`` provider: espeak-ng when on PATH, else silence with a warning."""
-    executable = None if force_silent else shutil.which("espeak-ng")
+def local_tts(*, force_silent: bool = False) -> TTSProvider:
+    """The ``local`` provider: espeak-ng when on PATH, else silence (the render says why)."""
+    if force_silent:
+        return SilentTTS()
+    executable = shutil.which("espeak-ng")
     if executable is None:
-        return SilentTTS(), [] if force_silent else [NO_ESPEAK_WARNING]
-    return EspeakTTS(executable), []
+        return SilentTTS(reason="no espeak-ng")
+    return EspeakTTS(executable)
