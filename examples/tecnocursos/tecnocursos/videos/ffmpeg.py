@@ -14,7 +14,7 @@ from pathlib import Path
 
 import imageio_ffmpeg  # type: ignore[import-untyped]
 
-__all__ = ["FFmpegError", "Probe", "ffmpeg_exe", "probe", "run_ffmpeg"]
+__all__ = ["NICENESS", "FFmpegError", "Probe", "ffmpeg_exe", "probe", "run_ffmpeg"]
 
 logger = logging.getLogger(__name__)
 
