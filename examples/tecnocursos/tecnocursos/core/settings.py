@@ -148,6 +148,43 @@ class AISettings(_Section):
     request_timeout: float = Field(default=60.0, gt=0)
     """Seconds to wait for a provider's answer."""
 
+    tts_provider: Literal["local", "silent", "elevenlabs"] = "local"
+    """Narration: ``local`` is espeak-ng when installed, else silence with captions;
+    ``silent`` forces captions; ``elevenlabs`` needs ``elevenlabs_api_key`` and a voice."""
+
+    avatar_provider: Literal["none", "d-id"] = "none"
+    """Avatars: ``none`` (the local default), or ``d-id`` (``did_api_key``, ``did_source_url``)."""
+
+    elevenlabs_base_url: str = "https://api.elevenlabs.io"
+    """ElevenLabs API root (a gateway or a test server in tests)."""
+
+    elevenlabs_model: str = "eleven_multilingual_v2"
+    """ElevenLabs ``model_id``; the multilingual models speak Portuguese."""
+
+    elevenlabs_voice: str | None = None
+    """The default ElevenLabs voice ID."""
+
+    elevenlabs_voices: dict[str, str] = Field(default_factory=dict)
+    """Voice IDs by language (``{"pt": "...", "en": "..."}``), before the default."""
+
+    did_base_url: str = "https://api.d-id.com"
+    """D-ID API root."""
+
+    did_source_url: str | None = None
+    """The presenter's picture D-ID animates (a URL it can fetch)."""
+
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    """Attempts per provider request (429, 5xx, connection errors and timeouts are retried)."""
+
+    max_retry_delay: float = Field(default=30.0, ge=0)
+    """Longest wait between attempts, even when ``Retry-After`` asks for more."""
+
+    breaker_threshold: int = Field(default=5, ge=1)
+    """Consecutive failures that open a provider's circuit breaker."""
+
+    breaker_cooldown: float = Field(default=60.0, ge=0)
+    """Seconds an open breaker refuses calls before one trial call (half-open)."""
+
 
 class CacheSettings(_Section):
     """The read-through cache of the hot reads (project lists and details, scene lists)."""
