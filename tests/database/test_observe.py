@@ -552,6 +552,7 @@ def test_pool_and_session_gauges_sum_over_worker_processes(
 
 def test_two_databases_of_one_app_publish_side_by_side(tmp_path: Path) -> None:
     """A primary and a replica on one app: one set of metrics, a ``pool`` series each."""
+    pytest.importorskip("prometheus_client")  # the metrics extra serves /metrics
     from fastapi_enterprise.database import Database
     from fastapi_enterprise.settings import DatabaseSettings
 
