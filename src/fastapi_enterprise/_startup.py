@@ -42,6 +42,7 @@ from fastapi_enterprise.context import _enter_request, _exit_request
 from fastapi_enterprise.errors import problem_response
 from fastapi_enterprise.log_config import current_logging_handle
 from fastapi_enterprise.middleware.request_id import generate_request_id
+from fastapi_enterprise.ratelimit.policy import split_route_key
 from fastapi_enterprise.redaction import DEFAULT_REDACTOR
 from fastapi_enterprise.routing import route_methods, route_templates
 
@@ -73,7 +74,7 @@ class UnknownRouteTemplateError(ValueError):
         lines = ["settings name routes this app does not have:"]
         for setting, keys in self.unknown.items():
             for key in keys:
-                path = _template_of(key)
+                _, path = split_route_key(key)
                 served = (methods or {}).get(path)
                 if path in known and served:
                     hint = f" (the route answers {', '.join(sorted(served))})"
@@ -82,11 +83,6 @@ class UnknownRouteTemplateError(ValueError):
                     hint = f" (did you mean {close[0]!r}?)" if close else ""
                 lines.append(f"  {setting}: {key!r}{hint}")
         super().__init__("\n".join(lines))
-
-
-def _template_of(key: str) -> str:
-    """The template of a route key: ``/template`` or ``METHOD /template``."""
-    return key if key.startswith("/") else key.partition(" ")[2]
 
 
 def trial_build(added: Iterable[Middleware]) -> list[Any]:
@@ -234,16 +230,14 @@ def _check_route_templates(app: Starlette, keyed: Mapping[str, Mapping[str, obje
     methods = route_methods(app)
 
     def exists(key: str) -> bool:
-        template = _template_of(key)
-        method = "" if template is key else key.partition(" ")[0]
+        method, template = split_route_key(key)
         if template not in known:
             return False
         return not method or template not in methods or method in methods[template]
 
-    unknown = {
-        setting: sorted(key for key in keys if not exists(key))
-        for setting, keys in keyed.items()
-        if not all(exists(key) for key in keys)
+    missing = {
+        setting: sorted(key for key in keys if not exists(key)) for setting, keys in keyed.items()
     }
+    unknown = {setting: keys for setting, keys in missing.items() if keys}
     if unknown:
         raise UnknownRouteTemplateError(unknown, known, methods)

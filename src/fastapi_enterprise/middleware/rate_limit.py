@@ -44,6 +44,7 @@ from fastapi_enterprise.ratelimit.policy import (
     describe,
     policy_of,
     route_key,
+    split_route_key,
 )
 from fastapi_enterprise.routing import RouteMatcher
 from fastapi_enterprise.security_events import SecurityEvent, security_event
@@ -102,7 +103,7 @@ class RateLimitMiddleware:
         self.default = _policy(default) if default is not None else None
         self.routes = {route_key(key): _policy(value) for key, value in (routes or {}).items()}
         # Whether any key names a method: only then is a second lookup needed per request.
-        self._by_method = any(not key.startswith("/") for key in self.routes)
+        self._by_method = any(split_route_key(key)[0] for key in self.routes)
         self.exempt_paths = tuple(exempt_paths)
         self._exempt = PathPrefixes(self.exempt_paths)
         self.key = key
@@ -211,16 +212,18 @@ class RateLimitMiddleware:
         routes' ``METHOD /template`` one (a ``HEAD`` request counts as ``GET``), then
         their ``/template`` one, then the app-wide default.
         """
-        if declared is not None and declared.scope is None and endpoint is not None:
+        if declared is not None:
+            if declared.scope is not None:
+                return declared, f"scope:{declared.scope}", declared.scope
+            if endpoint is None:
+                return declared, f"route:{template}", "route"
             return declared, f"route:{template}#{_endpoint_name(endpoint)}", "route"
-        key = template
-        policy = declared
-        if policy is None and self._by_method:
+        key, policy = template, None
+        if self._by_method:
             key = f"{'GET' if method == 'HEAD' else method} {template}"
             policy = self.routes.get(key)
         if policy is None:
-            key = template
-            policy = self.routes.get(template)
+            key, policy = template, self.routes.get(template)
         if policy is None:
             return self.default, "default", "default"
         if policy.scope is not None:

@@ -24,6 +24,7 @@ __all__ = [
     "rate_limit",
     "rate_limit_exempt",
     "route_key",
+    "split_route_key",
 ]
 
 KeyFunction = Callable[[Scope], str | None]
@@ -82,6 +83,17 @@ def route_key(key: str) -> str:
         hint = " (HEAD requests count as GET)" if method.upper() == "HEAD" else ""
         raise ValueError(f"a route key's method is one of {allowed}{hint}")
     return f"{method.upper()} {template}"
+
+
+def split_route_key(key: str) -> tuple[str, str]:
+    """Split a key :func:`route_key` returned into ``(method, template)``.
+
+    The method is ``""`` for a bare template.
+    """
+    if key.startswith("/"):
+        return "", key
+    method, _, template = key.partition(" ")
+    return method, template
 
 
 @dataclass(frozen=True)
