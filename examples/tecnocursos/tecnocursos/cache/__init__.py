@@ -27,7 +27,7 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Protocol
 
 from fastapi import FastAPI
@@ -136,9 +136,23 @@ class RedisCache:
         """Close the client's connections."""
         await self._client.aclose()
 
-    async def ping(self) -> None:
-        """``PING``: raises when Redis does not answer."""
-        await self._client.ping()
+    async def health(self, timeout: float) -> HealthStatus:
+        """The readiness report: ``ok``, or ``degraded`` when Redis does not answer.
+
+        Never ``fail``: with Redis down every read falls through to the database, so the
+        instance still serves correctly and must stay in the load balancer. The report
+        names the error type only (its message may hold the server's address).
+
+        Args:
+            timeout: Seconds the ``PING`` may take before Redis counts as down; below the
+                probe's own timeout, so a hung Redis reports ``degraded``, not a failed
+                check.
+        """
+        try:
+            await asyncio.wait_for(self._client.ping(), timeout)
+        except Exception as exc:  # noqa: BLE001 - any failure of Redis is "down"
+            return HealthStatus("degraded", {"error": type(exc).__name__})
+        return HealthStatus("ok")
 
 
 class AppCache:
@@ -216,25 +230,6 @@ class AppCache:
         """Release the backend's connections."""
         await self.backend.aclose()
 
-    async def health(self, ping: Callable[[], Awaitable[None]], timeout: float) -> HealthStatus:
-        """The readiness report of a shared backend: ``ok``, or ``degraded`` when down.
-
-        Never ``fail``: with the backend down every read falls through to the database,
-        so the instance still serves correctly and must stay in the load balancer. The
-        report names the error type only (its message may hold the server's address).
-
-        Args:
-            ping: Raises when the backend does not answer.
-            timeout: Seconds the ping may take before it counts as down; below the
-                probe's own timeout, so a hung Redis reports ``degraded``, not a
-                failed check.
-        """
-        try:
-            await asyncio.wait_for(ping(), timeout)
-        except Exception as exc:  # noqa: BLE001 - any failure of the backend is "down"
-            return HealthStatus("degraded", {"error": type(exc).__name__})
-        return HealthStatus("ok")
-
 
 # --8<-- [start:metrics]
 def create_cache(app: FastAPI, settings: TecnoCursosSettings) -> AppCache:
@@ -250,16 +245,10 @@ def create_cache(app: FastAPI, settings: TecnoCursosSettings) -> AppCache:
         from fastapi_enterprise.metrics import CacheMetrics  # the metrics extra is there
 
         metrics = CacheMetrics(registry)
-    cache = AppCache(backend, settings.cache, metrics)
     checks = installed_health_checks(app)
     if isinstance(backend, RedisCache) and checks is not None:
-        redis_cache, timeout = backend, checks.timeout / 2
-
-        async def check() -> HealthStatus:
-            return await cache.health(redis_cache.ping, timeout)
-
-        checks.add("cache", check)
-    return cache
+        checks.add("cache", partial(backend.health, checks.timeout / 2))
+    return AppCache(backend, settings.cache, metrics)
 
 
 # --8<-- [end:metrics]
