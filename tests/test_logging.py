@@ -19,7 +19,14 @@ import structlog
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from fastapi_enterprise import EnterpriseSettings, bind_request, configure_logging, install
+from fastapi_enterprise import (
+    EnterpriseSettings,
+    bind_request,
+    configure_logging,
+    continue_request,
+    get_request_id,
+    install,
+)
 from fastapi_enterprise._log_pipeline import LoggingHandle, _Writer
 from fastapi_enterprise.log_config import (
     _direct_handler,
@@ -80,6 +87,29 @@ def test_lines_during_a_request_carry_request_id_and_route(capture_logs: Any) ->
         assert line["client_ip"] == "testclient"
     structlog.get_logger("app").info("after the request")
     assert "request_id" not in logs.lines()[-1]
+
+
+def test_work_a_request_started_carries_its_id_elsewhere(capture_logs: Any) -> None:
+    """A job on a worker logs under the ID of the request that queued it."""
+    logs: LogCapture = capture_logs(settings())
+    with continue_request("req-0000-0042", job_id=9):
+        assert get_request_id() == "req-0000-0042"
+        structlog.get_logger("worker").info("job.started")
+        logging.getLogger("worker.stdlib").info("stdlib too")
+    with pytest.raises(RuntimeError), continue_request("req-0000-0043"):
+        raise RuntimeError("the job failed")
+    assert get_request_id() is None
+    structlog.get_logger("worker").info("job.done")
+    started, stdlib, done = logs.lines()
+    for line in (started, stdlib):
+        assert (line["request_id"], line["job_id"]) == ("req-0000-0042", 9)
+    assert "request_id" not in done
+    assert "job_id" not in done
+    with continue_request(None, job_id=10):
+        assert get_request_id() is None
+    for hostile in ("short", "x" * 129, "req 0000 0001", "req-0000-0001\nforged=1"):
+        with pytest.raises(ValueError, match="not a valid request ID"), continue_request(hostile):
+            pass
 
 
 def test_secrets_are_redacted_in_app_events(capture_logs: Any) -> None:

@@ -28,6 +28,7 @@ from fastapi_enterprise.conditional import (
 )
 from fastapi_enterprise.context import (
     bind_request,
+    continue_request,
     get_csp_nonce,
     get_request_fields,
     get_request_id,
@@ -161,6 +162,7 @@ __all__ = [
     "check_if_none_match",
     "client_key",
     "configure_logging",
+    "continue_request",
     "declare_errors",
     "entity_tag",
     "generate_request_id",

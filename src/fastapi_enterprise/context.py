@@ -8,13 +8,22 @@ ContextVars directly.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from typing import Any
 
 import structlog
 from starlette.types import Scope
 
-__all__ = ["bind_request", "get_csp_nonce", "get_request_fields", "get_request_id"]
+__all__ = [
+    "bind_request",
+    "continue_request",
+    "get_csp_nonce",
+    "get_request_fields",
+    "get_request_id",
+]
 
 _request_id: ContextVar[str | None] = ContextVar("fastapi_enterprise.request_id", default=None)
 _scope: ContextVar[Scope | None] = ContextVar("fastapi_enterprise.scope", default=None)
@@ -70,6 +79,40 @@ def get_request_fields() -> dict[str, Any]:
     """Return a copy of the fields bound with :func:`bind_request` to this request."""
     request_fields = _fields.get()
     return dict(request_fields) if request_fields is not None else {}
+
+
+@contextmanager
+def continue_request(request_id: str | None, **fields: Any) -> Iterator[None]:
+    """Carry on, outside the request, work that a request started (a job on a worker).
+
+    Inside the block :func:`get_request_id` returns ``request_id`` and every log line
+    carries it and ``fields`` (``with continue_request(job.request_id, job_id=job.id):``),
+    so the API's access line and the worker's lines of one job share the ID. Both are
+    unbound when the block ends, exception or not. ``None`` binds only ``fields``.
+
+    Args:
+        request_id: The ID of the request that started the work, as stored with it.
+        **fields: Further fields for the log lines of the block.
+
+    Raises:
+        ValueError: ``request_id`` is not an ID the request-ID middleware would accept
+            (8-128 letters, digits and ``._:-``): an ID read back from a queue or a
+            database is input like any other.
+    """
+    from fastapi_enterprise.middleware.request_id import DEFAULT_REQUEST_ID_PATTERN  # noqa: PLC0415
+
+    if request_id is not None and re.fullmatch(DEFAULT_REQUEST_ID_PATTERN, request_id) is None:
+        raise ValueError("request_id is not a valid request ID")
+    bound = dict(fields)
+    if request_id is not None:
+        bound["request_id"] = request_id
+    token = _request_id.set(request_id) if request_id is not None else None
+    with structlog.contextvars.bound_contextvars(**bound):
+        try:
+            yield
+        finally:
+            if token is not None:
+                _request_id.reset(token)
 
 
 def _current_scope() -> Scope | None:
