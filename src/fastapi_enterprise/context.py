@@ -99,7 +99,9 @@ def continue_request(request_id: str | None, **fields: Any) -> Iterator[None]:
             (8-128 letters, digits and ``._:-``): an ID read back from a queue or a
             database is input like any other.
     """
-    from fastapi_enterprise.middleware.request_id import DEFAULT_REQUEST_ID_PATTERN  # noqa: PLC0415
+    from fastapi_enterprise.middleware.request_id import (
+        DEFAULT_REQUEST_ID_PATTERN,
+    )  # (imports this module)
 
     if request_id is not None and re.fullmatch(DEFAULT_REQUEST_ID_PATTERN, request_id) is None:
         raise ValueError("request_id is not a valid request ID")
