@@ -25,6 +25,9 @@ from tecnocursos.media.storage import LocalStorage
 from tecnocursos.projects.router import router as projects_router
 from tecnocursos.scenes.router import router as scenes_router
 from tecnocursos.users.router import router as users_router
+from tecnocursos.videos.queue import VideoQueue
+from tecnocursos.videos.router import router as videos_router
+from tecnocursos.videos.worker import VideoWorker
 
 __all__ = ["create_app"]
 
@@ -68,13 +71,27 @@ def create_app(settings: TecnoCursosSettings | None = None) -> FastAPI:
     app.state.tokens = TokenService(key, settings.auth)
     app.state.storage = LocalStorage(settings.storage.local_dir)
     app.state.cache = create_cache(app, settings)
+    if settings.video.queue == "embedded":
+        # The demo's worker: renders in this process (the deploy check refuses it in
+        # production, where `python -m tecnocursos.videos.worker` runs beside the app).
+        app.state.video_worker = VideoWorker(settings, database)
+        app.state.video_queue = app.state.video_worker.queue
+    else:
+        app.state.video_worker = None
+        app.state.video_queue = VideoQueue(settings, _runs_on_the_worker)
 
     app.include_router(auth_router)
     app.include_router(users_router)
     app.include_router(projects_router)
     app.include_router(scenes_router)
     app.include_router(media_router)
+    app.include_router(videos_router)
     return app
+
+
+def _runs_on_the_worker(job_id: int) -> None:
+    # The API only sends messages; it never starts a dramatiq worker in this mode.
+    raise RuntimeError(f"video job {job_id} belongs to the worker process")
 
 
 @asynccontextmanager
@@ -82,6 +99,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # The database starts before this and closes after it (database.install() wraps it).
     # The cache's Redis client connects lazily; its connections close at shutdown.
     try:
-        yield
+        worker: VideoWorker | None = app.state.video_worker
+        if worker is None:
+            yield
+        else:
+            async with worker.running():
+                yield
     finally:
+        app.state.video_queue.close()
         await app.state.cache.aclose()

@@ -26,6 +26,7 @@ __all__ = [
     "StorageSettings",
     "TecnoCursosAppSettings",
     "TecnoCursosSettings",
+    "VideoSettings",
     "app_checks",
 ]
 
@@ -186,6 +187,65 @@ class AISettings(_Section):
     """Seconds an open breaker refuses calls before one trial call (half-open)."""
 
 
+class VideoSettings(_Section):
+    """Video generation: the job queue, the worker's leases, retries and limits."""
+
+    queue: Literal["embedded", "redis"] = "embedded"
+    """``embedded``: the app renders in its own process (a worker thread; for the demo and
+    development, refused in production); ``redis``: jobs go through dramatiq's Redis broker
+    on ``redis.url`` to ``python -m tecnocursos.videos.worker`` processes."""
+
+    namespace: str = Field(default="tecnocursos", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    """The broker's key prefix in Redis (one per deployment sharing a Redis)."""
+
+    lease_seconds: float = Field(default=60.0, gt=0, le=3600)
+    """A claimed job is the worker's until this long after its last heartbeat; past it,
+    the reconciler gives the job to another worker."""
+
+    heartbeat_seconds: float = Field(default=10.0, gt=0, le=600)
+    """Seconds between a running job's heartbeats (progress, cancellation, lease)."""
+
+    reconcile_seconds: float = Field(default=15.0, gt=0, le=3600)
+    """Seconds between the reconciler's passes (expired leases, lost messages, gauges)."""
+
+    requeue_after_seconds: float = Field(default=60.0, gt=0)
+    """A queued job whose message has gone this long unclaimed is sent again (Redis was
+    down when it was created, or lost the message)."""
+
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    """Attempts per job; a failed attempt is retried until this many have run."""
+
+    retry_backoff_seconds: float = Field(default=10.0, ge=0, le=3600)
+    """Wait before the second attempt; doubled for each further one."""
+
+    time_limit_seconds: float = Field(default=3600.0, gt=0)
+    """Longest a whole render may run (above the longest expected video)."""
+
+    scene_timeout_seconds: float = Field(default=300.0, gt=0)
+    """Longest one scene's speech or ffmpeg run may take."""
+
+    max_scenes: int = Field(default=200, ge=1, le=10_000)
+    """Scenes a video may have; a longer project is refused with a 422 problem."""
+
+    max_active_per_user: int = Field(default=3, ge=1, le=1000)
+    """Queued or running jobs one user may have; more answer 429."""
+
+    progress_poll_seconds: float = Field(default=0.5, gt=0, le=60)
+    """How often the live-progress stream reads the job row."""
+
+    worker_metrics_port: int | None = Field(default=9191, ge=1, le=65535)
+    """Port of the worker process's ``/metrics`` (``None``: not served)."""
+
+    worker_metrics_host: str = "127.0.0.1"
+    """Address the worker's ``/metrics`` listens on (``0.0.0.0`` in a container)."""
+
+    @model_validator(mode="after")
+    def _heartbeat_within_lease(self) -> VideoSettings:
+        if self.heartbeat_seconds * 2 > self.lease_seconds:
+            raise ValueError("video.heartbeat_seconds must be at most half of lease_seconds")
+        return self
+
+
 class CacheSettings(_Section):
     """The read-through cache of the hot reads (project lists and details, scene lists)."""
 
@@ -219,12 +279,13 @@ RATE_LIMIT_ZONES: dict[str, str] = {
     "/auth/refresh": "5/second",
     "/auth/logout": "5/second",
     "POST /media": "2/second",
+    "POST /projects/{project_id}/videos": "1/second",
 }
 """The original deployment's nginx zones as per-route budgets (``rate_limit.routes``).
 
 ``api`` (10 r/s) is the default of every other route; ``auth`` (5 r/s) covers ``/auth/*``;
 ``uploads`` (2 r/s) is ``POST /media`` (the upload only: a method key, so other methods
-of the route keep the default); ``video`` (1 r/s) is for issue 15's generation route."""
+of the route keep the default); ``video`` (1 r/s) is ``POST /projects/{project_id}/videos``."""
 
 RATE_LIMIT_DEFAULT = "10/second"
 """nginx's ``api`` zone: the budget of every route without its own."""
@@ -271,6 +332,9 @@ class TecnoCursosSettings(EnterpriseSettings):
 
     cache: CacheSettings = Field(default_factory=CacheSettings)
     """The read-through cache."""
+
+    video: VideoSettings = Field(default_factory=VideoSettings)
+    """Video generation: queue, worker leases, retries."""
     # --8<-- [end:settings]
 
     _app_environment_defaults: ClassVar[dict[Environment, dict[str, Any]]] = {
@@ -363,3 +427,19 @@ def _storage_relative_dir(settings: TecnoCursosSettings) -> Outcome:
     if settings.storage.local_dir.is_absolute():
         return None
     return "storage.local_dir is relative: media lands wherever the server starts."
+
+
+@app_checks.register(
+    "tecnocursos.video.embedded_queue",
+    "error",
+    ["video.queue"],
+    "videos rendered inside the API processes",
+    "Set TC_VIDEO__QUEUE=redis and run `python -m tecnocursos.videos.worker` beside the app.",
+)
+def _video_embedded_queue(settings: TecnoCursosSettings) -> Outcome:
+    if settings.video.queue == "redis":
+        return None
+    return (
+        "video.queue is embedded: renders run in the API processes, compete with requests "
+        "for the CPU and die with each restart."
+    )

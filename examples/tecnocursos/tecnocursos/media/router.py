@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Response, UploadFile
+from sqlalchemy import update
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
@@ -17,6 +18,7 @@ from tecnocursos.media import service
 from tecnocursos.media.schemas import MediaOut
 from tecnocursos.media.storage import Storage
 from tecnocursos.projects.service import can_write, readable_project
+from tecnocursos.scenes.models import Scene
 
 __all__ = ["get_storage", "router"]
 
@@ -106,8 +108,10 @@ async def download_media(
 async def delete_media(
     media_id: IdPath, user: CurrentUser, session: Session, storage: AppStorage
 ) -> Response:
-    """Delete a media file and its bytes (owner or admin)."""
+    """Delete a media file and its bytes (owner or admin); scenes showing it lose the image."""
     media = await service.readable_media(session, user, media_id)
+    # Explicitly: SQLite enforces ON DELETE SET NULL only with PRAGMA foreign_keys on.
+    await session.execute(update(Scene).where(Scene.image_id == media.id).values(image_id=None))
     await session.delete(media)
     await session.flush()
     # The bytes go once the row's deletion is committed (the session commits before the

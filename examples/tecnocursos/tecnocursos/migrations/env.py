@@ -21,6 +21,7 @@ from tecnocursos.core.settings import TecnoCursosSettings
 from tecnocursos.media import models as _media_models  # noqa: F401
 from tecnocursos.projects import models as _project_models  # noqa: F401
 from tecnocursos.scenes import models as _scene_models  # noqa: F401
+from tecnocursos.videos import jobs as _video_jobs  # noqa: F401
 
 config = context.config
 if config.config_file_name is not None and not config.attributes.get("settings"):

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Response
 from sqlalchemy import delete
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 
 from fastapi_enterprise import (
@@ -22,10 +23,12 @@ from tecnocursos.auth.dependencies import CurrentUser, require_role
 from tecnocursos.auth.models import Role, User
 from tecnocursos.cache import get_cache
 from tecnocursos.core.database import IdPath, Session
+from tecnocursos.media.storage import Storage
 from tecnocursos.projects import service
 from tecnocursos.projects.models import Project, Visibility
 from tecnocursos.projects.schemas import ProjectIn, ProjectOut, ProjectPatch
 from tecnocursos.scenes.models import Scene
+from tecnocursos.videos.service import delete_project_jobs
 
 __all__ = ["PROJECTS_SCOPE", "project_etag", "project_scope", "router"]
 
@@ -163,12 +166,19 @@ async def update_project(
 async def delete_project(
     project_id: IdPath, user: CurrentUser, session: Session, request: Request
 ) -> Response:
-    """Delete a project and its scenes (owner or admin); a stale ``If-Match`` answers 412."""
+    """Delete a project, its scenes and videos (owner or admin); a stale ``If-Match``: 412."""
     project = await service.writable_project(session, user, project_id)
     check_if_match(request, project_etag(project))
     # Explicitly: SQLite enforces ON DELETE CASCADE only with PRAGMA foreign_keys on.
     await session.execute(delete(Scene).where(Scene.project_id == project.id))
+    videos = await delete_project_jobs(session, project.id)  # a running one stops
     await session.delete(project)
     await session.commit()
     await get_cache(request).bump(PROJECTS_SCOPE, project_scope(project_id))
-    return Response(status_code=204)
+    storage: Storage = request.app.state.storage
+    return Response(status_code=204, background=BackgroundTask(_delete_files, storage, videos))
+
+
+async def _delete_files(storage: Storage, keys: list[str]) -> None:
+    for key in keys:
+        await storage.delete(key)

@@ -31,6 +31,10 @@ class Scene(Base):
     title: Mapped[str] = mapped_column(String(200))
     script: Mapped[str] = mapped_column(Text(), default="")
     duration_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    image_id: Mapped[int | None] = mapped_column(
+        ForeignKey("media_files.id", ondelete="SET NULL"), index=True, default=None
+    )
+    """An uploaded image shown on the scene's slide; deleting the media clears it."""
     version: Mapped[int] = mapped_column(Integer, default=1)
     """Bumped on every change clients see, a move included: the ETag."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

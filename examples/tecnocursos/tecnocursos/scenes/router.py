@@ -61,7 +61,8 @@ async def create_scene(
     response: Response,
 ) -> SceneOut:
     """Add a scene: last, or at ``position`` (the scenes from there on move down one)."""
-    await writable_project(session, user, project_id)
+    project = await writable_project(session, user, project_id)
+    await service.check_image(session, project.owner_id, body.image_id)
     scene = await service.create_scene(session, project_id, body)
     out = SceneOut.model_validate(scene)
     set_etag(response, scene_etag(scene))
@@ -149,10 +150,11 @@ async def update_scene(
     request: Request,
     response: Response,
 ) -> SceneOut:
-    """Change a scene's title, script or duration; a stale ``If-Match`` answers 412."""
-    await writable_project(session, user, project_id)
+    """Change a scene's title, script, duration or image; a stale ``If-Match`` answers 412."""
+    project = await writable_project(session, user, project_id)
     scene = await service.find_scene(session, project_id, scene_id, lock=True)
     check_if_match(request, scene_etag(scene))
+    await service.check_image(session, project.owner_id, body.image_id)
     service.update_scene(scene, body)
     await session.flush()
     out = SceneOut.model_validate(scene)

@@ -29,6 +29,8 @@ class SceneIn(BaseModel):
     script: str = Field(default="", max_length=20_000, pattern=NO_NUL)
     duration_seconds: int = Field(default=0, ge=0, le=MAX_DURATION_SECONDS, strict=True)
     position: int | None = Field(default=None, ge=0, le=100_000, strict=True)
+    image_id: RowId | None = None
+    """An image you uploaded (``POST /media``), shown on the scene's slide."""
 
 
 class ScenePatch(BaseModel):
@@ -39,6 +41,8 @@ class ScenePatch(BaseModel):
     title: str | None = Field(default=None, min_length=1, max_length=200, pattern=NO_NUL)
     script: str | None = Field(default=None, max_length=20_000, pattern=NO_NUL)
     duration_seconds: int | None = Field(default=None, ge=0, le=MAX_DURATION_SECONDS, strict=True)
+    image_id: RowId | None = None
+    """Another uploaded image for the slide."""
 
 
 class ReorderIn(BaseModel):
@@ -67,5 +71,6 @@ class SceneOut(BaseModel):
     title: str
     script: str
     duration_seconds: int
+    image_id: int | None
     created_at: datetime
     updated_at: datetime

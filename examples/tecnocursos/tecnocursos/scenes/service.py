@@ -24,6 +24,7 @@ from fastapi_enterprise.database import lock_for_update
 from tecnocursos.auth.models import utcnow
 from tecnocursos.core.database import UTCDateTime, apply_patch
 from tecnocursos.core.metrics import measured
+from tecnocursos.media.models import MediaFile, MediaKind
 from tecnocursos.scenes.models import Scene
 from tecnocursos.scenes.schemas import SceneIn, ScenePatch, SceneSort
 
@@ -121,10 +122,26 @@ async def _shift(
     )
 
 
+async def check_image(session: AsyncSession, owner_id: int, image_id: int | None) -> None:
+    """Refuse an ``image_id`` that is not an image the project's owner uploaded.
+
+    Raises:
+        HTTPException: 422 when there is no such image of the owner's (one of someone
+            else's is refused the same way: its existence is not disclosed).
+    """
+    if image_id is None:
+        return
+    kind = await session.scalar(
+        select(MediaFile.kind).where(MediaFile.id == image_id, MediaFile.owner_id == owner_id)
+    )
+    if kind is not MediaKind.IMAGE:
+        raise HTTPException(422, "image_id is not an image uploaded by the project's owner.")
+
+
 async def create_scene(session: AsyncSession, project_id: int, body: SceneIn) -> Scene:
     """Add a scene last, or at ``body.position`` moving the later ones down.
 
-    The caller has locked the project row.
+    The caller has locked the project row and checked ``body.image_id``.
     """
     positions = await _locked_positions(session, project_id)
     position = len(positions)
@@ -138,6 +155,7 @@ async def create_scene(session: AsyncSession, project_id: int, body: SceneIn) ->
         title=body.title,
         script=body.script,
         duration_seconds=body.duration_seconds,
+        image_id=body.image_id,
         version=1,
         created_at=now,
         updated_at=now,
