@@ -10,9 +10,9 @@ from typing import Any
 import httpx2
 import pytest
 import pytest_asyncio
-from conftest import make_settings, new_project, new_scene, signed_in, started
 from fastapi import FastAPI
 
+from conftest import make_settings, new_project, new_scene, signed_in, started
 from tecnocursos.core.app import create_app
 from tecnocursos.videos import probe
 
