@@ -50,7 +50,7 @@ MAX_EXAMPLES = int(os.environ.get("TC_SCHEMATHESIS_EXAMPLES", "25"))
 """Generated requests per operation and strategy: bounded, deterministic (derandomized);
 ``TC_SCHEMATHESIS_EXAMPLES=500`` for a deeper run by hand."""
 
-OPERATIONS = 21
+OPERATIONS = 27
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,8 @@ class Seeded:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> TecnoCursosSettings:
-    return migrated(make_settings(tmp_path))
+    # One render at a time: the generated render requests queue behind it or get 429.
+    return migrated(make_settings(tmp_path, video={"max_active_per_user": 1}))
 
 
 async def _seed(settings: TecnoCursosSettings) -> Seeded:
@@ -86,12 +87,16 @@ async def _seed(settings: TecnoCursosSettings) -> Seeded:
                 "/media", files={"file": ("pixel.png", media_files.png())}, headers=headers
             )
             assert media.status_code == 201, media.text
+            video = await client.post(project.headers["location"] + "/videos", headers=headers)
+            assert video.status_code == 202, video.text
+            await client.get(video.json()["events_url"], headers=headers)  # until it is done
     finally:
         app.state.logging.stop()
     ids = {
         "project_id": project.json()["id"],
         "scene_id": scenes[0].json()["id"],
         "media_id": media.json()["id"],
+        "job_id": video.json()["id"],
     }
     return Seeded(headers, ids)
 
