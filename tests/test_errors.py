@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 import pytest
 from fastapi import Depends, FastAPI, HTTPException, status
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
 
@@ -202,6 +204,30 @@ def test_openapi_documents_every_error_as_problem_json_only() -> None:
         "$ref": "#/components/schemas/ValidationErrorItem"
     }
     assert "ValidationErrorItem" in components
+
+
+def test_an_sse_route_documents_its_errors_as_problem_json_only() -> None:
+    """FastAPI files the problem's copy under the route's own media type, not JSON."""
+    app = FastAPI()
+
+    @app.get(
+        "/jobs/{job_id}/events",
+        response_class=EventSourceResponse,
+        responses=problem_responses(404),
+    )
+    async def events(job_id: int) -> AsyncIterator[ServerSentEvent]:
+        yield ServerSentEvent(data={"job": job_id})
+
+    install(app, EnterpriseSettings(environment="test"))
+    client = TestClient(app)
+    responses = client.get("/openapi.json").json()["paths"]["/jobs/{job_id}/events"]["get"][
+        "responses"
+    ]
+    for code in ("404", "422", "500"):
+        assert set(responses[code]["content"]) == {"application/problem+json"}, code
+    assert "text/event-stream" in responses["200"]["content"]
+    assert client.get("/jobs/7/events").text == 'data: {"job": 7}\n\n'
+    assert_problem(client.get("/jobs/x/events"), 422)
 
 
 def test_customizer_keeps_schemas_still_referenced_elsewhere() -> None:

@@ -23,7 +23,7 @@ from fastapi_enterprise.database import Database
 from tecnocursos.core.database import Base
 from tecnocursos.core.settings import TecnoCursosSettings
 
-APP_TABLES = {"users", "refresh_tokens", "projects", "scenes", "media_files"}
+APP_TABLES = {"users", "refresh_tokens", "projects", "scenes", "media_files", "video_jobs"}
 
 
 def _settings(url: str) -> TecnoCursosSettings:
@@ -58,7 +58,7 @@ def _upgrade_compare_downgrade(settings: TecnoCursosSettings) -> None:
     command.upgrade(config, "head")
     after_upgrade = _inspect(settings)
     assert after_upgrade["tables"] == APP_TABLES | {"alembic_version"}
-    assert after_upgrade["revision"] == "0003"
+    assert after_upgrade["revision"] == "0004"
     assert after_upgrade["diff"] == []  # the migrations build exactly Base.metadata
 
     command.downgrade(config, "base")

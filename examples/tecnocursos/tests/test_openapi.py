@@ -62,6 +62,7 @@ async def test_every_operation_documents_its_problems_security_and_tag(
         "projects",
         "scenes",
         "media",
+        "videos",
     ]
     operation_ids = []
     for path, item in document["paths"].items():
@@ -96,7 +97,7 @@ async def test_every_operation_documents_its_problems_security_and_tag(
                     assert "304" in operation["responses"], where  # If-None-Match
                 else:
                     assert "412" in errors, where  # If-Match
-    assert len(operation_ids) == len(set(operation_ids)) == 21
+    assert len(operation_ids) == len(set(operation_ids)) == 27
     assert "upload_media" in operation_ids  # readable ids, not FastAPI's generated ones
     download = document["paths"]["/media/{media_id}/content"]["get"]["responses"]["200"]
     assert set(download["content"]) == {"image/*", "audio/*"}

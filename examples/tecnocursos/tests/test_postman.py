@@ -63,6 +63,7 @@ def _check_collection(collection: dict[str, Any], spec: dict[str, Any]) -> None:
         "projects",
         "scenes",
         "media",
+        "videos",
     ]
     for (method, path), item in requests.items():
         request = item["request"]
@@ -208,4 +209,6 @@ async def test_every_request_of_the_collection_gets_a_documented_answer(
     assert statuses["Create Scene"] == 201
     assert statuses["Upload Media"] == 201
     assert statuses["Read Scene"] == 200
+    assert statuses["Create Video"] == 202
+    assert statuses["Read Video"] == 200
     assert statuses["Delete Project"] == 204

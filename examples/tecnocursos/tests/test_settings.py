@@ -75,11 +75,15 @@ def test_the_deploy_check_adds_the_apps_rules() -> None:
     assert found["tecnocursos.auth.jwt_secret_weak"] == "error"
     assert found["tecnocursos.auth.password_hashing_weak"] == "error"
     assert found["tecnocursos.storage.relative_dir"] == "warning"
+    assert found["tecnocursos.video.embedded_queue"] == "error"  # renders in the API
     assert any(finding_id.startswith("security.") for finding_id in found)  # the library's
     for finding in weak.deploy_check():
         assert "changeme" not in str(finding)
     sound = TecnoCursosSettings(
-        environment="production", auth={"jwt_secret": STRONG}, storage={"local_dir": "/srv/m"}
+        environment="production",
+        auth={"jwt_secret": STRONG},
+        storage={"local_dir": "/srv/m"},
+        video={"queue": "redis"},
     )
     assert not [finding_id for finding_id in _ids(sound) if finding_id.startswith("tecnocursos.")]
 

@@ -140,6 +140,24 @@ async def test_three_scenes_render_into_one_h264_aac_mp4_with_fast_start(
     assert list(work.iterdir()) == []  # temporary files removed
 
 
+@pytest.mark.asyncio
+async def test_a_scene_without_a_script_is_silent_for_its_duration(
+    tmp_path: Path, espeak: EspeakTTS
+) -> None:
+    """Nothing to say is not an error: espeak-ng writes no file for empty text."""
+    scenes = [SceneInput("Title only", "  \n "), SceneInput("Timed", "", duration_hint=3.0)]
+    output = tmp_path / "video.mp4"
+    result = await render_video(
+        scenes, workdir=tmp_path, output=output, tts=espeak, branding=SMALL, language="en"
+    )
+    probed = await probe(output)
+    assert (probed.video_codec, probed.audio_codec) == ("h264", "aac")
+    assert result.scenes[0].duration >= 2.0  # the silence's minimum
+    assert result.scenes[1].duration >= 3.0
+    assert abs(probed.duration - sum(scene.duration for scene in result.scenes)) < 0.5
+    assert result.warnings == []
+
+
 @pytest.mark.parametrize("size", [(320, 180), (1280, 720)])
 def test_slides_wrap_accented_text_and_keep_their_size(
     tmp_path: Path, size: tuple[int, int]

@@ -31,7 +31,8 @@ def document_problem_errors(schema: dict[str, Any]) -> dict[str, Any]:
     - FastAPI documents its 422 as ``application/json`` ``HTTPValidationError``; the app
       actually answers with a problem whose ``errors`` list carries no input values.
     - A status declared with :func:`~fastapi_enterprise.problem_responses` is also given
-      an ``application/json`` copy by FastAPI; that copy is removed.
+      a copy under the route's media type by FastAPI (``application/json``, or
+      ``text/event-stream`` on a Server-Sent Events route); that copy is removed.
 
     The schemas FastAPI generated for its own 422 body are dropped when nothing else
     refers to them.
@@ -46,10 +47,15 @@ def document_problem_errors(schema: dict[str, Any]) -> dict[str, Any]:
             if status == "422" and _refers_to(content.get("application/json"), _FASTAPI_422[0]):
                 del content["application/json"]
                 content[PROBLEM_CONTENT_TYPE] = {"schema": dict(_ERROR_REF)}
-            elif PROBLEM_CONTENT_TYPE in content and _refers_to(
-                content.get("application/json"), "ErrorResponse"
-            ):
-                del content["application/json"]
+            elif PROBLEM_CONTENT_TYPE in content:
+                # FastAPI files the copy under the route's media type: application/json,
+                # or text/event-stream on an SSE route, text/html on an HTML one.
+                for media_type in [
+                    media_type
+                    for media_type, media in content.items()
+                    if media_type != PROBLEM_CONTENT_TYPE and _refers_to(media, "ErrorResponse")
+                ]:
+                    del content[media_type]
     remaining = json.dumps(schema)
     for name in _FASTAPI_422:
         if f'"{_REF_TEMPLATE.format(model=name)}"' not in remaining:

@@ -208,9 +208,11 @@ class VideoSettings(_Section):
     reconcile_seconds: float = Field(default=15.0, gt=0, le=3600)
     """Seconds between the reconciler's passes (expired leases, lost messages, gauges)."""
 
-    requeue_after_seconds: float = Field(default=60.0, gt=0)
-    """A queued job whose message has gone this long unclaimed is sent again (Redis was
-    down when it was created, or lost the message)."""
+    requeue_after_seconds: float = Field(default=600.0, gt=0)
+    """A due job whose message has gone this long unclaimed is sent again (Redis lost it,
+    or the worker that took it stopped before claiming). A job whose first send failed
+    (Redis down) is sent at the reconciler's next pass. Each resend of a job that merely
+    waits behind others is a no-op message: keep this well above the usual wait."""
 
     max_attempts: int = Field(default=3, ge=1, le=10)
     """Attempts per job; a failed attempt is retried until this many have run."""

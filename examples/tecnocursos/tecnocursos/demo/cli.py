@@ -129,7 +129,12 @@ def _command_serve(directory: Path, host: str, port: int, environ: MutableMappin
     _print_report(report, generated=False)
     print(f"Password of the demo accounts: {password} ({where})")
     print(
-        f"Try: curl -s {base}/auth/token -d username={COURSE_OWNER} -d password={password}\n"
+        f"Try: TOKEN=$(curl -s {base}/auth/token -d username={COURSE_OWNER} "
+        f"-d password={password} | python3 -c 'import json,sys; print(json.load(sys.stdin)"
+        '["access_token"])\')\n'
+        f"Render the course: curl -s -X POST {base}/projects/{report.project_id}/videos "
+        '-H "Authorization: Bearer $TOKEN"\n'
+        f'Follow it: curl -N {base}/videos/<id>/events -H "Authorization: Bearer $TOKEN"\n'
         "Stop with Ctrl+C.",
         flush=True,
     )

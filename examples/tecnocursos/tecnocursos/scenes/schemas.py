@@ -23,7 +23,15 @@ class SceneIn(BaseModel):
     Numbers are strict: ``true`` or ``"5"`` is a 422, as the schema says, not a 1 or a 5.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    # The documented example (Postman's body) shows no image: one must be uploaded first.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"title": "Introduction", "script": "Welcome to the course.", "duration_seconds": 5}
+            ]
+        },
+    )
 
     title: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     script: str = Field(default="", max_length=20_000, pattern=NO_NUL)

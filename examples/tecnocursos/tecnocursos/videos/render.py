@@ -36,6 +36,9 @@ logger = logging.getLogger(__name__)
 FRAME_RATE = 25
 """Frames per second of every segment (a still image needs few)."""
 
+_SILENCE = SilentTTS()
+"""The narration of a scene without a script."""
+
 FFMPEG_THREADS = 2
 """Encoder threads: bounded, so a render leaves the API a core on a 2-core machine."""
 
@@ -191,7 +194,10 @@ async def _render_scene(
     clip, clip_probe = await _avatar_clip(avatar, scene, index, temp, language)
     speaks = clip_probe is not None and clip_probe.audio_codec is not None
     speech: Speech | None = None
-    if not speaks:
+    if not speaks and not scene.script.strip():
+        # Nothing to say: silence for the scene's duration (a provider would refuse it).
+        speech = await _SILENCE.synth("", language, workdir=temp)
+    elif not speaks:
         try:
             speech = await tts.synth(scene.script, language, workdir=temp)
         except ProviderError as error:

@@ -562,7 +562,7 @@ class JobStore:
             rows = await session.execute(
                 select(VideoJob.state, func.count()).group_by(VideoJob.state)
             )
-            counts = dict(rows.tuples().all())
+            counts = {state: count for state, count in rows}  # noqa: C416 - Rows, not pairs
             due, oldest = (
                 await session.execute(
                     select(func.count(), func.min(VideoJob.run_after)).where(
