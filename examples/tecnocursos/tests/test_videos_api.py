@@ -14,11 +14,21 @@ from fastapi import FastAPI
 from media_files import png
 from sqlalchemy import func, select
 
-from conftest import make_settings, new_project, new_scene, signed_in, started
-from tecnocursos.auth.models import Role
+from conftest import (
+    bearer,
+    make_settings,
+    new_project,
+    new_scene,
+    signed_in,
+    started,
+    tokens_for,
+)
+from tecnocursos.auth.models import Role, User, utcnow
 from tecnocursos.core.app import create_app
+from tecnocursos.projects.models import Project
 from tecnocursos.videos import probe
 from tecnocursos.videos.jobs import VideoJob
+from tecnocursos.videos.service import create_job
 
 pytestmark = pytest.mark.asyncio
 
@@ -253,3 +263,41 @@ async def test_deleting_a_project_deletes_its_videos_and_files(
     assert (await client.delete(f"/projects/{project_id}", headers=owner)).status_code == 204
     assert not files[0].exists()
     assert (await client.get(f"/videos/{job['id']}", headers=owner)).status_code == 404
+
+
+async def test_an_embedded_restart_resends_the_jobs_its_memory_queue_lost(
+    tmp_path: Path, restore_logging: None
+) -> None:
+    """The in-memory broker's messages die with the process; the rows do not."""
+    settings = make_settings(tmp_path, video={**FAST, "requeue_after_seconds": 3600})
+    first = create_app(settings)
+    try:
+        async with started(first) as client:
+            owner = await signed_in(first, client, "owner@example.com")
+            project_id = await course(client, owner, scenes=1)
+            async with first.state.database.transaction() as session:
+                project = await session.get(Project, project_id)
+                user = await session.get(User, project.owner_id if project else 0)
+                assert project is not None
+                assert user is not None
+                job = await create_job(
+                    session,
+                    project,
+                    user,
+                    settings=settings.video,
+                    language="en",
+                    request_id=None,
+                )
+                job.enqueued_at = utcnow()  # "sent" to a queue that is about to vanish
+                job_id = job.id
+    finally:
+        first.state.logging.stop()
+    second = create_app(settings)
+    try:
+        async with started(second) as client:
+            owner = bearer((await tokens_for(client, "owner@example.com"))["access_token"])
+            events = events_of((await client.get(f"/videos/{job_id}/events", headers=owner)).text)
+            assert events[-1][0] == "succeeded", events[-1]
+            assert events[-1][1]["attempts"] == 1
+    finally:
+        second.state.logging.stop()

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Select, delete, false
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import Join, TableClause
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 __all__ = ["lock_for_update"]
 
-S = TypeVar("S", bound=Select[Any])
+S = TypeVar("S", bound="Select[Unpack[tuple[Any, ...]]]")  # any number of columns
 
 
 async def lock_for_update(session: AsyncSession, statement: S) -> S:

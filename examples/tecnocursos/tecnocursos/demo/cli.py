@@ -148,6 +148,9 @@ def _command_serve(directory: Path, host: str, port: int, environ: MutableMappin
         # The app's configure_logging() takes over uvicorn's loggers; its access lines
         # replace uvicorn's.
         access_log=False,
+        # Open progress streams (GET /videos/{id}/events) would otherwise hold Ctrl+C
+        # until their render ends.
+        timeout_graceful_shutdown=5,
     )
     return 0
 

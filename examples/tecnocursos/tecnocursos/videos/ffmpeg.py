@@ -66,6 +66,10 @@ async def run_ffmpeg(args: list[str], *, timeout: float, check: bool = True) -> 
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
+        # Its own session: Ctrl+C or a SIGTERM sent to the server's process group is the
+        # server's to handle (the render stops at the next scene and is released), not a
+        # killed encoder that would count as a failed attempt.
+        start_new_session=True,
     )
     try:
         _, raw = await asyncio.wait_for(process.communicate(), timeout)

@@ -119,8 +119,9 @@ class JobRunner:
 
     async def run(self, job_id: int) -> None:
         """Claim ``job_id`` and render it; a message with nothing to claim does nothing."""
-        if self.stopping:
-            return  # unacknowledged work goes back: the reconciler resends it
+        if self.stopping:  # fetched as the worker stops: hand it to another worker
+            await self._send(job_id, 0.0)
+            return
         claim = await self.store.claim(job_id)
         if claim is None:
             DELIVERIES_SKIPPED.inc()
@@ -265,6 +266,10 @@ class JobRunner:
                 await self._send(claim.job_id, 0.0)
 
     async def _failed(self, claim: Claim, error: dict[str, Any]) -> None:
+        if self.stopping:  # e.g. the encoder got the shutdown's signal too: not its fault
+            logger.warning("video.failed_while_stopping", extra={"error": error["title"]})
+            await self._stopped(claim, _Watch())
+            return
         outcome = await self.store.fail_attempt(claim.job_id, claim.token, claim.attempt, error)
         if not outcome.held:
             ATTEMPTS.labels(outcome="lost").inc()
@@ -287,25 +292,36 @@ class JobRunner:
 
 
 async def reconcile_forever(
-    store: JobStore, send: Callable[[int, float], None], *, interval: float
+    store: JobStore,
+    send: Callable[[int, float], None],
+    *,
+    interval: float,
+    resend_all_first: bool = False,
 ) -> None:
     """Every ``interval`` seconds, one :func:`reconcile_once` pass, until cancelled.
 
-    A failed pass (the database or the broker down) is logged and tried again.
+    A failed pass (the database or the broker down) is logged and tried again. With
+    ``resend_all_first`` (an in-memory broker, whose messages died with the last process)
+    the first successful pass resends every due queued job.
     """
+    resend_all = resend_all_first
     while True:
         # First sleep: a lease can only have expired ``lease_seconds`` after a crash, and
         # an app's schema may still be in the making when its lifespan starts this.
         await asyncio.sleep(interval)
         try:
-            await reconcile_once(store, send)
+            await reconcile_once(store, send, resend_all=resend_all)
         except Exception:
             logger.warning("video.reconcile_failed", exc_info=True)
+        else:
+            resend_all = False
 
 
-async def reconcile_once(store: JobStore, send: Callable[[int, float], None]) -> list[int]:
+async def reconcile_once(
+    store: JobStore, send: Callable[[int, float], None], *, resend_all: bool = False
+) -> list[int]:
     """One reconciler pass; returns the jobs it sent messages for."""
-    outcome = await store.reconcile()
+    outcome = await store.reconcile(resend_all=resend_all)
     LEASES_EXPIRED.inc(len(outcome.requeued) + len(outcome.failed))
     for job_id in outcome.requeued:
         logger.warning("video.lease_expired", extra={"job_id": job_id, "requeued": True})

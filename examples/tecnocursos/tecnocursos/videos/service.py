@@ -17,7 +17,7 @@ from fastapi import HTTPException
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fastapi_enterprise.database import Database
+from fastapi_enterprise.database import Database, lock_for_update
 from tecnocursos.auth.models import User, utcnow
 from tecnocursos.core.settings import VideoSettings
 from tecnocursos.media.models import MediaFile
@@ -112,8 +112,8 @@ async def readable_job(
             caller's to see (a private project's jobs are not disclosed).
     """
     query = select(VideoJob, Project).join(Project).where(VideoJob.id == job_id)
-    if lock:
-        query = query.with_for_update(of=VideoJob)
+    if lock:  # a cancel must not overwrite a claim made between its read and its write
+        query = await lock_for_update(session, query)
     row = (await session.execute(query)).first()
     if row is None or not can_read(user, row[1]):
         raise HTTPException(404, "Video not found.")
@@ -492,10 +492,11 @@ class JobStore:
                 .execution_options(synchronize_session=False)
             )
 
-    async def reconcile(self) -> Reconciled:
+    async def reconcile(self, *, resend_all: bool = False) -> Reconciled:
         """Requeue jobs whose lease expired (or fail them on their last attempt).
 
-        Also picks the queued jobs whose message was never sent or went unclaimed too long.
+        Also picks the queued jobs whose message was never sent or went unclaimed too long
+        (``resend_all``: every due queued job, after a restart on an in-memory broker).
         """
         now = utcnow()
         requeued: list[int] = []
@@ -540,14 +541,16 @@ class JobStore:
                 )
                 if result.rowcount == 1:  # type: ignore[attr-defined]
                     (failed if last else requeued).append(job_id)
-            stale = now - timedelta(seconds=self.settings.requeue_after_seconds)
+            stale = (
+                now if resend_all else now - timedelta(seconds=self.settings.requeue_after_seconds)
+            )
             resend = list(
                 await session.scalars(
                     select(VideoJob.id)
                     .where(
                         VideoJob.state == JobState.QUEUED,
                         VideoJob.run_after <= now,
-                        (VideoJob.enqueued_at.is_(None)) | (VideoJob.enqueued_at < stale),
+                        (VideoJob.enqueued_at.is_(None)) | (VideoJob.enqueued_at <= stale),
                     )
                     .order_by(VideoJob.run_after)
                     .limit(100)

@@ -165,6 +165,7 @@ class EspeakTTS:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,  # signals to the server's group are not its own
         )
         try:
             _, err = await asyncio.wait_for(process.communicate(text.encode("utf-8")), self.timeout)

@@ -79,7 +79,11 @@ class VideoWorker:
             worker.start()
         reconciler = asyncio.create_task(
             reconcile_forever(
-                self.store, self._send, interval=self.settings.video.reconcile_seconds
+                self.store,
+                self._send,
+                interval=self.settings.video.reconcile_seconds,
+                # The in-memory broker's messages died with the previous process.
+                resend_all_first=self.settings.video.queue == "embedded",
             )
         )
         try:
@@ -98,11 +102,17 @@ async def _serve(settings: TecnoCursosSettings) -> None:
     database = create_database(settings)
     await database.start()
     stop = asyncio.Event()
+    worker = VideoWorker(settings, database)
+
+    def stopping() -> None:
+        worker.runner.stopping = True  # at once: a render in progress stops at its next scene
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, stopping)
     try:
-        async with VideoWorker(settings, database).running():
+        async with worker.running():
             logger.info("video.worker_started", extra={"queue": settings.video.queue})
             await stop.wait()
             logger.info("video.worker_stopping")
