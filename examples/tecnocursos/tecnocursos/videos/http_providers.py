@@ -71,6 +71,7 @@ class ElevenLabsTTS:
         key = language.lower().replace("_", "-")
         return self.voices.get(key) or self.voices.get(key.split("-")[0]) or self.default_voice
 
+    # --8<-- [start:elevenlabs-synth]
     async def synth(self, text: str, language: str, *, workdir: Path) -> Speech:
         """Speak ``text``; the MP3 is written into ``workdir``.
 
@@ -105,6 +106,7 @@ class ElevenLabsTTS:
         except FFmpegError:
             raise ProviderError(self.name, "the audio could not be read") from None
         return Speech(path, probed.duration)
+        # --8<-- [end:elevenlabs-synth]
 
 
 class DIDAvatar:

@@ -34,6 +34,7 @@ SILENT_WARNING = "silent narration with burned-in captions"
 NO_ESPEAK_WARNING = f"no espeak-ng: {SILENT_WARNING}"
 
 
+# --8<-- [start:protocols]
 @dataclass(frozen=True)
 class Speech:
     """Narration audio written by a provider."""
@@ -64,6 +65,8 @@ class AvatarProvider(Protocol):
     async def create(self, text: str, language: str, *, workdir: Path) -> Path | None:
         """Write the avatar clip into ``workdir`` and return it, or None."""
         ...
+
+    # --8<-- [end:protocols]
 
 
 class NoAvatar:
