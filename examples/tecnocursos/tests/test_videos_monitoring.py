@@ -391,7 +391,7 @@ async def test_the_worker_process_serves_its_series_on_its_metrics_port(
             headers = await signed_in(app, client, "teacher@example.com")
             project_id = await course(client, headers, scenes=1)
             with worker_process(environment, log) as process:
-                await render(client, headers, project_id)
+                created = await render(client, headers, project_id)
                 url = f"http://127.0.0.1:{port}/metrics"
                 samples = await asyncio.to_thread(
                     scrape_until,
@@ -416,6 +416,11 @@ async def test_the_worker_process_serves_its_series_on_its_metrics_port(
     assert ("tecnocursos_video_leases_expired_total", frozenset()) in samples
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     assert "video.worker_started" in [line["event"] for line in lines]
+    # Another process, the same request ID: the API stored it with the job.
+    job_id = created.json()["id"]
+    started_line = next(line for line in lines if line["event"] == "video.started")
+    assert started_line["job_id"] == job_id
+    assert started_line["request_id"] == created.headers["X-Request-ID"]
 
 
 # --- Request IDs -------------------------------------------------------------------------
