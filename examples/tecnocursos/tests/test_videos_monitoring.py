@@ -336,7 +336,9 @@ def worker_process(environment: dict[str, str], output: Path) -> Iterator[subpro
             stdout=sink,
             stderr=subprocess.STDOUT,
             env=environment,
-            start_new_session=True,  # its ffmpeg children share its group
+            # Its own group: no signal meant for pytest reaches it. Its encoders run in
+            # sessions of their own, and it stops them on SIGTERM.
+            start_new_session=True,
         )
     try:
         yield process
@@ -382,6 +384,7 @@ async def test_the_worker_process_serves_its_series_on_its_metrics_port(
         TC_REDIS__URL=redis_url,
         TC_LOGGING__FORMAT="json",
         TC_VIDEO__WORKER_METRICS_PORT=str(port),
+        TC_VIDEO__SCENE_TIMEOUT_SECONDS="60",  # bounds an encoder a SIGKILL would orphan
         **{f"TC_VIDEO__{key.upper()}": str(val) for key, val in video.items()},
     )
     log = tmp_path / "worker.log"
