@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel
+from pydantic_settings import SettingsConfigDict
 
 from fastapi_enterprise import DeployCheckError, DeployChecks, EnterpriseSettings, install
 from fastapi_enterprise.cli import main
@@ -57,6 +58,25 @@ def course_settings(**uploads: object) -> CourseSettings:
 
 def test_safe_app_settings_have_no_finding() -> None:
     assert course_settings().deploy_check() == []
+
+
+class PrefixedSettings(EnterpriseSettings):
+    model_config = SettingsConfigDict(env_prefix="COURSES_")
+
+
+def test_fixes_name_the_variables_of_the_settings_class_s_own_prefix() -> None:
+    """A subclass read from ``COURSES_*`` is told to set ``COURSES_...``, not ``FE_...``."""
+    library = {
+        finding.id: finding.fix
+        for finding in EnterpriseSettings(**safe_values(app={"debug": True})).deploy_check()
+    }
+    prefixed = {
+        finding.id: finding.fix
+        for finding in PrefixedSettings(**safe_values(app={"debug": True})).deploy_check()
+    }
+    assert "FE_APP__DEBUG" in library["app.debug_enabled"]
+    assert "FE_" not in prefixed["app.debug_enabled"]
+    assert prefixed["app.debug_enabled"] == library["app.debug_enabled"].replace("FE_", "COURSES_")
 
 
 def test_app_rules_join_the_library_findings_errors_first() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, Literal, TypeVar
@@ -84,7 +85,23 @@ class DeployCheck(Generic[S]):
         if outcome is None:
             return None
         message, level = outcome if isinstance(outcome, tuple) else (outcome, self.level)
-        return Finding(self.id, level, message, self.fix)
+        return Finding(self.id, level, message, _in_prefix(self.fix, settings))
+
+
+_LIBRARY_VARIABLE = re.compile(r"\bFE_(?=[A-Z])")
+
+
+def _in_prefix(fix: str, settings: object) -> str:
+    """``fix`` with the library's ``FE_`` variables under the settings class's own prefix.
+
+    A subclass read from ``MYAPP_*`` variables must be told to set ``MYAPP_SECURITY__...``:
+    ``FE_SECURITY__...`` would be ignored by it.
+    """
+    config = getattr(type(settings), "model_config", {})
+    prefix = config.get("env_prefix") if isinstance(config, dict) else None
+    if not isinstance(prefix, str) or prefix in {"", "FE_"}:
+        return fix
+    return _LIBRARY_VARIABLE.sub(prefix.upper(), fix)
 
 
 class DeployCheckError(RuntimeError):

@@ -323,6 +323,9 @@ async def reconcile_once(
     """One reconciler pass; returns the jobs it sent messages for."""
     outcome = await store.reconcile(resend_all=resend_all)
     LEASES_EXPIRED.inc(len(outcome.requeued) + len(outcome.failed))
+    # The dead worker counted nothing: its attempt failed, and is retried or was the last.
+    ATTEMPTS.labels(outcome="retried").inc(len(outcome.requeued))
+    ATTEMPTS.labels(outcome="failed").inc(len(outcome.failed))
     for job_id in outcome.requeued:
         logger.warning("video.lease_expired", extra={"job_id": job_id, "requeued": True})
     for job_id in outcome.failed:
