@@ -133,7 +133,7 @@ class JobRunner:
 
     async def _render(self, claim: Claim) -> None:
         watch = _Watch()
-        workdir = Path(tempfile.mkdtemp(prefix="render-", dir=self._work_root()))
+        workdir = await anyio.to_thread.run_sync(self._workdir, claim.job_id)
         beating = asyncio.create_task(self._heartbeats(claim, watch))
         started = time.perf_counter()
         scenes = [
@@ -238,6 +238,20 @@ class JobRunner:
         root = self.storage.root / ".render"
         root.mkdir(parents=True, exist_ok=True)
         return root
+
+    def _workdir(self, job_id: int) -> Path:
+        """A new render directory for ``job_id``, once its earlier attempts' are gone.
+
+        A worker killed mid-render (SIGKILL, OOM) leaves its directory behind; the claim
+        just made means no live worker holds the job (one that lost its lease may still
+        run, but can publish nothing), so the directories of its earlier attempts are
+        garbage, removed here rather than left to fill the disk.
+        """
+        root = self._work_root()
+        prefix = f"job-{job_id}-"
+        for stale in root.glob(f"{prefix}*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=root))
 
     async def _heartbeats(self, claim: Claim, watch: _Watch) -> None:
         interval = self.store.settings.heartbeat_seconds
