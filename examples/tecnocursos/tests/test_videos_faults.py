@@ -137,6 +137,29 @@ def test_a_worker_killed_mid_render_is_redelivered_and_makes_one_video(
     assert [line["request_id"] for line in succeeded] == [request_id]
 
 
+def test_a_worker_killed_on_the_last_attempt_fails_the_job_and_its_files_go(
+    deploy: Deploy,
+) -> None:
+    """No retry will claim the job again: the reconciler fails it, the sweep removes its files."""
+    deployment = deploy(max_attempts=1)
+    api = deployment.api()
+    first = deployment.worker("worker-1")
+    api.sign_in()
+    project_id = api.course(6, seconds=3)
+    job_id = api.request("POST", f"/projects/{project_id}/videos").json()["id"]
+    api.wait_scene(job_id, 2)
+    first.process.kill_group()
+    assert any((deployment.media / ".render").iterdir())  # what the killed worker left
+
+    second = deployment.worker("worker-2")
+    done = api.wait_finished(job_id)
+    assert done["state"] == "failed", done
+    assert done["attempts"] == done["max_attempts"] == 1
+    assert done["error"]["title"] == "The worker rendering the video stopped"
+    assert_nothing_left(deployment)
+    assert second.process.wait_event("video.workdir_swept", job_id=job_id)
+
+
 def test_the_same_message_delivered_twice_renders_once(deploy: Deploy) -> None:
     # The reconciler sends no message of its own during the test: two sends, two deliveries.
     deployment = deploy(requeue_after_seconds=600)

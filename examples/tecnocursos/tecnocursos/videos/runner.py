@@ -8,12 +8,13 @@ job is done, so dramatiq acknowledges the message only then.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -253,6 +254,42 @@ class JobRunner:
             shutil.rmtree(stale, ignore_errors=True)
         return Path(tempfile.mkdtemp(prefix=prefix, dir=root))
 
+    async def sweep_workdirs(self) -> list[int]:
+        """Remove the render directories of jobs no worker runs; returns those jobs.
+
+        A claim removes its job's earlier directories, but a job whose worker was killed
+        on its last attempt, or whose project was deleted meanwhile, is never claimed
+        again. A directory is swept when its job is not running and it is older than a
+        lease (so one a claim has just made, before its row is read, stays).
+        """
+        root = self.storage.root / ".render"
+        before = time.time() - self.store.settings.lease_seconds
+
+        def listing() -> dict[int, list[Path]]:
+            found: dict[int, list[Path]] = {}
+            for path in root.glob("job-*-*"):
+                number = path.name.split("-")[1]
+                with contextlib.suppress(OSError):  # removed meanwhile by its worker
+                    if number.isdigit() and path.stat().st_mtime < before:
+                        found.setdefault(int(number), []).append(path)
+            return found
+
+        found = await anyio.to_thread.run_sync(listing)
+        if not found:
+            return []
+        running = await self.store.running(found)
+        swept = sorted(set(found) - running)
+
+        def remove() -> None:
+            for job_id in swept:
+                for path in found[job_id]:
+                    shutil.rmtree(path, ignore_errors=True)
+
+        await anyio.to_thread.run_sync(remove)
+        for job_id in swept:
+            logger.info("video.workdir_swept", extra={"job_id": job_id})
+        return swept
+
     async def _heartbeats(self, claim: Claim, watch: _Watch) -> None:
         interval = self.store.settings.heartbeat_seconds
         while not watch.lost:
@@ -311,12 +348,14 @@ async def reconcile_forever(
     *,
     interval: float,
     resend_all_first: bool = False,
+    sweep: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
     """Every ``interval`` seconds, one :func:`reconcile_once` pass, until cancelled.
 
     A failed pass (the database or the broker down) is logged and tried again. With
     ``resend_all_first`` (an in-memory broker, whose messages died with the last process)
-    the first successful pass resends every due queued job.
+    the first successful pass resends every due queued job. ``sweep`` (e.g.
+    :meth:`JobRunner.sweep_workdirs`) runs after each pass.
     """
     resend_all = resend_all_first
     while True:
@@ -329,6 +368,11 @@ async def reconcile_forever(
             logger.warning("video.reconcile_failed", exc_info=True)
         else:
             resend_all = False
+        if sweep is not None:
+            try:
+                await sweep()
+            except Exception:  # a file system error: the next pass tries again
+                logger.warning("video.sweep_failed", exc_info=True)
 
 
 async def reconcile_once(

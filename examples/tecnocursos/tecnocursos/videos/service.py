@@ -9,6 +9,7 @@ nothing, and change nothing.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -479,6 +480,18 @@ class JobStore:
                 .execution_options(synchronize_session=False)
             )
             return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    async def running(self, job_ids: Collection[int]) -> set[int]:
+        """Those of ``job_ids`` that are running now (a worker holds their lease)."""
+        if not job_ids:
+            return set()
+        async with self.database.transaction() as session:
+            rows = await session.scalars(
+                select(VideoJob.id).where(
+                    VideoJob.id.in_(list(job_ids)), VideoJob.state == JobState.RUNNING
+                )
+            )
+            return set(rows)
 
     async def mark_sent(self, job_ids: list[int]) -> None:
         """Record that a message went out for these jobs now."""

@@ -84,6 +84,7 @@ class VideoWorker:
                 interval=self.settings.video.reconcile_seconds,
                 # The in-memory broker's messages died with the previous process.
                 resend_all_first=self.settings.video.queue == "embedded",
+                sweep=self.runner.sweep_workdirs,
             )
         )
         try:
