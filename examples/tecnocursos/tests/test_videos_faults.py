@@ -102,10 +102,9 @@ def test_a_worker_killed_mid_render_is_redelivered_and_makes_one_video(
     server_database: str, deploy: Deploy
 ) -> None:
     deployment = deploy(database_url=server_database)
-    api = deployment.api()
-    first = deployment.worker("worker-1")
+    api, first = deployment.api_and_worker("worker-1")
     api.sign_in()
-    project_id = api.course(6, seconds=3)
+    project_id = api.course(6, seconds=2)
     created = api.request("POST", f"/projects/{project_id}/videos")
     assert created.status_code == 202, created.text
     job_id = created.json()["id"]
@@ -142,10 +141,9 @@ def test_a_worker_killed_on_the_last_attempt_fails_the_job_and_its_files_go(
 ) -> None:
     """No retry will claim the job again: the reconciler fails it, the sweep removes its files."""
     deployment = deploy(max_attempts=1)
-    api = deployment.api()
-    first = deployment.worker("worker-1")
+    api, first = deployment.api_and_worker("worker-1")
     api.sign_in()
-    project_id = api.course(6, seconds=3)
+    project_id = api.course(6, seconds=2)
     job_id = api.request("POST", f"/projects/{project_id}/videos").json()["id"]
     api.wait_scene(job_id, 2)
     first.process.kill_group()
@@ -293,8 +291,7 @@ def test_a_request_whose_commit_fails_leaves_no_job_and_sends_no_message(
 
 def test_a_corrupt_image_fails_its_scene_after_the_bounded_retries(deploy: Deploy) -> None:
     deployment = deploy(max_attempts=3)
-    api = deployment.api()
-    worker = deployment.worker()
+    api, worker = deployment.api_and_worker()
     api.sign_in()
     upload = api.request("POST", "/media", files={"file": ("slide.png", CORRUPT_PNG, "image/png")})
     assert upload.status_code == 201, upload.text
@@ -331,10 +328,9 @@ def test_a_corrupt_image_fails_its_scene_after_the_bounded_retries(deploy: Deplo
 
 def test_cancel_during_a_render_stops_it_and_cleans_up(deploy: Deploy) -> None:
     deployment = deploy()
-    api = deployment.api()
-    worker = deployment.worker()
+    api, worker = deployment.api_and_worker()
     api.sign_in()
-    project_id = api.course(6, seconds=3)
+    project_id = api.course(6, seconds=2)
     job_id = api.request("POST", f"/projects/{project_id}/videos").json()["id"]
     api.wait_scene(job_id, 2)
 
@@ -360,10 +356,9 @@ def test_deleting_a_project_stops_its_running_job_and_the_worker_goes_on(
     deploy: Deploy,
 ) -> None:
     deployment = deploy()
-    api = deployment.api()
-    worker = deployment.worker()
+    api, worker = deployment.api_and_worker()
     api.sign_in()
-    project_id = api.course(6, seconds=3)
+    project_id = api.course(6, seconds=2)
     job_id = api.request("POST", f"/projects/{project_id}/videos").json()["id"]
     api.wait_scene(job_id, 2)
 
@@ -391,10 +386,9 @@ def test_deleting_a_project_stops_its_running_job_and_the_worker_goes_on(
 
 def test_sigterm_releases_the_job_uncounted_to_another_worker(deploy: Deploy) -> None:
     deployment = deploy()
-    api = deployment.api()
-    first = deployment.worker("worker-1")
+    api, first = deployment.api_and_worker("worker-1")
     api.sign_in()
-    project_id = api.course(6, seconds=3)
+    project_id = api.course(6, seconds=2)
     created = api.request("POST", f"/projects/{project_id}/videos")
     job_id = created.json()["id"]
     request_id = created.headers["X-Request-ID"]

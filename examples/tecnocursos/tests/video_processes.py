@@ -278,6 +278,13 @@ class Deployment:
             worker.ready(self)
         return worker
 
+    def api_and_worker(self, name: str = "worker") -> tuple[Api, Worker]:
+        """Start a worker and the API side by side (imports overlap); wait for both."""
+        worker = self.worker(name, wait=False)
+        api = self.api()
+        worker.ready(self)
+        return api, worker
+
     def add_instructor(self, email: str) -> None:
         """Insert an instructor directly (as ``conftest.add_user`` does)."""
 
@@ -348,6 +355,10 @@ class Deployment:
         """Close the HTTP clients; stop every process this deployment started (latest first)."""
         for api in self.apis:
             api.close()
+        # All at once: each shuts down gracefully in parallel, then the groups are killed.
+        for process in self.processes:
+            if process.alive():
+                process.signal(signal.SIGTERM)
         for process in reversed(self.processes):
             process.stop()
 
