@@ -33,6 +33,18 @@ def test_environment_variables_use_the_tc_prefix(monkeypatch: pytest.MonkeyPatch
     assert settings.app.name == "TecnoCursos"
 
 
+def test_an_empty_worker_metrics_port_turns_the_worker_s_metrics_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TC_VIDEO__WORKER_METRICS_PORT", "")
+    assert TecnoCursosSettings(_env_file=None).video.worker_metrics_port is None
+    monkeypatch.setenv("TC_VIDEO__WORKER_METRICS_PORT", "9300")
+    assert TecnoCursosSettings(_env_file=None).video.worker_metrics_port == 9300
+    monkeypatch.setenv("TC_VIDEO__WORKER_METRICS_PORT", "0")
+    with pytest.raises(SettingsValidationError):
+        TecnoCursosSettings(_env_file=None)
+
+
 def test_an_app_variable_keeps_the_app_name(monkeypatch: pytest.MonkeyPatch) -> None:
     """A ``TC_APP__*`` variable builds the section anew: the name stays the app's."""
     monkeypatch.setenv("TC_APP__DOCS_OFFLINE", "true")

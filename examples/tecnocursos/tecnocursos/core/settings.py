@@ -236,10 +236,17 @@ class VideoSettings(_Section):
     """How often the live-progress stream reads the job row."""
 
     worker_metrics_port: int | None = Field(default=9191, ge=1, le=65535)
-    """Port of the worker process's ``/metrics`` (``None``: not served)."""
+    """Port of the worker process's ``/metrics`` (``None``, or an empty
+    ``TC_VIDEO__WORKER_METRICS_PORT``: not served)."""
 
     worker_metrics_host: str = "127.0.0.1"
     """Address the worker's ``/metrics`` listens on (``0.0.0.0`` in a container)."""
+
+    @field_validator("worker_metrics_port", mode="before")
+    @classmethod
+    def _empty_port_is_none(cls, value: Any) -> Any:
+        # The worker is configured by its environment, where None can only be spelled "".
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _heartbeat_within_lease(self) -> VideoSettings:
