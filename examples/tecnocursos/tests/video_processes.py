@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx2
+import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -317,7 +318,11 @@ class Deployment:
     def redis_server(self, port: int) -> Process:
         """A private ``redis-server`` on ``port`` (no persistence); waits for its PING."""
         binary = shutil.which("redis-server")
-        assert binary is not None, "redis-server is not installed"
+        if binary is None:  # as the conftest markers do: CI must have it
+            message = "redis-server is not on PATH (a private server is stopped and restarted)"
+            if os.environ.get("CI") == "true":
+                pytest.fail(message)
+            pytest.skip(message)
         process = self._start(
             "redis",
             [
