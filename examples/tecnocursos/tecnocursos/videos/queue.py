@@ -53,6 +53,7 @@ class VideoQueue:
             Retries(max_retries=3, min_backoff=1_000, max_backoff=30_000),
         ]
         self.broker: dramatiq.Broker
+        self._client: redis.Redis | None = None
         if video.queue == "redis":
             client = redis.Redis.from_url(
                 settings.redis.url.get_secret_value(),
@@ -60,6 +61,7 @@ class VideoQueue:
                 # The consumer's fetches may wait on the server: never below a few seconds.
                 socket_timeout=max(settings.redis.socket_timeout, 5.0),
             )
+            self._client = client
             self.broker = RedisBroker(  # type: ignore[no-untyped-call]
                 client=client,
                 namespace=video.namespace,
@@ -93,9 +95,17 @@ class VideoQueue:
         """A dramatiq worker consuming the video queue with one thread.
 
         One render at a time per process: renders are CPU-bound; run more processes.
+        It holds one message at a time too: dramatiq prefetches twice its threads by
+        default, so an idle worker would watch a busy one sit on the next job.
         """
-        return dramatiq.Worker(self.broker, queues={QUEUE_NAME}, worker_threads=1)
+        worker = dramatiq.Worker(self.broker, queues={QUEUE_NAME}, worker_threads=1)
+        worker.queue_prefetch = 1
+        return worker
 
     def close(self) -> None:
         """Close the broker's connections."""
         self.broker.close()
+        # dramatiq's RedisBroker.close() leaves its client's sockets open.
+        if self._client is not None:
+            self._client.close()
+            self._client.connection_pool.disconnect()
