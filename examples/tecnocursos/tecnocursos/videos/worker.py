@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -31,12 +32,13 @@ from fastapi_enterprise.database import Database
 from tecnocursos.core.database import create_database
 from tecnocursos.core.settings import TecnoCursosSettings
 from tecnocursos.media.storage import LocalStorage
+from tecnocursos.videos.ffmpeg import NICENESS
 from tecnocursos.videos.providers import avatar_from_settings, tts_from_settings
 from tecnocursos.videos.queue import VideoQueue
 from tecnocursos.videos.runner import JobRunner, reconcile_forever
 from tecnocursos.videos.service import JobStore
 
-__all__ = ["VideoWorker", "main"]
+__all__ = ["VideoWorker", "lower_priority", "main"]
 
 logger = logging.getLogger("tecnocursos.videos")
 
@@ -99,6 +101,33 @@ class VideoWorker:
             self.queue.close()
 
 
+def lower_priority(niceness: int = NICENESS) -> bool:
+    """Lower the whole worker's CPU priority, so renders yield to the API on a small machine.
+
+    The ``nice`` of each ffmpeg does not reach across scheduling groups: the kernel's
+    autogroups (one per session, on by default) and cgroups (one per systemd service or
+    container) share the CPU between groups equally, whatever the niceness inside. A
+    worker started as a service of its own took as much CPU as the API (the video
+    benchmark's first run: the API kept 31% of its throughput while two videos rendered).
+    So the worker lowers its own niceness (speech and ffmpeg inherit it) and, when it
+    leads its own session, its autogroup's; under cgroups, give its service a low CPU
+    weight too (systemd ``CPUWeight=``, Docker ``--cpu-shares``).
+
+    Returns:
+        Whether the autogroup was lowered too.
+    """
+    os.nice(niceness)
+    autogroup = Path("/proc/self/autogroup")
+    # A session another process leads (a shell, the API's launcher) is not ours to lower.
+    if os.getsid(0) != os.getpid() or not autogroup.exists():
+        return False
+    try:
+        autogroup.write_text(f"{niceness}\n")
+    except OSError:  # read-only /proc (some containers): the niceness still applies inside
+        return False
+    return True
+
+
 async def _serve(settings: TecnoCursosSettings) -> None:
     database = create_database(settings)
     await database.start()
@@ -133,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
                 extra={"reason": "TC_VIDEO__QUEUE is embedded: the app renders by itself"},
             )
             return 2
+        grouped = lower_priority()
+        logger.info("video.worker_priority", extra={"nice": os.nice(0), "autogroup": grouped})
         port = settings.video.worker_metrics_port
         if port:
             start_http_server(port, addr=settings.video.worker_metrics_host)
