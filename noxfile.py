@@ -168,6 +168,20 @@ def bench_tecnocursos(session: nox.Session) -> None:
 
 
 @nox.session
+def bench_videos(session: nox.Session) -> None:
+    """Benchmark TecnoCursos' video pipeline: render times, API latency while two render.
+
+    The API and two ``tecnocursos.videos.worker`` processes on PostgreSQL
+    (``BENCH_POSTGRES_URL``, as ``bench_tecnocursos``; ``-- --database sqlite`` runs without
+    it) and Redis (``BENCH_REDIS_URL``; the run's dramatiq namespace is deleted at the end).
+    The narration needs espeak-ng (Debian package); ``-- --smoke`` for CI (under a minute).
+    """
+    _install_wrk(session)
+    session.install("-e", ".[all]", "-e", str(TECNOCURSOS), *group("bench"))
+    session.run("python", "-m", "benchmarks.videos", *session.posargs)
+
+
+@nox.session
 def demo(session: nox.Session) -> None:
     """Serve TecnoCursos, the reference app, on http://127.0.0.1:8000 with demo data.
 
