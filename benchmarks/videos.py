@@ -12,9 +12,11 @@ tecnocursos.core.app:create_app``, httptools, uvloop, one worker, pinned to CPU 
 ``TC_ENVIRONMENT=production``) with ``TC_VIDEO__QUEUE=redis`` (a dramatiq namespace of
 the run's own on ``BENCH_REDIS_URL``, its keys deleted at the end), and two
 ``python -m tecnocursos.videos.worker`` processes, not pinned: they may use both cores,
-as on a real 2-core machine. The renders' ffmpeg runs at ``nice 10`` (the app's choice,
-``tecnocursos.videos.ffmpeg.NICENESS``). The database is PostgreSQL (a database of its
-own on ``BENCH_POSTGRES_URL``, dropped at the end) or, with ``--database sqlite``, a file.
+as on a real 2-core machine. Each worker runs in a session of its own, as a service
+does, so the kernel schedules it as a group of its own (autogroups); its priority is the
+app's choice (``tecnocursos.videos.worker.lower_priority``). The database is PostgreSQL
+(a database of its own on ``BENCH_POSTGRES_URL``, dropped at the end) or, with
+``--database sqlite``, a file.
 
 One check render first (one video, API idle) proves the pipeline and gives the job that
 the latency plan reads. Then, in each round, two conditions in alternating order:
@@ -362,7 +364,8 @@ def report(
         f"# TecnoCursos video benchmark ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)",
         "",
         f"{args.rounds} round(s); the API (uvicorn, 1 worker, CPU 0) on {args.database}, "
-        f"{WORKERS} `tecnocursos.videos.worker` processes (not pinned; ffmpeg at nice 10), "
+        f"{WORKERS} `tecnocursos.videos.worker` processes (not pinned, each in a session of "
+        "its own; a worker runs at nice 10 with its autogroup, its ffmpeg at 19), "
         f"dramatiq on Redis. Latency: wrk on CPU 1, {args.connections} connections, closed "
         f"loop, {args.duration:g} s per condition, `GET /projects/{{id}}` and "
         f"`GET /videos/{{id}}` alternately. Videos of {args.scenes} scene(s) of the seeded "
