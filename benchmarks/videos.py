@@ -379,7 +379,7 @@ def report(
     if results["warnings"]:
         lines += [f"Render warnings: {'; '.join(results['warnings'])}.", ""]
     lines += [
-        "## API latency, idle and while two videos render",
+        "**API latency, idle and while two videos render**",
         "",
         "| condition | req/s median (min-max) | p50 ms | p95 ms | p99 ms | API CPU us/req |",
         "|---|---:|---:|---:|---:|---:|",
@@ -415,7 +415,7 @@ def report(
         f"Both renders ran through the whole measurement in {overlapped:.0f} of "
         f"{len(latency['rendering'])} round(s).",
         "",
-        "## Render time",
+        "**Render time**",
         "",
         "| | videos | scenes | video s | render s per video | render s per scene "
         "| scene s (speech + encode) | realtime factor |",
