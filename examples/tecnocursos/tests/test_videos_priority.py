@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tecnocursos.videos.ffmpeg import NICENESS
+from tecnocursos.videos.ffmpeg import NICENESS, start_lowered
 
 AUTOGROUP = Path("/proc/self/autogroup")
 
@@ -34,6 +34,11 @@ def _probe(*, own_session: bool) -> tuple[bool, int, int]:
     return grouped == "True", int(nice), int(group_nice)
 
 
+def _group_nice(pid: int) -> int:
+    """The nice value of the autogroup of process ``pid``."""
+    return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+
+
 @pytest.mark.skipif(not AUTOGROUP.exists(), reason="the kernel has no autogroups")
 def test_a_worker_leading_its_session_lowers_its_autogroup() -> None:
     """As a service (its own session), the worker's whole group yields, not only its nice."""
@@ -51,3 +56,16 @@ def test_a_worker_in_another_s_session_leaves_the_group_alone() -> None:
     assert not grouped
     assert nice == min(os.nice(0) + NICENESS, 19)
     assert group_nice == ours
+
+
+@pytest.mark.asyncio
+@pytest.mark.skipif(not AUTOGROUP.exists(), reason="the kernel has no autogroups")
+async def test_an_encoder_s_own_session_is_a_lowered_group() -> None:
+    """Encoders and speech run in sessions of their own; each such group yields to the API."""
+    process = await start_lowered("sleep", "30")
+    try:
+        assert os.getsid(process.pid) == process.pid
+        assert _group_nice(process.pid) == NICENESS
+    finally:
+        process.kill()
+        await process.wait()

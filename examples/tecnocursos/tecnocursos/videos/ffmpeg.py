@@ -6,15 +6,25 @@ The wheel ships no ffprobe: :func:`probe` reads what ``ffmpeg -i`` prints instea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import imageio_ffmpeg  # type: ignore[import-untyped]
 
-__all__ = ["NICENESS", "FFmpegError", "Probe", "ffmpeg_exe", "probe", "run_ffmpeg"]
+__all__ = [
+    "NICENESS",
+    "FFmpegError",
+    "Probe",
+    "ffmpeg_exe",
+    "probe",
+    "run_ffmpeg",
+    "start_lowered",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +53,27 @@ class Probe:
     audio_codec: str | None
 
 
+async def start_lowered(*command: str, **options: Any) -> asyncio.subprocess.Process:
+    """Start ``command`` in a session of its own, its scheduling group at ``NICENESS``.
+
+    Its own session: Ctrl+C or a SIGTERM sent to the server's process group is the
+    server's to handle (a render stops at the next scene and is released), not a killed
+    encoder that would count as a failed attempt. But a session is also a scheduling
+    group of its own (the kernel's autogroups, on by default), and groups share the CPU
+    equally whatever the niceness inside: so the new group is lowered too, or each
+    encoder would take as much CPU as the whole API.
+    """
+    process = await asyncio.create_subprocess_exec(*command, start_new_session=True, **options)
+    _lower_autogroup(process.pid)
+    return process
+
+
+def _lower_autogroup(pid: int) -> None:
+    # A write to /proc, answered by the kernel at once: no need for a thread.
+    with contextlib.suppress(OSError):  # no autogroups, a read-only /proc, or it exited
+        Path(f"/proc/{pid}/autogroup").write_text(f"{NICENESS}\n")
+
+
 def ffmpeg_exe() -> str:
     """The ffmpeg binary of the imageio-ffmpeg wheel (no system ffmpeg needed)."""
     executable: str = imageio_ffmpeg.get_ffmpeg_exe()
@@ -61,15 +92,11 @@ async def run_ffmpeg(args: list[str], *, timeout: float, check: bool = True) -> 
     nice = shutil.which("nice")
     if nice is not None:
         command = [nice, "-n", str(NICENESS), *command]
-    process = await asyncio.create_subprocess_exec(
+    process = await start_lowered(
         *command,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
-        # Its own session: Ctrl+C or a SIGTERM sent to the server's process group is the
-        # server's to handle (the render stops at the next scene and is released), not a
-        # killed encoder that would count as a failed attempt.
-        start_new_session=True,
     )
     try:
         _, raw = await asyncio.wait_for(process.communicate(), timeout)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from tecnocursos.videos.ffmpeg import start_lowered
 from tecnocursos.videos.models import ProviderError, sanitise_tail
 
 __all__ = [
@@ -156,7 +157,7 @@ class EspeakTTS:
     async def synth(self, text: str, language: str, *, workdir: Path) -> Speech:
         """Speak ``text`` into a WAV file; the text goes through stdin, never the command line."""
         path = workdir / f"speech-{uuid.uuid4().hex}.wav"
-        process = await asyncio.create_subprocess_exec(
+        process = await start_lowered(
             self.executable,
             "-v",
             self.voice(language),
@@ -168,7 +169,6 @@ class EspeakTTS:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,  # signals to the server's group are not its own
         )
         try:
             _, err = await asyncio.wait_for(process.communicate(text.encode("utf-8")), self.timeout)
