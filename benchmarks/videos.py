@@ -122,8 +122,8 @@ class Worker:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
-                # Its own session, as a service is: its ffmpeg children go with it when it
-                # must be killed, and the kernel schedules it as a group of its own.
+                # Its own session, as a service is: the kernel schedules it as a group of
+                # its own (its encoders run in sessions of their own too).
                 start_new_session=True,
             )
 
@@ -153,7 +153,7 @@ class Worker:
             self.process.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=30)
-        # The group: an ffmpeg a killed worker left behind goes too.
+        # Its process group: anything of its own it left behind goes too.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
