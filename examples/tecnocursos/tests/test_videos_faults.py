@@ -184,7 +184,8 @@ def test_the_same_message_delivered_twice_renders_once(deploy: Deploy) -> None:
         context=deployment.logs,
     )
     assert skipped == 1
-    assert len(worker.process.events("video.delivery_skipped", job_id=job_id)) == 1
+    # The metric moves before the log line is written (the log writer is a thread of its own).
+    assert len(worker.process.wait_event("video.delivery_skipped", job_id=job_id)) == 1
     assert worker.metric(ATTEMPTS, outcome="succeeded") == 1
     assert api.job(job_id)["attempts"] == 1
     assert_one_video(deployment, done)
@@ -406,5 +407,5 @@ def test_sigterm_releases_the_job_uncounted_to_another_worker(deploy: Deploy) ->
     assert done["state"] == "succeeded", done
     assert done["attempts"] == 1
     assert_one_video(deployment, done)
-    started = second.process.events("video.started", job_id=job_id)
+    started = second.process.wait_event("video.started", job_id=job_id)
     assert [(line["request_id"], line["attempt"]) for line in started] == [(request_id, 1)]
