@@ -117,6 +117,10 @@ def server_env(
         "TC_RATE_LIMIT__ROUTES": json.dumps(dict.fromkeys(RATE_LIMIT_ZONES, RAISED_LIMIT)),
         "TC_LOGGING__ACCESS_LOG": "true",
         "TC_LOGGING__STDOUT": "false",
+        # Production refuses the embedded video worker; no video is requested here, so the
+        # broker never connects (its namespace is the run's own all the same).
+        "TC_VIDEO__QUEUE": "redis",
+        "TC_VIDEO__NAMESPACE": f"{prefix}-video",
     }
     if configuration == "postgresql":
         env |= {
