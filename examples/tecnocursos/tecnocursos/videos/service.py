@@ -256,6 +256,18 @@ class JobStore:
             & (VideoJob.lease_token == token)
         )
 
+    async def _update_held(
+        self, session: AsyncSession, job_id: int, token: str, **values: Any
+    ) -> bool:
+        """Set ``values`` on the job if ``token`` still holds it; whether it did."""
+        result = await session.execute(
+            update(VideoJob)
+            .where(self._held(job_id, token))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
     async def claim(self, job_id: int) -> Claim | None:
         """Take ``job_id`` if it is queued and due.
 
@@ -327,13 +339,8 @@ class JobStore:
         if percent is not None:
             values.update(progress_percent=percent, current_scene=scene, updated_at=now)
         async with self.database.transaction() as session:
-            result = await session.execute(
-                update(VideoJob)
-                .where(self._held(job_id, token))
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
+            held = await self._update_held(session, job_id, token, **values)
+            if not held:
                 return Heartbeat(held=False, cancel_requested=False)
             cancel = await session.scalar(
                 select(VideoJob.cancel_requested).where(VideoJob.id == job_id)
@@ -360,26 +367,24 @@ class JobStore:
         """
         now = utcnow()
         async with self.database.transaction() as session:
-            result = await session.execute(
-                update(VideoJob)
-                .where(self._held(job_id, token))
-                .values(
-                    state=JobState.SUCCEEDED,
-                    progress_percent=100,
-                    current_scene=None,
-                    lease_token=None,
-                    lease_expires_at=None,
-                    output_size=size,
-                    video_seconds=video_seconds,
-                    render_seconds=render_seconds,
-                    warnings=warnings,
-                    error=None,
-                    finished_at=now,
-                    updated_at=now,
-                )
-                .execution_options(synchronize_session=False)
+            held = await self._update_held(
+                session,
+                job_id,
+                token,
+                state=JobState.SUCCEEDED,
+                progress_percent=100,
+                current_scene=None,
+                lease_token=None,
+                lease_expires_at=None,
+                output_size=size,
+                video_seconds=video_seconds,
+                render_seconds=render_seconds,
+                warnings=warnings,
+                error=None,
+                finished_at=now,
+                updated_at=now,
             )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
+            if not held:
                 return False
             await publish()
         return True
@@ -393,21 +398,18 @@ class JobStore:
     ) -> bool:
         now = utcnow()
         async with self.database.transaction() as session:
-            result = await session.execute(
-                update(VideoJob)
-                .where(self._held(job_id, token))
-                .values(
-                    state=state,
-                    lease_token=None,
-                    lease_expires_at=None,
-                    current_scene=None,
-                    error=error,
-                    finished_at=now,
-                    updated_at=now,
-                )
-                .execution_options(synchronize_session=False)
+            return await self._update_held(
+                session,
+                job_id,
+                token,
+                state=state,
+                lease_token=None,
+                lease_expires_at=None,
+                current_scene=None,
+                error=error,
+                finished_at=now,
+                updated_at=now,
             )
-            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
     def backoff(self, attempt: int) -> float:
         """Seconds before the attempt after ``attempt`` (doubling from the base)."""
@@ -419,13 +421,10 @@ class JobStore:
         """Record a failed attempt: queue a retry after the backoff, or fail the job."""
         now = utcnow()
         async with self.database.transaction() as session:
-            row = (
-                await session.execute(
-                    select(VideoJob.attempts, VideoJob.max_attempts, VideoJob.cancel_requested)
-                    .where(self._held(job_id, token))
-                    .with_for_update()
-                )
-            ).first()
+            held_row = select(
+                VideoJob.attempts, VideoJob.max_attempts, VideoJob.cancel_requested
+            ).where(self._held(job_id, token))
+            row = (await session.execute(await lock_for_update(session, held_row))).first()
             if row is None:
                 return AttemptFailed(retry_in=None, held=False)
             attempts, max_attempts, cancel = row
@@ -451,35 +450,27 @@ class JobStore:
                     progress_percent=0,
                     current_scene=None,
                 )
-            await session.execute(
-                update(VideoJob)
-                .where(self._held(job_id, token))
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
+            await self._update_held(session, job_id, token, **values)  # locked: it matches
         return AttemptFailed(retry_in=delay, held=True)
 
     async def release(self, job_id: int, token: str) -> bool:
         """Give the job back to the queue uncounted (the worker is shutting down)."""
         now = utcnow()
         async with self.database.transaction() as session:
-            result = await session.execute(
-                update(VideoJob)
-                .where(self._held(job_id, token))
-                .values(
-                    state=JobState.QUEUED,
-                    attempts=VideoJob.attempts - 1,
-                    lease_token=None,
-                    lease_expires_at=None,
-                    progress_percent=0,
-                    current_scene=None,
-                    run_after=now,
-                    enqueued_at=now,
-                    updated_at=now,
-                )
-                .execution_options(synchronize_session=False)
+            return await self._update_held(
+                session,
+                job_id,
+                token,
+                state=JobState.QUEUED,
+                attempts=VideoJob.attempts - 1,
+                lease_token=None,
+                lease_expires_at=None,
+                progress_percent=0,
+                current_scene=None,
+                run_after=now,
+                enqueued_at=now,
+                updated_at=now,
             )
-            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
     async def running(self, job_ids: Collection[int]) -> set[int]:
         """Those of ``job_ids`` that are running now (a worker holds their lease)."""
