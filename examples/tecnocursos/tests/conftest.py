@@ -272,6 +272,31 @@ async def new_scene(
     return scene
 
 
+VIDEO_FAST: dict[str, Any] = {
+    "lease_seconds": 4,
+    "heartbeat_seconds": 1,
+    "reconcile_seconds": 0.5,
+    "retry_backoff_seconds": 0.2,
+    "progress_poll_seconds": 0.1,
+    "max_attempts": 2,
+}
+"""``video`` settings for tests of the embedded worker: short leases, quick passes."""
+
+
+async def new_course(client: httpx2.AsyncClient, headers: dict[str, str], scenes: int = 3) -> int:
+    """A project of ``scenes`` narrated scenes (Portuguese); returns its id."""
+    project = await new_project(client, headers, title="Curso de Python")
+    for number in range(scenes):
+        await new_scene(
+            client,
+            headers,
+            project["id"],
+            title=f"Cena {number + 1}",
+            script=f"Esta é a cena número {number + 1} do curso.",
+        )
+    return int(project["id"])
+
+
 async def list_scenes(
     client: httpx2.AsyncClient, headers: dict[str, str], project_id: int, **params: Any
 ) -> list[dict[str, Any]]:

@@ -15,8 +15,10 @@ from media_files import png
 from sqlalchemy import func, select
 
 from conftest import (
+    VIDEO_FAST,
     bearer,
     make_settings,
+    new_course,
     new_project,
     new_scene,
     signed_in,
@@ -32,21 +34,12 @@ from tecnocursos.videos.service import create_job
 
 pytestmark = pytest.mark.asyncio
 
-FAST = {
-    "lease_seconds": 4,
-    "heartbeat_seconds": 1,
-    "reconcile_seconds": 0.5,
-    "retry_backoff_seconds": 0.2,
-    "progress_poll_seconds": 0.1,
-    "max_attempts": 2,
-}
-
 
 @pytest_asyncio.fixture
 async def videos(
     tmp_path: Path, restore_logging: None
 ) -> AsyncIterator[tuple[FastAPI, httpx2.AsyncClient]]:
-    app = create_app(make_settings(tmp_path, video=FAST))
+    app = create_app(make_settings(tmp_path, video=VIDEO_FAST))
     try:
         async with started(app) as client:
             yield app, client
@@ -66,25 +59,12 @@ def events_of(body: str) -> list[tuple[str, dict[str, Any]]]:
     return events
 
 
-async def course(client: httpx2.AsyncClient, headers: dict[str, str], scenes: int = 3) -> int:
-    project = await new_project(client, headers, title="Curso de Python")
-    for number in range(scenes):
-        await new_scene(
-            client,
-            headers,
-            project["id"],
-            title=f"Cena {number + 1}",
-            script=f"Esta é a cena número {number + 1} do curso.",
-        )
-    return int(project["id"])
-
-
 async def test_a_course_becomes_a_video_followed_live_and_downloaded(
     videos: tuple[FastAPI, httpx2.AsyncClient], tmp_path: Path
 ) -> None:
     app, client = videos
     headers = await signed_in(app, client, "teacher@example.com")
-    project_id = await course(client, headers)
+    project_id = await new_course(client, headers)
 
     created = await client.post(
         f"/projects/{project_id}/videos", json={"language": "pt"}, headers=headers
@@ -149,7 +129,7 @@ async def test_requests_are_checked_before_a_job_exists(
     refused = await client.post(f"/projects/{empty['id']}/videos", headers=owner)
     assert refused.status_code == 422
     assert refused.json()["detail"] == "The project has no scenes to render."
-    project_id = await course(client, owner, scenes=1)
+    project_id = await new_course(client, owner, scenes=1)
     for body in ({"language": "fr"}, {"language": "pt", "voice": "x"}, {"language": None}):
         response = await client.post(f"/projects/{project_id}/videos", json=body, headers=owner)
         assert response.status_code == 422, body
@@ -169,7 +149,7 @@ async def test_a_job_is_private_to_its_project_s_readers(
     app, client = videos
     owner = await signed_in(app, client, "owner@example.com")
     other = await signed_in(app, client, "other@example.com")
-    project_id = await course(client, owner, scenes=1)
+    project_id = await new_course(client, owner, scenes=1)
     job = (await client.post(f"/projects/{project_id}/videos", headers=owner)).json()
     for path in ("", "/file", "/events"):
         assert (await client.get(f"/videos/{job['id']}{path}", headers=other)).status_code == 404
@@ -183,11 +163,11 @@ async def test_a_job_is_private_to_its_project_s_readers(
 async def test_cancel_file_and_limits_follow_the_state(
     tmp_path: Path, restore_logging: None
 ) -> None:
-    app = create_app(make_settings(tmp_path, video={**FAST, "max_active_per_user": 1}))
+    app = create_app(make_settings(tmp_path, video={**VIDEO_FAST, "max_active_per_user": 1}))
     try:
         async with started(app) as client:
             owner = await signed_in(app, client, "owner@example.com")
-            project_id = await course(client, owner, scenes=6)
+            project_id = await new_course(client, owner, scenes=6)
             job = (await client.post(f"/projects/{project_id}/videos", headers=owner)).json()
             second = await client.post(f"/projects/{project_id}/videos", headers=owner)
             assert second.status_code == 429
@@ -254,7 +234,7 @@ async def test_deleting_a_project_deletes_its_videos_and_files(
 ) -> None:
     app, client = videos
     owner = await signed_in(app, client, "owner@example.com")
-    project_id = await course(client, owner, scenes=1)
+    project_id = await new_course(client, owner, scenes=1)
     job = (await client.post(f"/projects/{project_id}/videos", headers=owner)).json()
     events = events_of((await client.get(job["events_url"], headers=owner)).text)
     assert events[-1][0] == "succeeded"
@@ -269,12 +249,12 @@ async def test_an_embedded_restart_resends_the_jobs_its_memory_queue_lost(
     tmp_path: Path, restore_logging: None
 ) -> None:
     """The in-memory broker's messages die with the process; the rows do not."""
-    settings = make_settings(tmp_path, video={**FAST, "requeue_after_seconds": 3600})
+    settings = make_settings(tmp_path, video={**VIDEO_FAST, "requeue_after_seconds": 3600})
     first = create_app(settings)
     try:
         async with started(first) as client:
             owner = await signed_in(first, client, "owner@example.com")
-            project_id = await course(client, owner, scenes=1)
+            project_id = await new_course(client, owner, scenes=1)
             async with first.state.database.transaction() as session:
                 project = await session.get(Project, project_id)
                 user = await session.get(User, project.owner_id if project else 0)

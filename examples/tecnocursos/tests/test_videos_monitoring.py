@@ -27,10 +27,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import (
     PROJECT,
     TEST_SECRET,
+    VIDEO_FAST,
     delete_redis_keys,
     make_settings,
-    new_project,
-    new_scene,
+    new_course,
     signed_in,
     started,
 )
@@ -38,15 +38,6 @@ from tecnocursos.core.app import create_app
 from tecnocursos.videos.runner import reconcile_once
 
 RULES = PROJECT / "monitoring" / "video-alerts.rules.yml"
-
-FAST = {
-    "lease_seconds": 4,
-    "heartbeat_seconds": 1,
-    "reconcile_seconds": 0.5,
-    "retry_backoff_seconds": 0.2,
-    "progress_poll_seconds": 0.1,
-    "max_attempts": 2,
-}
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -68,15 +59,6 @@ async def scrape(client: httpx2.AsyncClient) -> Samples:
     response = await client.get("/metrics")
     assert response.status_code == 200, response.text
     return parse(response.text)
-
-
-async def course(client: httpx2.AsyncClient, headers: dict[str, str], scenes: int) -> int:
-    project = await new_project(client, headers, title="Curso de observabilidade")
-    for number in range(scenes):
-        await new_scene(
-            client, headers, project["id"], title=f"Cena {number + 1}", script="Olá, mundo."
-        )
-    return int(project["id"])
 
 
 async def render(
@@ -282,7 +264,7 @@ def test_expiring_leases_and_absent_workers_raise_alerts(tmp_path: Path) -> None
 async def test_a_render_shows_on_the_app_s_metrics_with_the_embedded_worker(
     tmp_path: Path, restore_logging: None
 ) -> None:
-    app = create_app(make_settings(tmp_path, video=FAST))
+    app = create_app(make_settings(tmp_path, video=VIDEO_FAST))
     try:
         async with started(app) as client:
             worker = app.state.video_worker
@@ -292,7 +274,7 @@ async def test_a_render_shows_on_the_app_s_metrics_with_the_embedded_worker(
                 queue.send(job_id, delay=delay)
 
             headers = await signed_in(app, client, "teacher@example.com")
-            project_id = await course(client, headers, scenes=2)
+            project_id = await new_course(client, headers, scenes=2)
             await reconcile_once(worker.store, send)
             before = await scrape(client)  # the series are process-wide: compare deltas
             assert value(before, "tecnocursos_video_jobs", state="succeeded") == 0
@@ -372,7 +354,7 @@ async def test_the_worker_process_serves_its_series_on_its_metrics_port(
     tmp_path: Path, redis_url: str, restore_logging: None
 ) -> None:
     namespace = f"tc-test-{uuid.uuid4().hex[:12]}"
-    video = {**FAST, "queue": "redis", "namespace": namespace}
+    video = {**VIDEO_FAST, "queue": "redis", "namespace": namespace}
     settings = make_settings(tmp_path, video=video, redis={"url": redis_url})
     port = free_port()
     environment = {name: val for name, val in os.environ.items() if not name.startswith("TC_")}
@@ -392,7 +374,7 @@ async def test_the_worker_process_serves_its_series_on_its_metrics_port(
     try:
         async with started(app) as client:
             headers = await signed_in(app, client, "teacher@example.com")
-            project_id = await course(client, headers, scenes=1)
+            project_id = await new_course(client, headers, scenes=1)
             with worker_process(environment, log) as process:
                 created = await render(client, headers, project_id)
                 url = f"http://127.0.0.1:{port}/metrics"
@@ -439,13 +421,13 @@ async def test_the_worker_s_lines_carry_the_request_id_of_the_post(
     """
     log = tmp_path / "app.log"
     settings = make_settings(
-        tmp_path, video=FAST, logging={"format": "json", "file_path": str(log)}
+        tmp_path, video=VIDEO_FAST, logging={"format": "json", "file_path": str(log)}
     )
     app = create_app(settings)
     try:
         async with started(app) as client:
             headers = await signed_in(app, client, "teacher@example.com")
-            project_id = await course(client, headers, scenes=1)
+            project_id = await new_course(client, headers, scenes=1)
             given = await render(client, headers, project_id, **{"X-Request-ID": "curso-42-abc"})
             made = await render(client, headers, project_id)  # the middleware makes one
     finally:
