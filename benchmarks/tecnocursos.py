@@ -404,17 +404,8 @@ def run(
     return results, routes
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=20.0)
-    parser.add_argument("--warmup", type=float, default=3.0, help="seconds, not measured")
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--light-connections", type=int, default=1)
-    parser.add_argument("--light-duration", type=float, default=8.0, help="0: no light run")
-    parser.add_argument("--plan", type=int, default=50_000, help="requests in the plan")
-    parser.add_argument("--seed", type=int, default=14)
-    parser.add_argument("--configurations", default=",".join(CONFIGURATIONS))
+def add_service_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options the TecnoCursos benchmarks share: servers, smoke mode, report path."""
     parser.add_argument(
         "--postgres-url",
         default=os.environ.get(
@@ -426,6 +417,20 @@ def main() -> None:
     )
     parser.add_argument("--smoke", action="store_true", help="1 round of 1 s: correctness only")
     parser.add_argument("--output", default=None, help="the markdown report; JSON beside it")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds, not measured")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--light-connections", type=int, default=1)
+    parser.add_argument("--light-duration", type=float, default=8.0, help="0: no light run")
+    parser.add_argument("--plan", type=int, default=50_000, help="requests in the plan")
+    parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--configurations", default=",".join(CONFIGURATIONS))
+    add_service_arguments(parser)
     args = parser.parse_args()
     shape = FULL
     if args.smoke:

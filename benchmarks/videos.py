@@ -68,6 +68,7 @@ from benchmarks.server import (  # noqa: E402
 from benchmarks.tecnocursos import PACKAGES as APP_PACKAGES  # noqa: E402
 from benchmarks.tecnocursos import SCRIPT as LUA  # noqa: E402
 from benchmarks.tecnocursos import (  # noqa: E402
+    add_service_arguments,
     log_in,
     postgres_database,
     redis_keys,
@@ -450,17 +451,7 @@ def main() -> None:
     parser.add_argument("--render-timeout", type=float, default=600.0)
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get(
-            "BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-        ),
-    )
-    parser.add_argument(
-        "--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
-    )
-    parser.add_argument("--smoke", action="store_true", help="1 round of 1 s: correctness only")
-    parser.add_argument("--output", default=None, help="the markdown report; JSON beside it")
+    add_service_arguments(parser)
     args = parser.parse_args()
     if args.smoke:
         args.rounds, args.duration, args.warmup, args.scenes = 1, 1.0, 0.0, 1
