@@ -8,12 +8,14 @@
 # --single-transaction --routines, gzip-compressed: consistent for InnoDB tables without
 # locking them. Each backup is <database>-<UTC time>.<pgdump|sql.gz> plus a .sha256 file
 # (`sha256sum --check` format) that restore.sh verifies first. Only the newest
-# TC_BACKUP_KEEP (default 7) backups of the database are kept. The password reaches the
-# dump tool through PGPASSWORD or a private option file, never its command line, and is
-# never printed. Prints the backup's path on standard output.
+# TC_BACKUP_KEEP (default 7) backups of the database are kept. TC_DATABASE__PASSWORD (or
+# the file tc_database__password in TC_SECRETS_DIR), when set, replaces the URL's password,
+# as it does in the app's settings. The password reaches the dump tool through PGPASSWORD
+# or a private option file, never its command line, and is never printed. Prints the
+# backup's path on standard output.
 set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=lib.sh
+# shellcheck source=SCRIPTDIR/lib.sh
 source "$SCRIPT_DIR/lib.sh"
 
 require_env TC_DATABASE__URL
@@ -23,6 +25,13 @@ keep=${TC_BACKUP_KEEP:-7}
 [[ $keep =~ ^[1-9][0-9]*$ ]] || die "TC_BACKUP_KEEP must be a positive integer, not '$keep'"
 
 parse_database_url "$TC_DATABASE__URL"
+# As in the settings, database.password wins over the URL's: the URL in plain
+# configuration, the password in the environment or a secrets file.
+if [[ -n ${TC_DATABASE__PASSWORD:-} ]]; then
+    DB_PASSWORD=$TC_DATABASE__PASSWORD
+elif [[ -n ${TC_SECRETS_DIR:-} && -r $TC_SECRETS_DIR/tc_database__password ]]; then
+    DB_PASSWORD=$(<"$TC_SECRETS_DIR/tc_database__password")
+fi
 # Backups hold password hashes and personal data: readable by their owner only.
 umask 077
 mkdir -p "$backup_dir"

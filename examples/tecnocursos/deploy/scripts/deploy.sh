@@ -27,7 +27,7 @@
 # deploy that stopped half-way is finished or undone by running it (or rollback.sh) again.
 set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=lib.sh
+# shellcheck source=SCRIPTDIR/lib.sh
 source "$SCRIPT_DIR/lib.sh"
 
 (($# >= 1 && $# <= 2)) || die "usage: deploy.sh RELEASE_DIR [NAME]"

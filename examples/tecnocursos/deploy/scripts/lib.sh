@@ -11,6 +11,8 @@
 #   TC_SMOKE_CHECKS         "STATUS PATH" pairs checked on each instance
 #                           (default: "200 /health/live 200 /health/ready 401 /users/me")
 #   TC_HTTP_TIMEOUT         seconds one readiness or smoke request may take (default 5)
+#   TC_HTTP_HOST            Host header of those requests, when the instance's URL is not
+#                           one of its allowed hosts (compose: an address of the container)
 set -euo pipefail
 
 TC_SCRIPT_NAME=${TC_SCRIPT_NAME:-$(basename "$0" .sh)}
@@ -187,7 +189,8 @@ write_mysql_options() {
 http_status() {
     local status
     status=$(curl --silent --output /dev/null --write-out '%{http_code}' \
-        --max-time "${TC_HTTP_TIMEOUT:-5}" "$1" 2>/dev/null) || true
+        --max-time "${TC_HTTP_TIMEOUT:-5}" ${TC_HTTP_HOST:+--header "Host: $TC_HTTP_HOST"} \
+        "$1" 2>/dev/null) || true
     printf '%s\n' "${status:-000}"
 }
 

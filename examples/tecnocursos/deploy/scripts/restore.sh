@@ -9,7 +9,7 @@
 # and grants left to the target; MariaDB/MySQL dumps (.sql.gz) with the mariadb client.
 set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=lib.sh
+# shellcheck source=SCRIPTDIR/lib.sh
 source "$SCRIPT_DIR/lib.sh"
 
 (($# >= 1 && $# <= 2)) || die "usage: restore.sh BACKUP_FILE [TARGET_DATABASE_URL]"

@@ -11,7 +11,7 @@
 # Environment: TC_RUNTIME and TC_DEPLOY_ROOT, and those of lib.sh. Takes the deploy lock.
 set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=lib.sh
+# shellcheck source=SCRIPTDIR/lib.sh
 source "$SCRIPT_DIR/lib.sh"
 
 (($# == 0)) || die "usage: rollback.sh (it goes back to the release 'previous' names)"

@@ -318,8 +318,13 @@ def test_restore_refuses_a_tampered_or_unchecked_backup(scratch: Scratch) -> Non
 def test_retention_keeps_the_newest_backups(scratch: Scratch) -> None:
     """With TC_BACKUP_KEEP=2, a third backup removes the oldest and its checksum."""
     made = []
+    # The password from TC_DATABASE__PASSWORD, as the settings' database.password: the URL
+    # has none (MariaDB checks it; PostgreSQL here trusts local connections).
+    url = make_url(scratch.source_url).set(password=None).render_as_string(hide_password=False)
     for _ in range(3):
-        backup = scratch.run("backup.sh", TC_DATABASE__URL=scratch.source_url, TC_BACKUP_KEEP="2")
+        backup = scratch.run(
+            "backup.sh", TC_DATABASE__URL=url, TC_DATABASE__PASSWORD=PASSWORD, TC_BACKUP_KEEP="2"
+        )
         assert backup.returncode == 0, backup.stderr
         made.append(Path(backup.stdout.strip()))
         _assert_no_password(backup.stdout, backup.stderr)
