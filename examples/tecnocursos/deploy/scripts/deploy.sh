@@ -46,17 +46,19 @@ release="$TC_DEPLOY_ROOT/releases/$name"
 
 acquire_lock
 old=$(release_of current)
+old_name=none
+[[ -z $old ]] || old_name=$(basename "$old")
 
 # fail REASON: stop before any instance moved; `current` is never switched on this path.
 fail() {
-    log "deploy of $name failed: $1; nothing was restarted, current is ${old:+$(basename "$old")}${old:-unset}"
+    log "deploy of $name failed: $1; nothing was restarted, current is $old_name"
     notify deploy failed "$name: $1" "$name"
     exit 1
 }
 # Before any instance moves, a signal just stops the deploy.
 trap 'fail "interrupted by a signal"' INT TERM
 
-log "deploying $name (current: ${old:+$(basename "$old")}${old:-none})"
+log "deploying $name (current: $old_name)"
 notify deploy started "deploying $name" "$name"
 
 # install: releases/NAME from RELEASE_DIR, atomically; an existing NAME must be identical.
@@ -79,10 +81,10 @@ fi
 log "preflight: nginx -t"
 rt nginx-test || fail "nginx -t failed"
 log "preflight: settings deploy check of $name"
-rt exec "$release" "$python" -m fastapi_enterprise.cli check --settings "$settings_class" \
+rt exec "$release" "$python" -m fastapi_enterprise.cli check --settings "$settings_class" >&2 \
     || fail "the settings deploy check failed"
 log "preflight: database and Redis of $name"
-rt exec "$release" "$python" "$SCRIPT_DIR/check_services.py" \
+rt exec "$release" "$python" "$SCRIPT_DIR/check_services.py" >&2 \
     || fail "the database or Redis is unreachable"
 min_free_kb=$((${TC_MIN_FREE_MB:-1024} * 1024))
 mkdir -p "$TC_BACKUP_DIR"
@@ -116,12 +118,12 @@ else
 fi
 trap - INT TERM
 if ((status != 0)); then
-    if ((status == 1)); then
-        outcome="rolled back to $(basename "$old")"
-    else
-        outcome="ROLLBACK INCOMPLETE, see the log"
-    fi
-    log "deploy of $name failed: $ROLL_FAILURE; $outcome; current is still $(basename "$old")"
+    case $status in
+        1) outcome="rolled back to $old_name" ;;
+        3) outcome="nothing was restarted" ;;
+        *) outcome="ROLLBACK INCOMPLETE, see the log" ;;
+    esac
+    log "deploy of $name failed: $ROLL_FAILURE; $outcome; current is still $old_name"
     notify deploy failed "$name: $ROLL_FAILURE; $outcome" "$name"
     exit 1
 fi
@@ -130,7 +132,7 @@ fi
 if [[ $old != "$release" ]]; then
     set_link previous "$old"
     set_link current "$release"
-    log "switch: current -> releases/$name, previous -> releases/$(basename "$old")"
+    log "switch: current -> releases/$name, previous -> releases/$old_name"
 else
     log "switch: $name was already current (instances restarted on it)"
 fi

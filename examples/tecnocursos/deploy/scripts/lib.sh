@@ -316,7 +316,8 @@ peer_of() {
 # roll_all TARGET FALLBACK: move app1, app2, then the worker onto release TARGET. At the
 # first failed gate, every service already moved (the failing one included) goes back to
 # release FALLBACK the same way. Returns 0 when all run TARGET, 1 when all are back on
-# FALLBACK, 2 when even that failed for one of them (it stays out of nginx; see the log).
+# FALLBACK, 2 when even that failed for one of them (it stays out of nginx; see the log),
+# 3 when the first gate failed before anything moved.
 roll_all() {
     local target=$1 fallback=$2 service peer url moved=() worker_moved=0 failed=""
     for service in app1 app2; do
@@ -346,7 +347,7 @@ roll_all() {
     # shellcheck disable=SC2034 # read by the caller
     ROLL_FAILURE=$failed
     if ((${#moved[@]} == 0 && worker_moved == 0)); then
-        return 1
+        return 3
     fi
     if [[ -z $fallback || $fallback == "$target" ]]; then
         log "CRITICAL: no other release to go back to; ${moved[*]} left as they are"

@@ -45,7 +45,11 @@ else
 fi
 trap - INT TERM
 if ((status != 0)); then
-    if ((status == 1)); then outcome="back on $from"; else outcome="INCOMPLETE, see the log"; fi
+    case $status in
+        1) outcome="back on $from" ;;
+        3) outcome="nothing was restarted" ;;
+        *) outcome="INCOMPLETE, see the log" ;;
+    esac
     log "rollback to $to failed: $ROLL_FAILURE; $outcome; current is still $from"
     notify rollback failed "$ROLL_FAILURE; $outcome" "$to"
     exit 1
