@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -36,8 +37,11 @@ DEPLOYABLE = {
 """The session's first release with what the settings deploy check requires on top: deploy.sh
 refuses the shortcuts ``r1`` takes for speed (no HSTS, hashing below OWASP's minimum)."""
 
-READY_TIMEOUT = "20"
-"""Seconds deploy.sh waits for an instance's readiness (the broken release waits it out)."""
+READY_TIMEOUT = "60"
+"""Seconds deploy.sh waits for an instance's readiness (the wait ends as soon as it is)."""
+
+BROKEN_READY_TIMEOUT = "8"
+"""The broken release's wait, which always runs out: long enough for a healthy start."""
 
 
 class RequestLoop:
@@ -110,21 +114,25 @@ def loop(deployment: Deployment) -> Iterator[RequestLoop]:
         yield running
 
 
+def script_env(deployment: Deployment) -> dict[str, str]:
+    """The scripts' environment: the runtime contract of the session's deployment."""
+    return {
+        **os.environ,
+        "TC_RUNTIME": " ".join(deployment.command),
+        "TC_DEPLOY_ROOT": str(deployment.root),
+        "TC_PYTHON": sys.executable,
+        "TC_READY_TIMEOUT": READY_TIMEOUT,
+        "TC_MIN_FREE_MB": "100",
+    }
+
+
 def run_script(
     deployment: Deployment, script: str, *args: str, **env: str
 ) -> subprocess.CompletedProcess[str]:
     """Run a deploy script against the live deployment, as an operator would."""
     return subprocess.run(
         ["bash", str(SCRIPTS / script), *args],
-        env={
-            **os.environ,
-            "TC_RUNTIME": " ".join(deployment.command),
-            "TC_DEPLOY_ROOT": str(deployment.root),
-            "TC_PYTHON": sys.executable,
-            "TC_READY_TIMEOUT": READY_TIMEOUT,
-            "TC_MIN_FREE_MB": "100",
-            **env,
-        },
+        env={**script_env(deployment), **env},
         capture_output=True,
         text=True,
         timeout=600,
@@ -222,6 +230,13 @@ def test_deploy_then_rollback_without_a_failed_request(
     steps = deployed.stderr
     # One instance at a time: app1 is back in nginx before app2 leaves it.
     assert steps.index("app1: undraining") < steps.index("app2: draining")
+
+    # Running it again is safe: the same release, restarted in place, links unchanged.
+    again = run_script(deployment, "deploy.sh", str(tmp_path / name), name)
+    assert again.returncode == 0, again.stderr
+    assert f"releases/{name} already holds this release" in again.stderr
+    assert (link(deployment, "current"), link(deployment, "previous")) == (name, old)
+    assert served_releases(deployment) == {"app1": name, "app2": name, "worker": name}
     sent_during_deploy = loop.sent
 
     rolled_back = run_script(deployment, "rollback.sh")
@@ -257,7 +272,14 @@ def test_a_release_that_never_gets_ready_is_rolled_back(
         tmp_path, name, TC_APP__VERSION="9.9.9", TC_SECURITY__ALLOWED_HOSTS="broken.invalid"
     )
 
-    result = run_script(deployment, "deploy.sh", str(release), name, TC_DEPLOY_WEBHOOK_URL=url)
+    result = run_script(
+        deployment,
+        "deploy.sh",
+        str(release),
+        name,
+        TC_DEPLOY_WEBHOOK_URL=url,
+        TC_READY_TIMEOUT=BROKEN_READY_TIMEOUT,
+    )
 
     assert result.returncode == 1
     assert "app1 did not come up" in result.stderr
@@ -315,3 +337,59 @@ def test_a_deploy_refuses_to_run_beside_another(deployment: Deployment, tmp_path
     assert "another deploy or rollback holds" in result.stderr
     assert link(deployment, "current") == old
     assert pids(deployment) == before
+
+
+def test_a_release_name_is_never_reused_for_other_contents(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """releases/NAME is immutable: other contents under an installed name are refused."""
+    current = link(deployment, "current")
+    assert current is not None
+    before = pids(deployment)
+    other = make_release(tmp_path, "other", TC_APP__VERSION="3.0.0")
+    result = run_script(deployment, "deploy.sh", str(other), current)
+    assert result.returncode == 1
+    assert "already exists with other contents" in result.stderr
+    assert link(deployment, "current") == current
+    assert pids(deployment) == before
+
+
+def test_an_interrupted_deploy_puts_back_what_it_moved(
+    deployment: Deployment, loop: RequestLoop, tmp_path: Path
+) -> None:
+    """SIGTERM in the middle of the rollout undoes it before the script exits.
+
+    The instance already moved returns to the old release, the other is never touched,
+    the exit status is 1 and current does not move.
+    """
+    old = link(deployment, "current")
+    before_releases = served_releases(deployment)
+    name = f"int-{uuid.uuid4().hex[:8]}"
+    release = make_release(tmp_path, name, TC_APP__VERSION="4.0.0")
+    log = tmp_path / "deploy.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            ["bash", str(SCRIPTS / "deploy.sh"), str(release), name],
+            env=script_env(deployment),
+            stderr=output,
+        )
+        try:
+            deadline = time.monotonic() + 300
+            while "app1: starting" not in log.read_text() and process.poll() is None:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+            process.send_signal(signal.SIGTERM)
+            returncode = process.wait(300)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(30)
+    steps = log.read_text()
+    assert returncode == 1, steps
+    assert "failed gate: interrupted" in steps
+    assert f"rollback: app1 back to {old}" in steps
+    assert "app2: draining" not in steps
+    assert link(deployment, "current") == old
+    assert served_releases(deployment) == before_releases
+    loop.stop.set()
+    loop.assert_clean(at_least=10)
