@@ -53,7 +53,8 @@ def wait_until_both_serve(deployment: Deployment) -> None:
         request_id = f"back-{uuid.uuid4().hex}"
         with deployment.client() as client:
             client.get("/health/live", headers={"X-Request-ID": request_id})
-        return deployment.nginx_entry(request_id)["upstream"] == deployment.upstream("app2")
+        upstream: str = deployment.nginx_entry(request_id)["upstream"]
+        return upstream == deployment.upstream("app2")
 
     deployment.wait_for(both, timeout=30, what="app2 back in rotation")
 
