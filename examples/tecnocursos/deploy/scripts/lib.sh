@@ -9,7 +9,7 @@
 #   TC_NOTIFY_TIMEOUT       seconds a notification may take (default 5)
 #   TC_READY_TIMEOUT        seconds an instance has to answer 200 on /health/ready (default 60)
 #   TC_SMOKE_CHECKS         "STATUS PATH" pairs checked on each instance
-#                           (default: "200 /health/live 200 /health/ready 401 /users/me")
+#                           (default: "200 /health/live 200 /health/ready 401 /projects")
 #   TC_HTTP_TIMEOUT         seconds one readiness or smoke request may take (default 5)
 #   TC_HTTP_HOST            Host header of those requests, when the instance's URL is not
 #                           one of its allowed hosts (compose: an address of the container)
@@ -214,7 +214,7 @@ wait_ready() {
 # smoke_test BASE_URL: each TC_SMOKE_CHECKS pair "STATUS PATH" must answer that status.
 smoke_test() {
     local base=$1 checks expected path status failed=0 i
-    read -r -a checks <<<"${TC_SMOKE_CHECKS:-200 /health/live 200 /health/ready 401 /users/me}"
+    read -r -a checks <<<"${TC_SMOKE_CHECKS:-200 /health/live 200 /health/ready 401 /projects}"
     if ((${#checks[@]} % 2 != 0)); then
         log "TC_SMOKE_CHECKS must be STATUS PATH pairs"
         return 1

@@ -1,7 +1,7 @@
 """lib.sh's helpers against a real local HTTP server: webhook notifications, readiness, smoke.
 
 The server stands for a webhook receiver and for an app instance (``/health/*``,
-``/users/me``); the helpers run in bash exactly as deploy.sh calls them.
+``/projects``); the helpers run in bash exactly as deploy.sh calls them.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             statuses = {
                 "/health/live": 200,
                 "/health/ready": receiver.ready_status,
-                "/users/me": 401,
+                "/projects": 401,
             }
             self._answer(statuses.get(self.path, 404))
 
