@@ -193,7 +193,6 @@ class LocalRuntime:
                 GUNICORN_BIND=f"127.0.0.1:{port}",
                 GUNICORN_WORKERS=env.get("GUNICORN_WORKERS", str(state["app_workers"])),
                 PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
-                TC_DEPLOY_INSTANCE=service,
             )
         else:
             env.update(
@@ -458,10 +457,12 @@ class LocalRuntime:
             if pid is not None:
                 terminate(pid, _STOP_TIMEOUT if name in SERVICES else 10)
         database = state.get("database")
-        if database and database.get("created"):
-            drop_database(database["admin_url"], database["name"])
+        # Down first: a database server that went away must not leave a state that
+        # claims the stopped processes run.
         state.update(up=False, pids={}, database=None)
         self._save(state)
+        if database and database.get("created"):
+            drop_database(database["admin_url"], database["name"])
 
     # --- helpers of up --------------------------------------------------------------
     def _wait_port(self, name: str, port: int, timeout: float) -> None:
