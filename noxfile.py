@@ -98,8 +98,15 @@ DEPLOY_TOOLS = {
     "redis-server": "redis-server",
     "prometheus": "prometheus",
     "espeak-ng": "espeak-ng",
+    # deploy/scripts: backups and restores, webhooks and readiness checks, the lock.
+    "pg_dump": "postgresql-client",
+    "pg_restore": "postgresql-client",
+    "mariadb-dump": "mariadb-client",
+    "mariadb": "mariadb-client",
+    "curl": "curl",
+    "flock": "util-linux",
 }
-"""What the live deployment runs (command -> Debian package)."""
+"""What the live deployment and its scripts run (command -> Debian package)."""
 
 
 def _install_deploy_tools(session: nox.Session) -> None:
@@ -127,6 +134,9 @@ def deploy_proof(session: nox.Session) -> None:
     nginx (TLS, rate zones), two gunicorn instances, the video worker, Prometheus and
     private Redis servers, on a fresh database of the PostgreSQL at 127.0.0.1:5432
     (``TC_DEPLOY_POSTGRES_URL``); ``examples/tecnocursos/deploy/local.py`` starts them.
+    The scripts' tests (``test_scripts_*``) deploy and roll back on it, and back up and
+    restore scratch databases of that PostgreSQL and of the MariaDB at 127.0.0.1:3306
+    (``TC_TEST_POSTGRES_URL``, ``TC_TEST_MARIADB_URL``).
     """
     _install_deploy_tools(session)
     session.install(
