@@ -13,6 +13,8 @@
 #                for /health/ready, smoke-test it directly, put it back into nginx
 #   6. worker    stop, start on the new release
 #   7. switch    previous -> the old release, current -> the new one
+# The first release (no `current` yet) stops after step 4: `current` points at it and
+# `$TC_RUNTIME up` starts the services.
 # A failed gate after step 4 rolls every instance already moved back to the old release
 # (drained, restarted, ready, smoke-tested, undrained, like the way forward), then the
 # script notifies and exits 1 with `current` unchanged. Migrations must therefore keep
@@ -78,8 +80,13 @@ if [[ $source_dir != "$release" ]]; then
 fi
 
 # preflight
-log "preflight: nginx -t"
-rt nginx-test || fail "nginx -t failed"
+if [[ -n $old ]]; then
+    log "preflight: nginx -t"
+    rt nginx-test || fail "nginx -t failed"
+else
+    # The first release: nothing runs yet, `$TC_RUNTIME up` starts nginx (and checks it).
+    log "preflight: first release, nginx is not running yet (nginx -t skipped)"
+fi
 log "preflight: settings deploy check of $name"
 rt exec "$release" "$python" -m fastapi_enterprise.cli check --settings "$settings_class" >&2 \
     || fail "the settings deploy check failed"

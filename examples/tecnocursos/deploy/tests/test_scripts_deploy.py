@@ -8,10 +8,13 @@ working release.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -24,10 +27,15 @@ from typing import Any
 
 import httpx2
 import pytest
+from sqlalchemy import inspect, make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from conftest import RELEASE_ENV, Deployment
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+POSTGRES_URL = os.environ.get(
+    "TC_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
 DEPLOYABLE = {
     **RELEASE_ENV,
     "TC_SECURITY__HSTS_ENABLED": "true",
@@ -393,3 +401,116 @@ def test_an_interrupted_deploy_puts_back_what_it_moved(
     assert served_releases(deployment) == before_releases
     loop.stop.set()
     loop.assert_clean(at_least=10)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[str]:
+    """A redis-server of this test's own on a free port; its URL."""
+    if shutil.which("redis-server") is None:
+        message = "redis-server is not installed"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
+    argv += ["--appendonly", "no", "--dir", str(tmp_path)]
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.1)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+@pytest.fixture
+def scratch_postgres() -> Iterator[str]:
+    """An empty PostgreSQL database of this test's own; dropped after."""
+    server = make_url(POSTGRES_URL)
+    name = f"tc_first_{uuid.uuid4().hex[:10]}"
+    try:
+        asyncio.run(_admin(POSTGRES_URL, f"CREATE DATABASE {name}"))
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the server
+        message = f"PostgreSQL not available ({type(exc).__name__})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(_admin(POSTGRES_URL, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+async def _admin(url: str, statement: str) -> None:
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+def test_the_first_release_is_installed_and_migrated_for_up(
+    tmp_path: Path, private_redis: str, scratch_postgres: str
+) -> None:
+    """With no current release, deploy.sh installs the release for ``up``.
+
+    It checks, backs up and migrates, then points current at the release; it starts no
+    service (none runs yet).
+    """
+    root = tmp_path / "root"
+    release = make_release(
+        tmp_path,
+        "first",
+        TC_DATABASE__URL=scratch_postgres,
+        TC_REDIS__URL=private_redis,
+        TC_RATE_LIMIT__STORAGE_URL=private_redis,
+        TC_VIDEO__QUEUE="redis",
+        TC_SECURITY__SECRET_KEY=uuid.uuid4().hex * 2,
+    )
+    runtime = [sys.executable, str(SCRIPTS.parent / "local.py"), "--root", str(root)]
+    result = subprocess.run(
+        ["bash", str(SCRIPTS / "deploy.sh"), str(release), "first"],
+        env={
+            **os.environ,
+            "TC_RUNTIME": " ".join(runtime),
+            "TC_DEPLOY_ROOT": str(root),
+            "TC_PYTHON": sys.executable,
+            "TC_MIN_FREE_MB": "100",
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "first release" in result.stderr
+    assert os.readlink(root / "current") == "releases/first"
+    assert not (root / "previous").exists()
+    assert (root / "releases" / "first" / "release.env").read_text() == (
+        release / "release.env"
+    ).read_text()
+    assert len(list((root / "backups").glob("*.pgdump"))) == 1
+    assert "app1: " not in result.stderr
+    tables = asyncio.run(_tables(scratch_postgres))
+    assert {"alembic_version", "users", "projects", "scenes", "video_jobs"} <= tables
+
+
+async def _tables(url: str) -> set[str]:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            names = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+    finally:
+        await engine.dispose()
+    return set(names)
