@@ -290,7 +290,7 @@ def test_backup_restores_every_table_and_row(scratch: Scratch) -> None:
 
 
 def test_restore_refuses_a_tampered_or_unchecked_backup(scratch: Scratch) -> None:
-    """restore.sh verifies the checksum before the restore tool ever runs."""
+    """restore.sh verifies the checksum (and the backend) before the restore tool runs."""
     _migrate(scratch.source_url)
     backup = scratch.run("backup.sh", TC_DATABASE__URL=scratch.source_url)
     assert backup.returncode == 0, backup.stderr
@@ -310,6 +310,14 @@ def test_restore_refuses_a_tampered_or_unchecked_backup(scratch: Scratch) -> Non
     missing = scratch.run("restore.sh", str(unchecked), scratch.target_url)
     assert missing.returncode == 1
     assert "checksum file" in missing.stderr
+    other = (
+        "mysql://nobody@127.0.0.1/none"
+        if scratch.backend == "postgresql"
+        else "postgresql://nobody@127.0.0.1/none"
+    )
+    mismatched = scratch.run("restore.sh", str(path), other)
+    assert mismatched.returncode == 1
+    assert "backup cannot go into a" in mismatched.stderr
     assert not scratch.argv_log.exists()  # no restore tool ran
     assert asyncio.run(_snapshot(scratch.target_url)) == {}
     _assert_no_password(refused.stderr, missing.stderr)
