@@ -11,8 +11,8 @@
 #   TC_SMOKE_CHECKS         "STATUS PATH" pairs checked on each instance
 #                           (default: "200 /health/live 200 /health/ready 401 /projects")
 #   TC_HTTP_TIMEOUT         seconds one readiness or smoke request may take (default 5)
-#   TC_HTTP_HOST            Host header of those requests, when the instance's URL is not
-#                           one of its allowed hosts (compose: an address of the container)
+#   TC_HTTP_HOST            Host header of those requests, for a runtime whose instance URLs
+#                           are addresses the app does not allow (compose: 127.0.0.1)
 set -euo pipefail
 
 TC_SCRIPT_NAME=${TC_SCRIPT_NAME:-$(basename "$0" .sh)}
@@ -42,16 +42,7 @@ require_command() {
     done
 }
 
-# A URL with its password (userinfo after the colon) replaced by ***: what may be printed.
-redact_url() {
-    local url=$1
-    if [[ $url =~ ^([A-Za-z][A-Za-z0-9+.-]*://)([^/@:]*):[^/@]*@(.*)$ ]]; then
-        printf '%s%s:***@%s\n' "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" "${BASH_REMATCH[3]}"
-    else
-        printf '%s\n' "$url"
-    fi
-}
-
+# json_string TEXT: TEXT as a JSON string literal (quotes, backslashes, control characters).
 json_string() {
     local value=$1 out="" char code i
     for ((i = 0; i < ${#value}; i++)); do
