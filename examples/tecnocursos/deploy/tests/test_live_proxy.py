@@ -96,3 +96,35 @@ def test_json_responses_are_compressed(deployment: Deployment) -> None:
     assert response.status_code == 200
     assert response.headers["content-encoding"] == "gzip"
     assert response.json()["info"]["title"] == "TecnoCursos"
+
+
+def test_a_body_over_the_default_limit_gets_nginx_problem_413(deployment: Deployment) -> None:
+    with deployment.client() as client:
+        response = client.post(
+            "/projects", content=b"x" * (2 * 1024 * 1024), headers={"Content-Type": "text/plain"}
+        )
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert (body["status"], body["instance"]) == (413, "/projects")
+    assert body["request_id"] == response.headers["x-request-id"]
+    assert deployment.nginx_entry(body["request_id"])["upstream"] == ""
+
+
+def test_with_every_instance_drained_nginx_answers_a_problem_503(deployment: Deployment) -> None:
+    deployment.runtime.drain("app1")
+    try:
+        deployment.runtime.drain("app2")
+        try:
+            with deployment.client() as client:
+                response = client.get("/projects")
+        finally:
+            deployment.runtime.undrain("app2")
+    finally:
+        deployment.runtime.undrain("app1")
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["title"] == "Service Unavailable"
+    with deployment.client() as client:
+        assert client.get("/health/live").status_code == 200
