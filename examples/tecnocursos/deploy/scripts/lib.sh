@@ -284,13 +284,28 @@ roll_instance() {
 }
 
 # roll_worker RELEASE_DIR: restart the video worker on RELEASE_DIR (its jobs are leased:
-# a graceful stop hands an unfinished render back to the queue).
+# a graceful stop hands an unfinished render back to the queue). When the runtime has a
+# URL for it, the worker's metrics server must then answer within TC_READY_TIMEOUT, with
+# any status (its allow-list may refuse this host): the process started and runs.
 roll_worker() {
-    local release=$1
+    local release=$1 url deadline
     log "worker: stopping"
     rt stop worker || { log "worker: stop failed"; return 1; }
     log "worker: starting on $(basename "$release")"
     rt start worker "$release" || { log "worker: start failed"; return 1; }
+    if ! url=$(rt url worker 2>/dev/null) || [[ -z $url ]]; then
+        log "worker: started (the runtime gives no URL to check it)"
+        return 0
+    fi
+    deadline=$((SECONDS + ${TC_READY_TIMEOUT:-60}))
+    while [[ $(http_status "$url/metrics") == 000 ]]; do
+        if ((SECONDS >= deadline)); then
+            log "worker: $url/metrics did not answer within ${TC_READY_TIMEOUT:-60}s"
+            return 1
+        fi
+        sleep 0.5
+    done
+    log "worker: running, its metrics server answers on $url"
 }
 
 # Set by the INT/TERM trap of deploy.sh and rollback.sh: roll_all treats it as a failed

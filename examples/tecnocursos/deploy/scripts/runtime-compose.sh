@@ -11,8 +11,8 @@
 # settings are compose.yaml's. Commands:
 #   start SERVICE RELEASE   recreate SERVICE from RELEASE's image and variables, no deps
 #   stop SERVICE / kill SERVICE
-#   url SERVICE             http://<container address>:8000 (reachable from a Linux host;
-#                           not from Docker Desktop's VM)
+#   url SERVICE             http://<container address>:8000 (the worker's metrics: :9191;
+#                           reachable from a Linux host, not from Docker Desktop's VM)
 #   drain / undrain SERVICE mark SERVICE "down" in nginx's rendered upstream.conf (or not),
 #                           `nginx -t`, `nginx -s reload`, then wait TC_COMPOSE_RELOAD_WAIT
 #                           seconds (default 3) for the old workers to finish their requests
@@ -95,7 +95,9 @@ case $command in
         compose kill --signal KILL "$1"
         ;;
     url)
-        app_service "$1"
+        port=8000
+        [[ $1 != worker ]] || port=9191
+        [[ $1 == worker ]] || app_service "$1"
         container=$(compose ps --quiet "$1")
         [[ -n $container ]] || {
             echo "runtime-compose: $1 is not running" >&2
@@ -103,7 +105,7 @@ case $command in
         }
         address=$(docker inspect --format \
             '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$container")
-        printf 'http://%s:8000\n' "${address%% *}"
+        printf 'http://%s:%s\n' "${address%% *}" "$port"
         ;;
     drain)
         set_upstream "$1" down

@@ -238,6 +238,7 @@ def test_deploy_then_rollback_without_a_failed_request(
     steps = deployed.stderr
     # One instance at a time: app1 is back in nginx before app2 leaves it.
     assert steps.index("app1: undraining") < steps.index("app2: draining")
+    assert "worker: running, its metrics server answers" in steps
 
     # Running it again is safe: the same release, restarted in place, links unchanged.
     again = run_script(deployment, "deploy.sh", str(tmp_path / name), name)
