@@ -11,7 +11,7 @@
 #   4. migrate   alembic upgrade head, once
 #   5. app1, then app2: drain it from nginx, stop it, start it on the new release, wait
 #                for /health/ready, smoke-test it directly, put it back into nginx
-#   6. worker    stop, start on the new release
+#   6. worker    stop, start on the new release, its metrics server answers
 #   7. switch    previous -> the old release, current -> the new one
 # The first release (no `current` yet) stops after step 4: `current` points at it and
 # `$TC_RUNTIME up` starts the services.
