@@ -181,6 +181,59 @@ def bench_videos(session: nox.Session) -> None:
     session.run("python", "-m", "benchmarks.videos", *session.posargs)
 
 
+def _install_debian_tools(session: nox.Session, tools: dict[str, str]) -> None:
+    """Install the Debian packages (values) of the commands (keys) missing from PATH."""
+    missing = sorted({package for command, package in tools.items() if not shutil.which(command)})
+    if not missing:
+        return
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        session.error(f"missing commands: install the Debian packages {', '.join(missing)}")
+    session.run("apt-get", "update", "-qq", external=True)
+    session.run(
+        "apt-get",
+        "install",
+        "-y",
+        "-qq",
+        *missing,
+        external=True,
+        env={"DEBIAN_FRONTEND": "noninteractive"},
+    )
+
+
+@nox.session
+def deploy_static(session: nox.Session) -> None:
+    """Check the TecnoCursos deployment kit where it cannot run (no Docker engine here).
+
+    The compose file against the compose specification and the apps' deploy check,
+    ``nginx -t`` on the compose variant of the templates, ``promtool`` on Prometheus'
+    configuration, the alert rules and their unit tests, hadolint, shellcheck, and the
+    Grafana dashboards' queries against a live app's and worker's metrics. The PyPI tools
+    come from the example's ``deploy`` group; nginx, promtool, shellcheck, openssl,
+    unshare and redis-server from Debian.
+    """
+    _install_debian_tools(
+        session,
+        {
+            "nginx": "nginx",
+            "promtool": "prometheus",
+            "shellcheck": "shellcheck",
+            "openssl": "openssl",
+            "unshare": "util-linux",
+            "redis-server": "redis-server",
+        },
+    )
+    session.install(
+        "-e",
+        ".",
+        "-e",
+        str(TECNOCURSOS),
+        *tecnocursos_group("test"),
+        *tecnocursos_group("deploy"),
+    )
+    session.chdir(TECNOCURSOS)
+    session.run("pytest", "deploy/tests/test_static.py", *session.posargs)
+
+
 @nox.session
 def demo(session: nox.Session) -> None:
     """Serve TecnoCursos, the reference app, on http://127.0.0.1:8000 with demo data.
