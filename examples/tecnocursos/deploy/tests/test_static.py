@@ -40,6 +40,16 @@ MONITORING = PROJECT / "monitoring"
 DASHBOARDS = KIT / "grafana" / "dashboards"
 APP_SERVICES = ("app1", "app2", "worker", "migrate")
 STARTUP_SECONDS = 60.0
+APP_DASHBOARD_SERIES = {
+    "tecnocursos_video_jobs",
+    "tecnocursos_video_queue_depth",
+    "tecnocursos_video_queue_oldest_age_seconds",
+    "tecnocursos_video_render_seconds_bucket",
+    "tecnocursos_video_attempts_total",
+    "cache_requests_total",
+}
+"""What the app's dashboard must show: jobs by state, the queue, render times, failures
+and retries, the cache hit rate."""
 
 # --- helpers -------------------------------------------------------------------------
 
@@ -370,17 +380,40 @@ def test_promtool_checks_each_rule_file(rules: Path) -> None:
     assert "SUCCESS" in result.stdout
 
 
-def test_every_rule_file_has_promtool_unit_tests() -> None:
-    """Each monitoring/*.yml is named by a unit test file, and every unit test passes."""
+def firing_in(test: dict[str, Any]) -> set[str]:
+    """The alerts one promtool test case expects to fire at some evaluation."""
+    names = {
+        case["alertname"] for case in test.get("alert_rule_test", []) if case.get("exp_alerts")
+    }
+    for case in test.get("promql_expr_test", []):
+        if case.get("exp_samples"):
+            names |= set(re.findall(r'alertname="(\w+)"', case["expr"]))
+    return names
+
+
+def test_every_alert_has_promtool_unit_tests_that_pass() -> None:
+    """Each monitoring/*.yml is under test, each of its alerts fires in some case."""
     promtool = tool("promtool")
     tests = sorted((KIT / "prometheus" / "tests").glob("*.test.yml"))
-    covered = set()
+    covered: set[Path] = set()
+    fired: set[str] = set()
     for path in tests:
         document = yaml.safe_load(path.read_text())
         covered |= {(path.parent / name).resolve() for name in document["rule_files"]}
+        fired |= {name for case in document["tests"] for name in firing_in(case)}
         result = run(promtool, "test", "rules", path)
         assert result.returncode == 0, result.stdout + result.stderr
-    assert {p.resolve() for p in MONITORING.glob("*.yml")} <= covered, covered
+    rule_files = sorted(MONITORING.glob("*.yml"))
+    assert {p.resolve() for p in rule_files} <= covered, covered
+    alerts = {
+        rule["alert"]
+        for path in rule_files
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+    assert len(alerts) >= 13, alerts
+    assert alerts <= fired, f"alerts no unit test fires: {sorted(alerts - fired)}"
 
 
 # --- Dockerfile and scripts ----------------------------------------------------------
@@ -610,6 +643,7 @@ def test_the_dashboards_query_only_series_the_app_and_worker_expose(
         for group in yaml.safe_load(rules.read_text())["groups"]:
             exposed |= {rule["record"] for rule in group["rules"] if "record" in rule}
 
+    queried: dict[str, set[str]] = {}
     for path in sorted(DASHBOARDS.glob("*.json")):
         for panel in json.loads(path.read_text())["panels"]:
             for target in panel["targets"]:
@@ -617,3 +651,6 @@ def test_the_dashboards_query_only_series_the_app_and_worker_expose(
                 assert names, (path.name, panel["title"], target["expr"])
                 unknown = names - exposed
                 assert not unknown, f"{path.name} / {panel['title']}: {sorted(unknown)}"
+                queried.setdefault(path.name, set()).update(names)
+    missing = APP_DASHBOARD_SERIES - queried["tecnocursos.json"]
+    assert not missing, f"the app's dashboard shows nothing of {sorted(missing)}"
