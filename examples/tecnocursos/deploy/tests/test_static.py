@@ -184,7 +184,8 @@ def test_the_apps_pass_the_deploy_check_with_the_compose_settings(
     """app1, app2, worker and migrate: production settings with no deploy-check finding.
 
     The environment is the image's plus the service's, the secrets are files named like
-    their compose targets in a secrets directory, made as secrets/README.md makes them.
+    their compose targets in a secrets directory, made as
+    examples/tecnocursos/deploy/secrets/README.md makes them.
     """
     compose = load_compose()
     secret_values = {name: secrets.token_urlsafe(48) for name in compose["secrets"]}
