@@ -233,6 +233,8 @@ def test_the_compose_topology_matches_the_settings() -> None:
         depends = services[name]["depends_on"]
         if name != "migrate":
             assert depends["migrate"] == {"condition": "service_completed_successfully"}
+        assert services[name]["cap_drop"] == ["ALL"]
+        assert services[name]["security_opt"] == ["no-new-privileges:true"]
     assert services["worker"]["command"] == ["python", "-m", "tecnocursos.videos.worker"]
     assert services["migrate"]["command"] == ["alembic", "upgrade", "head"]
     assert services["mariadb"]["healthcheck"]["test"][0] == "CMD"
