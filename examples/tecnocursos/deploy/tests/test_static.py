@@ -243,6 +243,8 @@ def test_the_compose_topology_matches_the_settings() -> None:
         assert services[name]["cap_drop"] == ["ALL"]
         assert services[name]["security_opt"] == ["no-new-privileges:true"]
     assert services["worker"]["command"] == ["python", "-m", "tecnocursos.videos.worker"]
+    # Renders yield to the API across containers too (cgroup weight; Docker's default 1024).
+    assert services["worker"]["cpu_shares"] < services["app1"].get("cpu_shares", 1024)
     assert services["migrate"]["command"] == ["alembic", "upgrade", "head"]
     assert services["mariadb"]["healthcheck"]["test"][0] == "CMD"
 
