@@ -544,6 +544,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 nginx_overrides=overrides,
                 app_workers=args.app_workers,
             )
+            ports = runtime.state()["ports"]
+            root = runtime.root
+            print(f"https://127.0.0.1:{ports['https']}/ (CA: {root / 'tls' / 'ca.crt'})")
+            print(f"Prometheus: http://127.0.0.1:{ports['prometheus']}/, logs: {root / 'logs'}")
         elif command == "down":
             runtime.down()
         elif command == "start":
