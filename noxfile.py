@@ -92,6 +92,25 @@ def example_tecnocursos(session: nox.Session) -> None:
     session.run("pytest", *session.posargs)
 
 
+def _install_debian_tools(session: nox.Session, tools: dict[str, str]) -> None:
+    """Install the Debian packages (values) of the commands (keys) missing from PATH."""
+    missing = sorted({package for command, package in tools.items() if not shutil.which(command)})
+    if not missing:
+        return
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        session.error(f"missing commands: install the Debian packages {', '.join(missing)}")
+    session.run("apt-get", "update", "-qq", external=True)
+    session.run(
+        "apt-get",
+        "install",
+        "-y",
+        "-qq",
+        *missing,
+        external=True,
+        env={"DEBIAN_FRONTEND": "noninteractive"},
+    )
+
+
 DEPLOY_TOOLS = {
     "nginx": "nginx",
     "openssl": "openssl",
@@ -109,24 +128,6 @@ DEPLOY_TOOLS = {
 """What the live deployment and its scripts run (command -> Debian package)."""
 
 
-def _install_deploy_tools(session: nox.Session) -> None:
-    missing = sorted({package for tool, package in DEPLOY_TOOLS.items() if not shutil.which(tool)})
-    if not missing:
-        return
-    if os.environ.get("CI") != "true" or shutil.which("apt-get") is None or os.geteuid() != 0:
-        session.error(f"not installed: {', '.join(missing)} (apt-get install {' '.join(missing)})")
-    session.run("apt-get", "update", "-qq", external=True)
-    session.run(
-        "apt-get",
-        "install",
-        "-y",
-        "-qq",
-        *missing,
-        external=True,
-        env={"DEBIAN_FRONTEND": "noninteractive"},
-    )
-
-
 @nox.session
 def deploy_proof(session: nox.Session) -> None:
     """Run the TecnoCursos deployment kit live, without Docker, and test it through nginx.
@@ -138,7 +139,7 @@ def deploy_proof(session: nox.Session) -> None:
     restore scratch databases of that PostgreSQL and of the MariaDB at 127.0.0.1:3306
     (``TC_TEST_POSTGRES_URL``, ``TC_TEST_MARIADB_URL``).
     """
-    _install_deploy_tools(session)
+    _install_debian_tools(session, DEPLOY_TOOLS)
     session.install(
         "-e",
         ".",
@@ -148,7 +149,8 @@ def deploy_proof(session: nox.Session) -> None:
         *tecnocursos_group("deploy"),
     )
     session.chdir(TECNOCURSOS)
-    session.run("pytest", "deploy/tests", *session.posargs)
+    # The static checks are deploy_static's (they need other tools, no live deployment).
+    session.run("pytest", "deploy/tests", "--ignore=deploy/tests/test_static.py", *session.posargs)
 
 
 @nox.session
@@ -238,6 +240,40 @@ def bench_videos(session: nox.Session) -> None:
     _install_wrk(session)
     session.install("-e", ".[all]", "-e", str(TECNOCURSOS), *group("bench"))
     session.run("python", "-m", "benchmarks.videos", *session.posargs)
+
+
+@nox.session
+def deploy_static(session: nox.Session) -> None:
+    """Check the TecnoCursos deployment kit where it cannot run (no Docker engine here).
+
+    The compose file against the compose specification and the apps' deploy check,
+    ``nginx -t`` on the compose variant of the templates, ``promtool`` on Prometheus'
+    configuration, the alert rules and their unit tests, hadolint, shellcheck, and the
+    Grafana dashboards' queries against a live app's and worker's metrics. The PyPI tools
+    come from the example's ``deploy`` group; nginx, promtool, shellcheck, openssl,
+    unshare and redis-server from Debian.
+    """
+    _install_debian_tools(
+        session,
+        {
+            "nginx": "nginx",
+            "promtool": "prometheus",
+            "shellcheck": "shellcheck",
+            "openssl": "openssl",
+            "unshare": "util-linux",
+            "redis-server": "redis-server",
+        },
+    )
+    session.install(
+        "-e",
+        ".",
+        "-e",
+        str(TECNOCURSOS),
+        *tecnocursos_group("test"),
+        *tecnocursos_group("deploy"),
+    )
+    session.chdir(TECNOCURSOS)
+    session.run("pytest", "deploy/tests/test_static.py", *session.posargs)
 
 
 @nox.session

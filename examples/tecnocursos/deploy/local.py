@@ -418,8 +418,11 @@ class LocalRuntime:
         state["database"] = self._create_database(state["suffix"], database, database_url)
         state["env"] = {
             "TC_DATABASE__URL": state["database"]["url"],
-            "TC_REDIS__URL": f"redis://127.0.0.1:{ports['redis-queue']}/0",
-            "TC_RATE_LIMIT__STORAGE_URL": f"redis://127.0.0.1:{ports['redis-cache']}/0",
+            # As in compose.yaml: the queue on the Redis that never evicts, the cache and
+            # the rate-limit counters on the one that evicts the least recently used.
+            "TC_VIDEO__BROKER_URL": f"redis://127.0.0.1:{ports['redis-queue']}/0",
+            "TC_REDIS__URL": f"redis://127.0.0.1:{ports['redis-cache']}/0",
+            "TC_RATE_LIMIT__STORAGE_URL": f"redis://127.0.0.1:{ports['redis-cache']}/1",
             "TC_CACHE__BACKEND": "redis",
             "TC_VIDEO__QUEUE": "redis",
             "TC_VIDEO__NAMESPACE": f"tc-deploy-{state['suffix']}",
@@ -541,6 +544,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 nginx_overrides=overrides,
                 app_workers=args.app_workers,
             )
+            ports = runtime.state()["ports"]
+            root = runtime.root
+            print(f"https://127.0.0.1:{ports['https']}/ (CA: {root / 'tls' / 'ca.crt'})")
+            print(f"Prometheus: http://127.0.0.1:{ports['prometheus']}/, logs: {root / 'logs'}")
         elif command == "down":
             runtime.down()
         elif command == "start":

@@ -69,3 +69,35 @@ def test_a_busy_worker_leaves_the_next_job_to_an_idle_one(tmp_path: Path, redis_
         for queue in queues:
             queue.close()
         asyncio.run(delete_redis_keys(redis_url, f"{namespace}*"))
+
+
+@pytest.mark.redis
+def test_the_queue_runs_on_its_own_redis_when_broker_url_is_set(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """``video.broker_url`` wins over ``redis.url`` (the cache's Redis, unreachable here).
+
+    Production gives the queue a Redis that never evicts and the cache one that does
+    (deploy/compose.yaml): a message sent and received proves which one carried it.
+    """
+    namespace = f"tc-test-{uuid.uuid4().hex[:12]}"
+    unreachable = "redis://127.0.0.1:9/0"  # the discard port: nothing answers there
+    settings = make_settings(
+        tmp_path,
+        video={"queue": "redis", "namespace": namespace, "broker_url": redis_url},
+        redis={"url": unreachable},
+    )
+    received = _Blocking()
+    received.release.set()
+    queue = VideoQueue(settings, received)
+    worker = None
+    try:
+        queue.send(7)
+        worker = queue.worker()
+        worker.start()
+        assert _wait_until(lambda: received.jobs == [7]), "the job never arrived"
+    finally:
+        if worker is not None:
+            worker.stop(timeout=10_000)
+        queue.close()
+        asyncio.run(delete_redis_keys(redis_url, f"{namespace}*"))

@@ -61,7 +61,9 @@ APP_LIMIT = 4
 zone, so the app is the one that refuses."""
 
 RELEASE_ENV = {
-    "TC_ENVIRONMENT": "test",
+    # Production, as deployed: the deploy check runs at each start and would stop it.
+    "TC_ENVIRONMENT": "production",
+    "TC_SECURITY__ALLOWED_HOSTS": "127.0.0.1,localhost",
     "TC_LOGGING__FORMAT": "json",
     # Single quotes: the same line reads as JSON here and in a shell's `. release.env`.
     "TC_RATE_LIMIT__ROUTES": f'\'{{"{APP_LIMITED_ROUTE}":"{APP_LIMIT}/minute"}}\'',

@@ -32,7 +32,7 @@ def test_exec_runs_with_the_release_environment_and_returns_its_status(
     release = str(deployment.root / "current")
     script = "import os, sys; print(os.environ['TC_ENVIRONMENT']); sys.exit(3)"
     result = run(deployment, "exec", release, sys.executable, "-c", script)
-    assert (result.returncode, result.stdout.strip()) == (3, "test")
+    assert (result.returncode, result.stdout.strip()) == (3, "production")
 
 
 def test_migrate_and_nginx_test_succeed_on_the_running_deployment(

@@ -193,7 +193,13 @@ class VideoSettings(_Section):
     queue: Literal["embedded", "redis"] = "embedded"
     """``embedded``: the app renders in its own process (a worker thread; for the demo and
     development, refused in production); ``redis``: jobs go through dramatiq's Redis broker
-    on ``redis.url`` to ``python -m tecnocursos.videos.worker`` processes."""
+    on ``broker_url`` (else ``redis.url``) to ``python -m tecnocursos.videos.worker``
+    processes."""
+
+    broker_url: SecretStr | None = None
+    """The queue's Redis (``redis://host:6379/0``); ``redis.url`` when unset. Give the
+    queue a Redis of its own in production (``noeviction``, persistence): ``redis.url``
+    also holds the cache, whose Redis evicts keys under memory pressure."""
 
     namespace: str = Field(default="tecnocursos", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     """The broker's key prefix in Redis (one per deployment sharing a Redis)."""
@@ -322,7 +328,9 @@ class TecnoCursosSettings(EnterpriseSettings):
         ```
     """
 
-    model_config = SettingsConfigDict(env_prefix="TC_")
+    # Secret files as Docker and Kubernetes mount them (deploy/compose.yaml): one file per
+    # variable, named like it (``tc_security__secret_key``); a missing directory is fine.
+    model_config = SettingsConfigDict(env_prefix="TC_", secrets_dir="/run/secrets")
 
     app: TecnoCursosAppSettings = Field(default_factory=TecnoCursosAppSettings)
     """The application: name, version, debug, docs."""

@@ -36,8 +36,8 @@ class VideoQueue:
     """The broker and the render actor of one process.
 
     Args:
-        settings: ``video.queue`` picks the broker: ``redis`` (on ``redis.url``) or
-            ``embedded`` (in memory, for a worker inside the app).
+        settings: ``video.queue`` picks the broker: ``redis`` (on ``video.broker_url``,
+            else ``redis.url``) or ``embedded`` (in memory, for a worker inside the app).
         handle: What the actor runs for a job ID, in a dramatiq worker thread.
     """
 
@@ -55,8 +55,9 @@ class VideoQueue:
         self.broker: dramatiq.Broker
         self._client: redis.Redis | None = None
         if video.queue == "redis":
+            url = video.broker_url or settings.redis.url
             client = redis.Redis.from_url(
-                settings.redis.url.get_secret_value(),
+                url.get_secret_value(),
                 socket_connect_timeout=settings.redis.socket_connect_timeout,
                 # The consumer's fetches may wait on the server: never below a few seconds.
                 socket_timeout=max(settings.redis.socket_timeout, 5.0),
