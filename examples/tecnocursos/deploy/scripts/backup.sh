@@ -9,10 +9,10 @@
 # locking them. Each backup is <database>-<UTC time>.<pgdump|sql.gz> plus a .sha256 file
 # (`sha256sum --check` format) that restore.sh verifies first. Only the newest
 # TC_BACKUP_KEEP (default 7) backups of the database are kept. TC_DATABASE__PASSWORD (or
-# the file tc_database__password in TC_SECRETS_DIR), when set, replaces the URL's password,
-# as it does in the app's settings. The password reaches the dump tool through PGPASSWORD
-# or a private option file, never its command line, and is never printed. Prints the
-# backup's path on standard output.
+# the file tc_database__password in TC_SECRETS_DIR, default /run/secrets, where the app
+# reads its secret files), when set, replaces the URL's password, as in the settings. The
+# password reaches the dump tool through PGPASSWORD or a private option file, never its
+# command line, and is never printed. Prints the backup's path on standard output.
 set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=SCRIPTDIR/lib.sh
@@ -29,8 +29,8 @@ parse_database_url "$TC_DATABASE__URL"
 # configuration, the password in the environment or a secrets file.
 if [[ -n ${TC_DATABASE__PASSWORD:-} ]]; then
     DB_PASSWORD=$TC_DATABASE__PASSWORD
-elif [[ -n ${TC_SECRETS_DIR:-} && -r $TC_SECRETS_DIR/tc_database__password ]]; then
-    DB_PASSWORD=$(<"$TC_SECRETS_DIR/tc_database__password")
+elif [[ -r ${TC_SECRETS_DIR:-/run/secrets}/tc_database__password ]]; then
+    DB_PASSWORD=$(<"${TC_SECRETS_DIR:-/run/secrets}/tc_database__password")
 fi
 # Backups hold password hashes and personal data: readable by their owner only.
 umask 077

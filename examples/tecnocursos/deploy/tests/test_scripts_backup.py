@@ -148,6 +148,8 @@ def scratch(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Scratch]
             **os.environ,
             "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}",
             "TC_BACKUP_DIR": str(tmp_path / "backups"),
+            # Not the machine's /run/secrets: a test's own directory (empty until it writes).
+            "TC_SECRETS_DIR": str(tmp_path / "secrets"),
         }
         env.pop("TC_BACKUP_KEEP", None)
         yield Scratch(
@@ -326,13 +328,19 @@ def test_restore_refuses_a_tampered_or_unchecked_backup(scratch: Scratch) -> Non
 def test_retention_keeps_the_newest_backups(scratch: Scratch) -> None:
     """With TC_BACKUP_KEEP=2, a third backup removes the oldest and its checksum."""
     made = []
-    # The password from TC_DATABASE__PASSWORD, as the settings' database.password: the URL
-    # has none (MariaDB checks it; PostgreSQL here trusts local connections).
+    # The password as the settings' database.password: from TC_DATABASE__PASSWORD, then
+    # from the secrets directory; the URL has none (MariaDB checks it; PostgreSQL here
+    # trusts local connections).
     url = make_url(scratch.source_url).set(password=None).render_as_string(hide_password=False)
-    for _ in range(3):
-        backup = scratch.run(
-            "backup.sh", TC_DATABASE__URL=url, TC_DATABASE__PASSWORD=PASSWORD, TC_BACKUP_KEEP="2"
-        )
+    secrets = Path(scratch.env["TC_SECRETS_DIR"])
+    for attempt in range(3):
+        if attempt < 2:
+            password = {"TC_DATABASE__PASSWORD": PASSWORD}
+        else:
+            secrets.mkdir()
+            (secrets / "tc_database__password").write_text(PASSWORD + "\n")
+            password = {}
+        backup = scratch.run("backup.sh", TC_DATABASE__URL=url, TC_BACKUP_KEEP="2", **password)
         assert backup.returncode == 0, backup.stderr
         made.append(Path(backup.stdout.strip()))
         _assert_no_password(backup.stdout, backup.stderr)
