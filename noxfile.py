@@ -182,6 +182,30 @@ def bench_videos(session: nox.Session) -> None:
 
 
 @nox.session
+def bench_deployment(session: nox.Session) -> None:
+    """Benchmark TecnoCursos as the deployment kit runs it: through nginx, two instances.
+
+    The kit's local runtime (``examples/tecnocursos/deploy/local.py``: nginx with TLS, two
+    gunicorn instances, the worker, Prometheus) on PostgreSQL (``BENCH_POSTGRES_URL``, as
+    ``bench_tecnocursos``: the run creates and drops a database of its own) and Redis
+    (``BENCH_REDIS_URL``; the run's keys are deleted at the end); wrk over HTTPS. Needs
+    Debian's nginx, openssl and prometheus; ``-- --smoke`` for CI (well under a minute,
+    correctness only).
+    """
+    _install_wrk(session)
+    session.install(
+        "-e",
+        ".[all]",
+        "-e",
+        str(TECNOCURSOS),
+        *group("bench"),
+        "gunicorn>=25.1",
+        "uvicorn-worker>=0.3",
+    )
+    session.run("python", "-m", "benchmarks.deployment", *session.posargs)
+
+
+@nox.session
 def demo(session: nox.Session) -> None:
     """Serve TecnoCursos, the reference app, on http://127.0.0.1:8000 with demo data.
 
