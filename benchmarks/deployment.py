@@ -36,6 +36,7 @@ import platform
 import secrets
 import shlex
 import shutil
+import socket
 import ssl
 import statistics
 import subprocess
@@ -57,12 +58,10 @@ from benchmarks.tecnocursos import (  # noqa: E402
     ARGON2,
     RAISED_LIMIT,
     SCRIPT,
-    add_service_arguments,
     cache_counters,
     check_answers,
     log_in,
     postgres_database,
-    redis_keys,
     seed_settings,
 )
 from benchmarks.tecnocursos_report import hit_rates  # noqa: E402
@@ -100,46 +99,57 @@ Measured = dict[str, float]
 
 
 class Deployment:
-    """The local runtime of the kit, driven through its command line.
+    """The kit's local runtime, driven through its command line (the ``TC_RUNTIME`` contract).
 
     Args:
         root: The deployment root (``releases/``, ``current``, the runtime's state).
-        overrides: nginx template variables to override (the raised zone rates).
     """
 
-    def __init__(self, root: Path, overrides: dict[str, str]) -> None:
+    def __init__(self, root: Path) -> None:
         self.root = root
-        self.overrides = overrides
         self.command = [sys.executable, str(LOCAL), "--root", str(root)]
 
     def run(self, *args: str) -> str:
         """One runtime command; its standard output. A failure raises with its stderr."""
         finished = subprocess.run(
-            [*self.command, *args],
-            cwd=EXAMPLE,
-            capture_output=True,
-            text=True,
-            check=False,
-            env={**os.environ, **self.overrides},
+            [*self.command, *args], cwd=EXAMPLE, capture_output=True, text=True, check=False
         )
         if finished.returncode != 0:
             raise RuntimeError(
-                f"{shlex.join(args)} failed ({finished.returncode}): {finished.stderr[-3000:]}"
+                f"local.py {shlex.join(args)} failed ({finished.returncode}): "
+                f"{finished.stderr[-3000:]}"
             )
         return finished.stdout
 
     def url(self, service: str) -> str:
-        """The base URL of ``service`` (``app1``, ``app2``, ``nginx``)."""
+        """The base URL of ``service``: ``app1``, ``app2`` (direct), ``https`` (nginx)."""
         return self.run("url", service).strip()
 
+    def setting(self, name: str) -> str:
+        """The value of ``name`` in the current release's environment."""
+        script = f"import os; print(os.environ[{name!r}])"
+        return self.run("exec", str(self.root / "current"), sys.executable, "-c", script).strip()
+
     @contextlib.contextmanager
-    def up(self) -> Iterator[None]:
-        """The whole deployment, brought down at the end whatever happens."""
+    def up(self, database_url: str, workers: int) -> Iterator[None]:
+        """The whole deployment on ``database_url``, nginx's zones raised; down at the end."""
+        options = ["--database-url", database_url, "--app-workers", str(workers)]
+        for name, value in nginx_overrides().items():
+            options += ["--nginx-var", f"{name}={value}"]
         try:
-            self.run("up")
+            self.run("up", *options)
             yield
         finally:
             self.run("down")
+
+
+def nginx_overrides() -> dict[str, str]:
+    """Every nginx zone's rate raised to ``RAISED_RATE``, its burst to one second of it."""
+    burst = RAISED_RATE.removesuffix("r/s")
+    zones = ("API", "AUTH", "UPLOADS", "VIDEOS")
+    return {f"NGINX_RATE_{zone}": RAISED_RATE for zone in zones} | {
+        f"NGINX_BURST_{zone}": burst for zone in zones
+    }
 
 
 def release(root: Path, env: dict[str, str]) -> None:
@@ -152,10 +162,12 @@ def release(root: Path, env: dict[str, str]) -> None:
 
 
 def app_env(database_url: str, prefix: str) -> dict[str, str]:
-    """The ``TC_*`` settings of the release: production, limits raised, a fresh cache."""
+    """The ``TC_*`` settings of the release: production, limits raised, a cache prefix.
+
+    The runtime adds its own: its Redis servers, the trusted proxy, the secret key.
+    """
     return {
         "TC_ENVIRONMENT": "production",
-        "TC_SECURITY__SECRET_KEY": secrets.token_urlsafe(48),
         "TC_DATABASE__URL": database_url,
         "TC_AUTH__ARGON2_TIME_COST": str(ARGON2["time_cost"]),
         "TC_AUTH__ARGON2_MEMORY_COST": str(ARGON2["memory_cost"]),
@@ -173,6 +185,18 @@ def trust(ca_file: Path) -> None:
     urllib.request.install_opener(
         urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
     )
+
+
+def tls_version(url: str, ca_file: Path) -> str:
+    """The protocol and cipher nginx agrees on with OpenSSL's defaults (as wrk's are)."""
+    host, _, port = url.removeprefix("https://").partition(":")
+    context = ssl.create_default_context(cafile=str(ca_file))
+    with (
+        socket.create_connection((host, int(port)), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=host) as connection,
+    ):
+        cipher = connection.cipher()
+        return f"{connection.version()}, {cipher[0] if cipher else 'no cipher'}"
 
 
 def wait_ready(url: str, timeout: float = 60) -> None:
@@ -206,12 +230,12 @@ def lookups(before: dict[tuple[str, str], float], after: dict[tuple[str, str], f
 
 
 def empty_cache(redis_url: str, prefix: str) -> None:
-    """Delete the run's cache keys: each workload starts from a cold cache."""
+    """Delete the cache's keys (those starting with ``prefix``): a cold cache."""
     import redis
 
     client = redis.Redis.from_url(redis_url)
     try:
-        keys = list(client.scan_iter(match=f"{prefix}-cache*", count=1000))
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
         for start in range(0, len(keys), 1000):
             client.delete(*keys[start : start + 1000])
     finally:
@@ -239,15 +263,20 @@ def measure(
     edge: str,
     instances: list[str],
     plans: dict[str, Path],
-    redis_url: str,
-    prefix: str,
+    cache: tuple[str, str],
     args: argparse.Namespace,
 ) -> dict[str, list[Measured]]:
-    """Every workload once per round, each from a cold cache: warm-up, then the run."""
+    """Every workload once per round, each from a cold cache: warm-up, then the run.
+
+    The run saturates the deployment (its latencies include waiting in line); the light
+    run after it, with few connections, gives the latencies of a deployment with room left.
+
+    ``cache`` is the Redis URL and the key prefix of the app's cache.
+    """
     results: dict[str, list[Measured]] = defaultdict(list)
     for round_number in range(1, args.rounds + 1):
         for workload, plan in plans.items():
-            empty_cache(redis_url, prefix)
+            empty_cache(*cache)
             cold = counters(instances)
             if args.warmup > 0:
                 play(edge, plan, workload, args.warmup, args.connections, f"w{round_number}")
@@ -259,6 +288,17 @@ def measure(
             measured |= lookups(warm, after)
             measured |= {f"cold_{key}": value for key, value in lookups(cold, after).items()}
             measured["load_1min"] = os.getloadavg()[0]
+            if args.light_duration > 0:
+                time.sleep(1)  # the requests left in flight end first
+                light = play(
+                    edge,
+                    plan,
+                    workload,
+                    args.light_duration,
+                    args.light_connections,
+                    f"l{round_number}",
+                )
+                measured |= {f"light_{name}": value for name, value in light.items()}
             results[workload].append(measured)
             print(f"round {round_number}/{args.rounds}: {workload} done", file=sys.stderr)
     return results
@@ -274,21 +314,31 @@ def cold_rates(runs: list[Measured]) -> dict[str, float]:
     )
 
 
-def failed_answers(runs: list[Measured]) -> str:
+def failed_answers(runs: list[Measured], prefix: str = "") -> str:
     """The failed answers of ``runs`` by status or socket error, with their share."""
     failed: dict[str, float] = defaultdict(float)
     for measured in runs:
         for key, value in measured.items():
-            if key.startswith("status_"):
+            if key.startswith(f"{prefix}status_"):
                 failed[key.rpartition("_")[2]] += value
-            elif key.startswith("socket_") and key != "socket_errors":
+            elif key.startswith(f"{prefix}socket_") and key != f"{prefix}socket_errors":
                 failed[f"socket {key.rpartition('_')[2]} errors"] += value
-    requests = sum(r["requests"] for r in runs)
+    requests = sum(r[f"{prefix}requests"] for r in runs)
     return (
         ", ".join(
             f"{count:.0f} x {what} ({count / requests:.2%})" for what, count in failed.items()
         )
         or "none"
+    )
+
+
+def _row(name: str, connections: int, runs: list[Measured], prefix: str, rest: str) -> str:
+    rps = [r[f"{prefix}rps"] for r in runs]
+    return (
+        f"| {name} | {connections} | {statistics.median(rps):,.0f} "
+        f"({min(rps):,.0f}-{max(rps):,.0f}) | "
+        + " | ".join(f"{median(runs, prefix + key):.1f}" for key in ("p50", "p95", "p99"))
+        + f" | {failed_answers(runs, prefix)} | {rest} |"
     )
 
 
@@ -307,15 +357,22 @@ def report(results: dict[str, list[Measured]], shape: Shape, args: argparse.Name
     lines = [
         f"# Deployment benchmark ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)",
         "",
-        f"The kit's local deployment: nginx (HTTPS, TLS 1.3) in front of two gunicorn "
+        f"The kit's local deployment: nginx (HTTPS; {args.tls}) in front of two gunicorn "
         f"instances of {args.workers} uvicorn worker(s) each, the video worker and Prometheus "
-        f"idle beside them, PostgreSQL, the cache and the rate-limit counters on Redis. wrk "
-        f"(1 thread, {args.connections} connections, keep-alive, over HTTPS through nginx) "
-        "pinned to CPU 1; every server unpinned on the same 2 cores, so the load generator "
-        f"takes its share of them. {args.rounds} round(s): per workload a cold cache, a "
-        f"{args.warmup:g} s warm-up, then {args.duration:g} s measured. Python "
-        f"{platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs; load "
-        f"average at the end {loads} (1/5/15 min).",
+        "idle beside them, PostgreSQL, the cache and the rate-limit counters on the runtime's "
+        "Redis. wrk (1 thread, keep-alive, over HTTPS through nginx) pinned to CPU 1; every "
+        "server unpinned on the same 2 cores, so the load generator takes its share of them. "
+        f"{args.rounds} round(s), per workload: a cold cache, a {args.warmup:g} s warm-up, "
+        f"{args.duration:g} s with {args.connections} connections (saturated: its latencies "
+        "include waiting in line; the hit rates are this run's)"
+        + (
+            f", then {args.light_duration:g} s with {args.light_connections} (room left: "
+            "little queueing)"
+            if args.light_duration > 0
+            else ""
+        )
+        + f". Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} "
+        f"CPUs; load average at the end {loads} (1/5/15 min).",
         "",
         f"App: `TC_ENVIRONMENT=production`, Argon2id {ARGON2['time_cost']} iterations / "
         f"{ARGON2['memory_cost'] // 1024} MiB, the app's limits raised to {RAISED_LIMIT} and "
@@ -330,18 +387,18 @@ def report(results: dict[str, list[Measured]], shape: Shape, args: argparse.Name
         "",
         "Versions: " + ", ".join(f"{name} {package_version(name)}" for name in PACKAGES),
         "",
-        "| workload | req/s median (min-max) | p50 ms | p95 ms | p99 ms | failed answers "
-        "| cache hit rate, warm | from cold |",
-        "|---|---:|---:|---:|---:|---|---:|---:|",
+        "| workload | connections | req/s median (min-max) | p50 ms | p95 ms | p99 ms "
+        "| failed answers | cache hit rate, warm | from cold |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for name, runs in results.items():
-        rps = [r["rps"] for r in runs]
-        lines.append(
-            f"| {name} | {statistics.median(rps):,.0f} ({min(rps):,.0f}-{max(rps):,.0f}) | "
-            + " | ".join(f"{median(runs, key):.1f}" for key in ("p50", "p95", "p99"))
-            + f" | {failed_answers(runs)} | {hit_rates(runs).get('all', float('nan')):.1%} "
-            f"| {cold_rates(runs).get('all', float('nan')):.1%} |"
+        rates = (
+            f"{hit_rates(runs).get('all', float('nan')):.1%} | "
+            f"{cold_rates(runs).get('all', float('nan')):.1%}"
         )
+        lines.append(_row(name, args.connections, runs, "", rates))
+        if args.light_duration > 0:
+            lines.append(_row(name, args.light_connections, runs, "light_", " | "))
     caches = sorted({cache for runs in results.values() for cache in hit_rates(runs)} - {"all"})
     lines += [
         "",
@@ -360,7 +417,15 @@ def report(results: dict[str, list[Measured]], shape: Shape, args: argparse.Name
         "| the original's claim | " + " | ".join(results) + " |",
         "|---|" + "---:|" * len(results),
         f"| p95 under {CLAIMS['p95_ms']:.0f} ms | "
-        + " | ".join(f"{median(runs, 'p95'):.0f} ms" for runs in results.values())
+        + " | ".join(
+            f"{median(runs, 'p95'):.0f} ms"
+            + (
+                f" ({median(runs, 'light_p95'):.0f} ms at {args.light_connections} connections)"
+                if args.light_duration > 0
+                else ""
+            )
+            for runs in results.values()
+        )
         + " |",
         f"| over {CLAIMS['rps']:.0f} req/s | "
         + " | ".join(f"{median(runs, 'rps'):,.0f}" for runs in results.values())
@@ -380,7 +445,7 @@ def run(
     workloads: list[str],
     directory: Path,
     args: argparse.Namespace,
-    prefix: str,
+    cache: tuple[str, str],
 ) -> dict[str, list[Measured]]:
     """Log in, check every kind of request through nginx, then measure the workloads.
 
@@ -393,7 +458,10 @@ def run(
         plans[name] = directory / f"{name}.plan"
         write_plan(plans[name], tokens, make_plan(dataset, args.plan, args.seed, WORKLOADS[name]))
     before = [cache_counters(url) for url in instances]
-    results = measure(edge, instances, plans, args.redis_url, prefix, args)
+    results = measure(edge, instances, plans, cache, args)
+    for measured in results.get("reads", []):
+        if not any(value for key, value in measured.items() if key.endswith("_hit")):
+            raise RuntimeError("the cached reads made no cache hit")
     for url, counted in zip(instances, before, strict=True):
         if sum(cache_counters(url).values()) <= sum(counted.values()):
             raise RuntimeError(f"{url} made no cache lookup: nginx sent it nothing")
@@ -406,15 +474,26 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds, not measured")
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--light-connections", type=int, default=4)
+    parser.add_argument("--light-duration", type=float, default=8.0, help="0: no light run")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers per instance")
     parser.add_argument("--plan", type=int, default=20_000, help="requests in each plan")
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
-    add_service_arguments(parser)
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get(
+            "BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+        ),
+        help="the server the run's database is created on (and dropped from)",
+    )
+    parser.add_argument("--smoke", action="store_true", help="1 round of 1 s: correctness only")
+    parser.add_argument("--output", default=None, help="the markdown report; JSON beside it")
     args = parser.parse_args()
     shape = FULL
     if args.smoke:
         args.rounds, args.duration, args.warmup, args.connections = 1, 1.0, 1.0, 4
+        args.light_duration = 0.0
         args.plan, shape = 2_000, SMOKE
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian package wrk); nox installs it")
@@ -430,24 +509,20 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fe-bench-deploy-")))
         database_url = stack.enter_context(postgres_database(args.postgres_url))
-        stack.enter_context(redis_keys(args.redis_url, prefix))
-        env = app_env(database_url, prefix) | {
-            "TC_REDIS__URL": args.redis_url,
-            "TC_RATE_LIMIT__STORAGE_URL": args.redis_url,
-            "TC_RATE_LIMIT__STORAGE_PREFIX": f"{prefix}-rl",
-            "TC_VIDEO__NAMESPACE": f"{prefix}-video",
-            "GUNICORN_WORKERS": str(args.workers),
-        }
+        env = app_env(database_url, prefix)
         release(root, env)
         dataset = seed(seed_settings(env), shape, args.seed)
         print("seeded", file=sys.stderr)
-        deployment = Deployment(root, zone_overrides())
-        stack.enter_context(deployment.up())
-        edge = deployment.url("nginx")
+        deployment = Deployment(root)
+        stack.enter_context(deployment.up(database_url, args.workers))
+        print("deployment up", file=sys.stderr)
+        edge = deployment.url("https")
         instances = [deployment.url(name) for name in ("app1", "app2")]
         trust(root / "tls" / "ca.crt")
         wait_ready(edge)
-        results = run(edge, instances, dataset, workloads, root, args, prefix)
+        args.tls = tls_version(edge, root / "tls" / "ca.crt")
+        cache = (deployment.setting("TC_REDIS__URL"), f"{prefix}-cache")
+        results = run(edge, instances, dataset, workloads, root, args, cache)
     text = report(results, shape, args)
     summary = {
         "settings": {
