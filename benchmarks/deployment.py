@@ -125,6 +125,14 @@ class Deployment:
         """The base URL of ``service``: ``app1``, ``app2`` (direct), ``https`` (nginx)."""
         return self.run("url", service).strip()
 
+    def pids(self, *names: str) -> dict[str, int]:
+        """The process (group leader) ids of ``names``, from the runtime's state file.
+
+        The contract has no command for them: only the CPU meter needs them.
+        """
+        state = json.loads((self.root / "state.json").read_text())
+        return {name: int(state["pids"][name]) for name in names}
+
     def setting(self, name: str) -> str:
         """The value of ``name`` in the current release's environment."""
         script = f"import os; print(os.environ[{name!r}])"
@@ -242,6 +250,50 @@ def empty_cache(redis_url: str, prefix: str) -> None:
         client.close()
 
 
+class CpuMeter:
+    """CPU time of the deployment's processes and of the whole machine.
+
+    Args:
+        groups: The process group leader of each part (``nginx``, ``app1``...): a group's
+            CPU is the sum over its live members (gunicorn's workers, nginx's).
+    """
+
+    def __init__(self, groups: dict[str, int]) -> None:
+        self.groups = groups
+
+    def sample(self) -> dict[str, float]:
+        """Seconds of CPU used so far by each group, and ``machine_busy`` / ``machine_all``."""
+        used = dict.fromkeys(self.groups, 0.0)
+        leaders = {pid: name for name, pid in self.groups.items()}
+        tick = os.sysconf("SC_CLK_TCK")
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            except OSError:  # gone since the listing
+                continue
+            name = leaders.get(int(fields[2]))
+            if name is not None:
+                used[name] += (int(fields[11]) + int(fields[12])) / tick
+        times = [int(value) / tick for value in Path("/proc/stat").read_text().split()[1:9]]
+        used["machine_all"] = sum(times)
+        used["machine_busy"] = sum(times) - times[3] - times[4]  # less idle and iowait
+        return used
+
+    def per_request(
+        self, before: dict[str, float], after: dict[str, float], requests: float
+    ) -> Measured:
+        """Microseconds of CPU per request by part; the machine's busy share of its cores."""
+        measured = {
+            f"cpu_{name}_us": (after[name] - before[name]) / requests * 1e6 for name in self.groups
+        }
+        measured["machine_busy"] = (after["machine_busy"] - before["machine_busy"]) / (
+            after["machine_all"] - before["machine_all"]
+        )
+        return measured
+
+
 # --- the run -----------------------------------------------------------------------
 
 
@@ -264,6 +316,7 @@ def measure(
     instances: list[str],
     plans: dict[str, Path],
     cache: tuple[str, str],
+    cpu: CpuMeter,
     args: argparse.Namespace,
 ) -> dict[str, list[Measured]]:
     """Every workload once per round, each from a cold cache: warm-up, then the run.
@@ -271,7 +324,9 @@ def measure(
     The run saturates the deployment (its latencies include waiting in line); the light
     run after it, with few connections, gives the latencies of a deployment with room left.
 
-    ``cache`` is the Redis URL and the key prefix of the app's cache.
+    ``cache`` is the Redis URL and the key prefix of the app's cache. The hit rates count
+    the lookups after the warm-up (``cold_``: from the emptied cache on); the CPU is the
+    saturated run's.
     """
     results: dict[str, list[Measured]] = defaultdict(list)
     for round_number in range(1, args.rounds + 1):
@@ -281,12 +336,11 @@ def measure(
             if args.warmup > 0:
                 play(edge, plan, workload, args.warmup, args.connections, f"w{round_number}")
             warm = counters(instances)
+            cpu_before = cpu.sample()
             measured = play(
                 edge, plan, workload, args.duration, args.connections, str(round_number)
             )
-            after = counters(instances)
-            measured |= lookups(warm, after)
-            measured |= {f"cold_{key}": value for key, value in lookups(cold, after).items()}
+            measured |= cpu.per_request(cpu_before, cpu.sample(), measured["requests"])
             measured["load_1min"] = os.getloadavg()[0]
             if args.light_duration > 0:
                 time.sleep(1)  # the requests left in flight end first
@@ -299,6 +353,9 @@ def measure(
                     f"l{round_number}",
                 )
                 measured |= {f"light_{name}": value for name, value in light.items()}
+            after = counters(instances)
+            measured |= lookups(warm, after)
+            measured |= {f"cold_{key}": value for key, value in lookups(cold, after).items()}
             results[workload].append(measured)
             print(f"round {round_number}/{args.rounds}: {workload} done", file=sys.stderr)
     return results
@@ -364,10 +421,10 @@ def report(results: dict[str, list[Measured]], shape: Shape, args: argparse.Name
         "server unpinned on the same 2 cores, so the load generator takes its share of them. "
         f"{args.rounds} round(s), per workload: a cold cache, a {args.warmup:g} s warm-up, "
         f"{args.duration:g} s with {args.connections} connections (saturated: its latencies "
-        "include waiting in line; the hit rates are this run's)"
+        "include waiting in line)"
         + (
             f", then {args.light_duration:g} s with {args.light_connections} (room left: "
-            "little queueing)"
+            "little queueing); the hit rates count both runs"
             if args.light_duration > 0
             else ""
         )
@@ -399,6 +456,21 @@ def report(results: dict[str, list[Measured]], shape: Shape, args: argparse.Name
         lines.append(_row(name, args.connections, runs, "", rates))
         if args.light_duration > 0:
             lines.append(_row(name, args.light_connections, runs, "light_", " | "))
+    lines += [
+        "",
+        f"CPU per request in the {args.connections}-connection runs (medians; the processes' "
+        "user + system time over the run divided by the requests; the machine's busy share "
+        "counts everything on it: wrk, PostgreSQL, Redis and any other load):",
+        "",
+        "| workload | nginx us/req | app1 + app2 us/req | machine busy |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {name} | {median(runs, 'cpu_nginx_us'):,.0f} | "
+        f"{median(runs, 'cpu_app1_us') + median(runs, 'cpu_app2_us'):,.0f} | "
+        f"{median(runs, 'machine_busy'):.0%} |"
+        for name, runs in results.items()
+    ]
     caches = sorted({cache for runs in results.values() for cache in hit_rates(runs)} - {"all"})
     lines += [
         "",
@@ -446,6 +518,7 @@ def run(
     directory: Path,
     args: argparse.Namespace,
     cache: tuple[str, str],
+    cpu: CpuMeter,
 ) -> dict[str, list[Measured]]:
     """Log in, check every kind of request through nginx, then measure the workloads.
 
@@ -458,7 +531,7 @@ def run(
         plans[name] = directory / f"{name}.plan"
         write_plan(plans[name], tokens, make_plan(dataset, args.plan, args.seed, WORKLOADS[name]))
     before = [cache_counters(url) for url in instances]
-    results = measure(edge, instances, plans, cache, args)
+    results = measure(edge, instances, plans, cache, cpu, args)
     for measured in results.get("reads", []):
         if not any(value for key, value in measured.items() if key.endswith("_hit")):
             raise RuntimeError("the cached reads made no cache hit")
@@ -522,7 +595,8 @@ def main() -> None:
         wait_ready(edge)
         args.tls = tls_version(edge, root / "tls" / "ca.crt")
         cache = (deployment.setting("TC_REDIS__URL"), f"{prefix}-cache")
-        results = run(edge, instances, dataset, workloads, root, args, cache)
+        cpu = CpuMeter(deployment.pids("nginx", "app1", "app2"))
+        results = run(edge, instances, dataset, workloads, root, args, cache, cpu)
     text = report(results, shape, args)
     summary = {
         "settings": {
