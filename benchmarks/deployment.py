@@ -33,6 +33,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import secrets
 import shlex
 import shutil
@@ -262,7 +263,10 @@ class CpuMeter:
         self.groups = groups
 
     def sample(self) -> dict[str, float]:
-        """Seconds of CPU used so far by each group, and ``machine_busy`` / ``machine_all``."""
+        """Seconds of CPU used so far by each group, by wrk, and by the machine.
+
+        ``machine_busy`` / ``machine_all``: the busy and the total seconds of all its cores.
+        """
         used = dict.fromkeys(self.groups, 0.0)
         leaders = {pid: name for name, pid in self.groups.items()}
         tick = os.sysconf("SC_CLK_TCK")
@@ -276,6 +280,9 @@ class CpuMeter:
             name = leaders.get(int(fields[2]))
             if name is not None:
                 used[name] += (int(fields[11]) + int(fields[12])) / tick
+        # wrk: this process's reaped children (the runtime's commands do not run meanwhile).
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        used["wrk"] = children.ru_utime + children.ru_stime
         times = [int(value) / tick for value in Path("/proc/stat").read_text().split()[1:9]]
         used["machine_all"] = sum(times)
         used["machine_busy"] = sum(times) - times[3] - times[4]  # less idle and iowait
@@ -286,7 +293,8 @@ class CpuMeter:
     ) -> Measured:
         """Microseconds of CPU per request by part; the machine's busy share of its cores."""
         measured = {
-            f"cpu_{name}_us": (after[name] - before[name]) / requests * 1e6 for name in self.groups
+            f"cpu_{name}_us": (after[name] - before[name]) / requests * 1e6
+            for name in (*self.groups, "wrk")
         }
         measured["machine_busy"] = (after["machine_busy"] - before["machine_busy"]) / (
             after["machine_all"] - before["machine_all"]
@@ -460,15 +468,16 @@ def report(results: dict[str, list[Measured]], shape: Shape, args: argparse.Name
         "",
         f"CPU per request in the {args.connections}-connection runs (medians; the processes' "
         "user + system time over the run divided by the requests; the machine's busy share "
-        "counts everything on it: wrk, PostgreSQL, Redis and any other load):",
+        "counts everything on it, PostgreSQL and any other load included):",
         "",
-        "| workload | nginx us/req | app1 + app2 us/req | machine busy |",
-        "|---|---:|---:|---:|",
+        "| workload | app1 + app2 us/req | nginx | Redis (both) | wrk | machine busy |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     lines += [
-        f"| {name} | {median(runs, 'cpu_nginx_us'):,.0f} | "
-        f"{median(runs, 'cpu_app1_us') + median(runs, 'cpu_app2_us'):,.0f} | "
-        f"{median(runs, 'machine_busy'):.0%} |"
+        f"| {name} | {median(runs, 'cpu_app1_us') + median(runs, 'cpu_app2_us'):,.0f} | "
+        f"{median(runs, 'cpu_nginx_us'):,.0f} | "
+        f"{median(runs, 'cpu_redis-queue_us') + median(runs, 'cpu_redis-cache_us'):,.0f} | "
+        f"{median(runs, 'cpu_wrk_us'):,.0f} | {median(runs, 'machine_busy'):.0%} |"
         for name, runs in results.items()
     ]
     caches = sorted({cache for runs in results.values() for cache in hit_rates(runs)} - {"all"})
@@ -595,7 +604,7 @@ def main() -> None:
         wait_ready(edge)
         args.tls = tls_version(edge, root / "tls" / "ca.crt")
         cache = (deployment.setting("TC_REDIS__URL"), f"{prefix}-cache")
-        cpu = CpuMeter(deployment.pids("nginx", "app1", "app2"))
+        cpu = CpuMeter(deployment.pids("nginx", "app1", "app2", "redis-queue", "redis-cache"))
         results = run(edge, instances, dataset, workloads, root, args, cache, cpu)
     text = report(results, shape, args)
     summary = {
