@@ -92,6 +92,55 @@ def example_tecnocursos(session: nox.Session) -> None:
     session.run("pytest", *session.posargs)
 
 
+DEPLOY_TOOLS = {
+    "nginx": "nginx",
+    "openssl": "openssl",
+    "redis-server": "redis-server",
+    "prometheus": "prometheus",
+    "espeak-ng": "espeak-ng",
+}
+"""What the live deployment runs (command -> Debian package)."""
+
+
+def _install_deploy_tools(session: nox.Session) -> None:
+    missing = sorted({package for tool, package in DEPLOY_TOOLS.items() if not shutil.which(tool)})
+    if not missing:
+        return
+    if os.environ.get("CI") != "true" or shutil.which("apt-get") is None or os.geteuid() != 0:
+        session.error(f"not installed: {', '.join(missing)} (apt-get install {' '.join(missing)})")
+    session.run("apt-get", "update", "-qq", external=True)
+    session.run(
+        "apt-get",
+        "install",
+        "-y",
+        "-qq",
+        *missing,
+        external=True,
+        env={"DEBIAN_FRONTEND": "noninteractive"},
+    )
+
+
+@nox.session
+def deploy_proof(session: nox.Session) -> None:
+    """Run the TecnoCursos deployment kit live, without Docker, and test it through nginx.
+
+    nginx (TLS, rate zones), two gunicorn instances, the video worker, Prometheus and
+    private Redis servers, on a fresh database of the PostgreSQL at 127.0.0.1:5432
+    (``TC_DEPLOY_POSTGRES_URL``); ``examples/tecnocursos/deploy/local.py`` starts them.
+    """
+    _install_deploy_tools(session)
+    session.install(
+        "-e",
+        ".",
+        "-e",
+        str(TECNOCURSOS),
+        *tecnocursos_group("test"),
+        *tecnocursos_group("deploy"),
+    )
+    session.chdir(TECNOCURSOS)
+    session.run("pytest", "deploy/tests", *session.posargs)
+
+
 @nox.session
 def docs(session: nox.Session) -> None:
     """Build the documentation site; warnings are errors."""

@@ -24,25 +24,55 @@ It implements the runtime contract the deploy scripts use (``TC_RUNTIME``)::
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["APP_DIR", "SERVICES", "LocalRuntime", "main", "read_env_file", "render_template"]
+# deploy/ is not a package: its helper modules are found beside this file, whether it
+# runs as a script or is loaded by path (the deploy tests).
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _local_files import (
+    RuntimeFailureError,
+    create_database,
+    drop_database,
+    make_certificates,
+    nginx_main_conf,
+    prometheus_config,
+    read_env_file,
+    render_template,
+)
+from _local_processes import (
+    alive,
+    children_of,
+    free_port,
+    http_ok,
+    port_open,
+    spawn,
+    terminate,
+    wait_until,
+)
+
+__all__ = [
+    "APP_DIR",
+    "CLIENT_ADDRESS",
+    "PROXY_ADDRESS",
+    "SERVICES",
+    "LocalRuntime",
+    "RuntimeFailureError",
+    "main",
+    "read_env_file",
+    "render_template",
+]
 
 APP_DIR = Path(__file__).resolve().parent.parent
 """``examples/tecnocursos``: where the app's processes run (alembic.ini is there)."""
@@ -55,7 +85,6 @@ SERVICES = ("app1", "app2", "worker")
 """Services started from a release (``start``/``stop``/``kill``)."""
 
 APPS = ("app1", "app2")
-INFRA = ("redis-queue", "redis-cache", "nginx", "prometheus")
 
 CLIENT_ADDRESS = "127.0.0.2"
 """Source address the proof's clients use (distinct from nginx's, to tell them apart)."""
@@ -68,130 +97,7 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 MARIADB_ADMIN_URL = os.environ.get("TC_DEPLOY_MARIADB_URL", "mysql+aiomysql://root@127.0.0.1:3306/")
 
-_TEMPLATE_VAR = re.compile(r"\$\{(NGINX_[A-Z0-9_]+)\}")
 _STOP_TIMEOUT = 30.0
-
-
-class RuntimeFailureError(RuntimeError):
-    """A runtime command could not do what it was asked (the message says why)."""
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """``KEY=VALUE`` lines of ``path`` (``#`` comments, blank lines, optional quotes)."""
-    values: dict[str, str] = {}
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        if not sep or not key.strip().isidentifier():
-            raise RuntimeFailureError(f"{path}:{number}: not a KEY=VALUE line")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
-    return values
-
-
-def render_template(text: str, values: Mapping[str, str]) -> str:
-    """Replace the ``${NGINX_*}`` names of ``text`` like the nginx image's envsubst.
-
-    Raises:
-        RuntimeFailureError: a name the template uses has no value.
-    """
-    missing = sorted({name for name in _TEMPLATE_VAR.findall(text) if name not in values})
-    if missing:
-        raise RuntimeFailureError(f"no value for template variable(s): {', '.join(missing)}")
-    return _TEMPLATE_VAR.sub(lambda match: values[match.group(1)], text)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` right now (the kernel's choice)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-# Popen objects of the processes this Python process started: kept so they are reaped
-# (no zombie, no "still running" ResourceWarning) when the runtime is used as a library.
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
-
-
-def _alive(pid: int) -> bool:
-    child = _CHILDREN.get(pid)
-    if child is not None:
-        return child.poll() is None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-
-
-def _terminate(pid: int, timeout: float, sig: signal.Signals = signal.SIGTERM) -> None:
-    """Send ``sig`` to the process group ``pid`` leads; SIGKILL it after ``timeout``."""
-    _signal_group(pid, sig)
-    deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if _alive(pid):
-        _signal_group(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 5
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-    # The group's other members (gunicorn's workers) go with it.
-    _signal_group(pid, signal.SIGKILL)
-    child = _CHILDREN.pop(pid, None)
-    if child is not None:
-        child.wait(timeout=5)
-
-
-def _children_of(pid: int) -> set[int]:
-    found: set[int] = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.add(int(entry.name))
-    return found
-
-
-def _http_ok(url: str, timeout: float = 2.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - local
-            status: int = response.status
-            return 200 <= status < 300
-    except (OSError, urllib.error.URLError):
-        return False
-
-
-async def _database_statement(admin_url: str, statement: str) -> None:
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    # AUTOCOMMIT: PostgreSQL refuses CREATE/DROP DATABASE inside a transaction.
-    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await engine.dispose()
 
 
 class LocalRuntime:
@@ -287,7 +193,6 @@ class LocalRuntime:
                 GUNICORN_BIND=f"127.0.0.1:{port}",
                 GUNICORN_WORKERS=env.get("GUNICORN_WORKERS", str(state["app_workers"])),
                 PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
-                TC_DEPLOY_INSTANCE=service,
             )
         else:
             env.update(
@@ -297,19 +202,7 @@ class LocalRuntime:
 
     # --- processes ------------------------------------------------------------------
     def _spawn(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> int:
-        self.log_file(name).parent.mkdir(parents=True, exist_ok=True)
-        with self.log_file(name).open("ab") as output:
-            child = subprocess.Popen(  # noqa: S603 - our own argv
-                list(argv),
-                cwd=APP_DIR,
-                env=dict(env) if env is not None else None,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        _CHILDREN[child.pid] = child
-        return child.pid
+        return spawn(argv, log=self.log_file(name), cwd=APP_DIR, env=env)
 
     def _set_pid(self, name: str, pid: int | None) -> None:
         state = self.state()
@@ -322,7 +215,7 @@ class LocalRuntime:
     def pid(self, name: str) -> int | None:
         """The pid of process ``name`` when it runs."""
         pid: int | None = self.state().get("pids", {}).get(name)
-        return pid if pid is not None and _alive(pid) else None
+        return pid if pid is not None and alive(pid) else None
 
     def start(self, service: str, release_dir: Path) -> int:
         """Start ``service`` from ``release_dir`` (stopping it first if it runs)."""
@@ -354,30 +247,20 @@ class LocalRuntime:
         """SIGTERM ``service`` and wait until it exited (SIGKILL after ``timeout``)."""
         pid = self.state().get("pids", {}).get(service)
         if pid is not None:
-            _terminate(pid, timeout)
+            terminate(pid, timeout)
         self._set_pid(service, None)
 
     def kill(self, service: str) -> None:
         """SIGKILL ``service`` (the whole process group)."""
         pid = self.state().get("pids", {}).get(service)
         if pid is not None:
-            _terminate(pid, 5, signal.SIGKILL)
+            terminate(pid, 5, signal.SIGKILL)
         self._set_pid(service, None)
 
     def wait_ready(self, service: str, timeout: float = 60.0) -> None:
         """Wait until ``service`` answers (apps: ``/health/ready``; worker: ``/metrics``)."""
         path = "/metrics" if service == "worker" else "/health/ready"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            pid = self.pid(service)
-            if pid is None:
-                raise RuntimeFailureError(f"{service} exited; see {self.log_file(service)}")
-            if _http_ok(self.url(service) + path):
-                return
-            time.sleep(0.2)
-        raise RuntimeFailureError(
-            f"{service} not ready after {timeout} s; see {self.log_file(service)}"
-        )
+        self._wait_http(service, self.url(service) + path, timeout)
 
     # --- nginx ----------------------------------------------------------------------
     def _nginx_argv(self, *extra: str) -> list[str]:
@@ -418,24 +301,7 @@ class LocalRuntime:
         prefix = self.root / "nginx"
         for directory in ("conf.d", "logs", "temp"):
             (prefix / directory).mkdir(parents=True, exist_ok=True)
-        temp = prefix / "temp"
-        (prefix / "nginx.conf").write_text(
-            # What the official image's own nginx.conf does, with paths under ROOT.
-            "daemon off;\n"
-            "worker_processes 1;\n"
-            f"pid {prefix / 'nginx.pid'};\n"
-            f"error_log {prefix / 'logs' / 'error.log'} warn;\n"
-            "events { worker_connections 1024; }\n"
-            "http {\n"
-            "    default_type application/octet-stream;\n"
-            f"    client_body_temp_path {temp / 'body'};\n"
-            f"    proxy_temp_path {temp / 'proxy'};\n"
-            f"    fastcgi_temp_path {temp / 'fastcgi'};\n"
-            f"    uwsgi_temp_path {temp / 'uwsgi'};\n"
-            f"    scgi_temp_path {temp / 'scgi'};\n"
-            "    include conf.d/*.conf;\n"
-            "}\n"
-        )
+        (prefix / "nginx.conf").write_text(nginx_main_conf(prefix))
         values = self._nginx_values(state)
         for template in sorted((NGINX_DIR / "templates").glob("*.template")):
             target = prefix / "conf.d" / template.name.removesuffix(".template")
@@ -452,17 +318,17 @@ class LocalRuntime:
             raise RuntimeFailureError("nginx is not running")
         if self.nginx_test() != 0:
             raise RuntimeFailureError("nginx -t failed; configuration not reloaded")
-        old = _children_of(pid)
+        old = children_of(pid)
         os.kill(pid, signal.SIGHUP)
         # Returns once new workers run (they alone accept new connections) and the old
         # ones have finished their requests and exited, bounded.
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            current = _children_of(pid)
+            current = children_of(pid)
             if current - old and not current & old:
                 return
             time.sleep(0.05)
-        if not _children_of(pid) - old:
+        if not children_of(pid) - old:
             raise RuntimeFailureError("nginx started no new workers after reload")
 
     def _set_drained(self, service: str, drained: bool) -> None:
@@ -538,7 +404,7 @@ class LocalRuntime:
         self, state: dict[str, Any], database: str, database_url: str | None, timeout: float
     ) -> None:
         ports = state["ports"]
-        self._make_certificates()
+        make_certificates(self.root / "tls")
         for name, options in (
             ("redis-queue", ["--maxmemory-policy", "noeviction", "--appendonly", "yes"]),
             ("redis-cache", ["--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"]),
@@ -571,7 +437,10 @@ class LocalRuntime:
             self.start(service, current)
         self.render_nginx(state)
         self._set_pid("nginx", self._spawn("nginx", self._nginx_argv()))
-        self._render_prometheus(state)
+        (self.root / "prometheus").mkdir(parents=True, exist_ok=True)
+        (self.root / "prometheus" / "prometheus.yml").write_text(
+            prometheus_config(ports, MONITORING_DIR)
+        )
         self._set_pid("prometheus", self._spawn("prometheus", self._prometheus_argv(state)))
         for service in SERVICES:
             self.wait_ready(service, timeout)
@@ -586,38 +455,23 @@ class LocalRuntime:
         for name in ("nginx", "prometheus", *SERVICES, "redis-queue", "redis-cache"):
             pid = state.get("pids", {}).get(name)
             if pid is not None:
-                _terminate(pid, _STOP_TIMEOUT if name in SERVICES else 10)
+                terminate(pid, _STOP_TIMEOUT if name in SERVICES else 10)
         database = state.get("database")
-        if database and database.get("created"):
-            statement = f"DROP DATABASE IF EXISTS {database['name']}"
-            if database["admin_url"].startswith("postgresql"):
-                statement += " WITH (FORCE)"
-            asyncio.run(_database_statement(database["admin_url"], statement))
+        # Down first: a database server that went away must not leave a state that
+        # claims the stopped processes run.
         state.update(up=False, pids={}, database=None)
         self._save(state)
+        if database and database.get("created"):
+            drop_database(database["admin_url"], database["name"])
 
     # --- helpers of up --------------------------------------------------------------
     def _wait_port(self, name: str, port: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.pid(name) is None:
-                raise RuntimeFailureError(f"{name} exited; see {self.log_file(name)}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeFailureError(f"{name} not listening after {timeout} s")
+        if not wait_until(lambda: port_open(port), lambda: self.pid(name) is not None, timeout):
+            raise RuntimeFailureError(f"{name} not listening; see {self.log_file(name)}")
 
     def _wait_http(self, name: str, url: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.pid(name) is None:
-                raise RuntimeFailureError(f"{name} exited; see {self.log_file(name)}")
-            if _http_ok(url):
-                return
-            time.sleep(0.2)
-        raise RuntimeFailureError(f"{name} not ready after {timeout} s")
+        if not wait_until(lambda: http_ok(url), lambda: self.pid(name) is not None, timeout):
+            raise RuntimeFailureError(f"{name} not ready or exited; see {self.log_file(name)}")
 
     def _create_database(self, suffix: str, kind: str, url: str | None) -> dict[str, Any]:
         if url is not None:
@@ -626,86 +480,12 @@ class LocalRuntime:
             raise RuntimeFailureError(f"unknown database {kind!r}: postgresql or mariadb")
         admin_url = POSTGRES_ADMIN_URL if kind == "postgresql" else MARIADB_ADMIN_URL
         name = f"tc_deploy_{suffix}"
-        asyncio.run(_database_statement(admin_url, f"CREATE DATABASE {name}"))
-        from sqlalchemy import make_url
-
-        database_url = make_url(admin_url).set(database=name)
         return {
-            "url": database_url.render_as_string(hide_password=False),
+            "url": create_database(admin_url, name),
             "created": True,
             "name": name,
             "admin_url": admin_url,
         }
-
-    def _make_certificates(self) -> None:
-        tls = self.root / "tls"
-        tls.mkdir(parents=True, exist_ok=True)
-        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-        (tls / "server.ext").write_text(
-            "basicConstraints=critical,CA:FALSE\n"
-            "keyUsage=critical,digitalSignature\n"
-            "extendedKeyUsage=serverAuth\n"
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-            "subjectKeyIdentifier=hash\n"
-            "authorityKeyIdentifier=keyid\n"
-        )
-        ca = ["-subj", "/CN=TecnoCursos local CA", "-days", "2"]
-        ca += ["-addext", "basicConstraints=critical,CA:TRUE"]
-        ca += ["-addext", "keyUsage=critical,keyCertSign,cRLSign"]
-        sign = ["-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2"]
-        commands = [
-            ["openssl", "req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", *ca],
-            [
-                "openssl",
-                "req",
-                *ec,
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=localhost",
-            ],
-            [
-                "openssl",
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                *sign,
-                "-out",
-                "server.crt",
-                "-extfile",
-                "server.ext",
-            ],
-        ]
-        for argv in commands:
-            result = subprocess.run(argv, cwd=tls, capture_output=True, text=True, check=False)  # noqa: S603
-            if result.returncode != 0:
-                raise RuntimeFailureError(f"{' '.join(argv[:2])} failed: {result.stderr.strip()}")
-
-    def _render_prometheus(self, state: Mapping[str, Any]) -> None:
-        ports = state["ports"]
-        directory = self.root / "prometheus"
-        directory.mkdir(parents=True, exist_ok=True)
-        # The compose file's jobs and rules with local targets; JSON is valid YAML.
-        config = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(MONITORING_DIR / "*.yml")],
-            "scrape_configs": [
-                {
-                    "job_name": "tecnocursos-app",
-                    "static_configs": [
-                        {"targets": [f"127.0.0.1:{ports['app1']}", f"127.0.0.1:{ports['app2']}"]}
-                    ],
-                },
-                {
-                    "job_name": "tecnocursos-video-worker",
-                    "static_configs": [{"targets": [f"127.0.0.1:{ports['worker']}"]}],
-                },
-            ],
-        }
-        (directory / "prometheus.yml").write_text(json.dumps(config, indent=2))
 
     def _prometheus_argv(self, state: Mapping[str, Any]) -> list[str]:
         directory = self.root / "prometheus"

@@ -55,9 +55,16 @@ VIDEO_FAST = {
 }
 """Short leases and quick passes (as the app's tests' ``VIDEO_FAST``)."""
 
+APP_LIMITED_ROUTE = "/users/me"
+APP_LIMIT = 4
+"""The app's own (Redis) budget on :data:`APP_LIMITED_ROUTE`, per minute: below nginx's
+zone, so the app is the one that refuses."""
+
 RELEASE_ENV = {
     "TC_ENVIRONMENT": "test",
     "TC_LOGGING__FORMAT": "json",
+    # Single quotes: the same line reads as JSON here and in a shell's `. release.env`.
+    "TC_RATE_LIMIT__ROUTES": f'\'{{"{APP_LIMITED_ROUTE}":"{APP_LIMIT}/minute"}}\'',
     **VIDEO_FAST,
 }
 """``release.env`` of the first release, ``r1``."""
@@ -122,11 +129,19 @@ class Deployment:
         return ssl.create_default_context(cafile=str(self.runtime.ca_file))
 
     def client(
-        self, *, verify: ssl.SSLContext | bool | None = None, **options: Any
+        self,
+        *,
+        verify: ssl.SSLContext | bool | None = None,
+        source: str = CLIENT_ADDRESS,
+        **options: Any,
     ) -> httpx2.Client:
-        """A client of nginx's HTTPS side, from :data:`CLIENT_ADDRESS`."""
+        """A client of nginx's HTTPS side, from ``source`` (:data:`CLIENT_ADDRESS`).
+
+        nginx's zones and the app's limits count per client address: a test that spends
+        a budget uses a loopback address of its own (127.0.0.10 and up).
+        """
         transport = httpx2.HTTPTransport(
-            local_address=CLIENT_ADDRESS,
+            local_address=source,
             verify=self.ssl_context() if verify is None else verify,
         )
         return httpx2.Client(base_url=self.https_url, transport=transport, **options)
@@ -159,6 +174,61 @@ class Deployment:
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out waiting for {what}")
             time.sleep(0.1)
+
+    def upstream(self, service: str) -> str:
+        """The address nginx logs as ``upstream`` for ``service`` (``127.0.0.1:PORT``)."""
+        url: str = self.runtime.url(service)
+        return url.removeprefix("http://")
+
+    def nginx_entry(self, request_id: str) -> dict[str, Any]:
+        """The nginx access-log line of ``request_id`` (waits for it)."""
+        entry: dict[str, Any] = self.wait_for(
+            lambda: next((e for e in self.access_log() if e["request_id"] == request_id), None),
+            what=f"nginx's line of {request_id}",
+        )
+        return entry
+
+    def app_entries(self, request_id: str) -> list[tuple[str, dict[str, Any]]]:
+        """The app instances' log lines of ``request_id``, as ``(service, line)`` (waits)."""
+
+        def found() -> list[tuple[str, dict[str, Any]]]:
+            return [
+                (service, line)
+                for service in ("app1", "app2")
+                for line in self.app_log(service)
+                if line.get("request_id") == request_id
+            ]
+
+        entries: list[tuple[str, dict[str, Any]]] = self.wait_for(
+            found, what=f"the app's lines of {request_id}"
+        )
+        return entries
+
+    def set_role(self, email: str, role: str) -> None:
+        """Give the account ``email`` a role, in the database (no API makes instructors)."""
+        script = (
+            "import asyncio, os, sys\n"
+            "from sqlalchemy import text\n"
+            "from sqlalchemy.ext.asyncio import create_async_engine\n"
+            "async def main():\n"
+            "    engine = create_async_engine(os.environ['TC_DATABASE__URL'])\n"
+            "    async with engine.begin() as connection:\n"
+            "        result = await connection.execute(\n"
+            "            text('UPDATE users SET role = :role WHERE email = :email'),\n"
+            "            {'role': sys.argv[2], 'email': sys.argv[1]})\n"
+            "    await engine.dispose()\n"
+            "    sys.exit(0 if result.rowcount == 1 else 1)\n"
+            "asyncio.run(main())\n"
+        )
+        status = self.runtime.exec(
+            self.root / "current", [sys.executable, "-c", script, email, role]
+        )
+        assert status == 0, f"could not make {email} {role}"
+
+    def restart(self, service: str) -> None:
+        """Start ``service`` again from the current release and wait until it is ready."""
+        self.runtime.start(service, self.root / "current")
+        self.runtime.wait_ready(service)
 
     def account(self, client: httpx2.Client, email: str | None = None) -> dict[str, str]:
         """Register a student through nginx and return its bearer header."""
