@@ -235,21 +235,20 @@ def bench_deployment(session: nox.Session) -> None:
     """Benchmark TecnoCursos as the deployment kit runs it: through nginx, two instances.
 
     The kit's local runtime (``examples/tecnocursos/deploy/local.py``: nginx with TLS, two
-    gunicorn instances, the worker, Prometheus) on PostgreSQL (``BENCH_POSTGRES_URL``, as
-    ``bench_tecnocursos``: the run creates and drops a database of its own) and Redis
-    (``BENCH_REDIS_URL``; the run's keys are deleted at the end); wrk over HTTPS. Needs
-    Debian's nginx, openssl and prometheus; ``-- --smoke`` for CI (well under a minute,
-    correctness only).
+    gunicorn instances, the worker, Prometheus, private Redis servers) on a database of
+    the run's own on PostgreSQL (``BENCH_POSTGRES_URL``, as ``bench_tecnocursos``; created
+    and dropped by the run); wrk over HTTPS through nginx. ``-- --smoke`` for CI (about
+    15 seconds, correctness only).
     """
     _install_wrk(session)
+    _install_deploy_tools(session)
     session.install(
         "-e",
         ".[all]",
         "-e",
         str(TECNOCURSOS),
         *group("bench"),
-        "gunicorn>=25.1",
-        "uvicorn-worker>=0.3",
+        *tecnocursos_group("deploy"),
     )
     session.run("python", "-m", "benchmarks.deployment", *session.posargs)
 

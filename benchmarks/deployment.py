@@ -330,7 +330,7 @@ def measure(
     """Every workload once per round, each from a cold cache: warm-up, then the run.
 
     The run saturates the deployment (its latencies include waiting in line); the light
-    run after it, with few connections, gives the latencies of a deployment with room left.
+    run after it, with few connections (about one per app worker), queues far less.
 
     ``cache`` is the Redis URL and the key prefix of the app's cache. The hit rates count
     the lookups after the warm-up (``cold_``: from the emptied cache on); the CPU is the
@@ -431,8 +431,8 @@ def report(results: dict[str, list[Measured]], shape: Shape, args: argparse.Name
         f"{args.duration:g} s with {args.connections} connections (saturated: its latencies "
         "include waiting in line)"
         + (
-            f", then {args.light_duration:g} s with {args.light_connections} (room left: "
-            "little queueing); the hit rates count both runs"
+            f", then {args.light_duration:g} s with {args.light_connections} (about one "
+            "per app worker: far less queueing); the hit rates count both runs"
             if args.light_duration > 0
             else ""
         )
