@@ -277,6 +277,29 @@ def deploy_static(session: nox.Session) -> None:
 
 
 @nox.session
+def bench_deployment(session: nox.Session) -> None:
+    """Benchmark TecnoCursos as the deployment kit runs it: through nginx, two instances.
+
+    The kit's local runtime (``examples/tecnocursos/deploy/local.py``: nginx with TLS, two
+    gunicorn instances, the worker, Prometheus, private Redis servers) on a database of
+    the run's own on PostgreSQL (``BENCH_POSTGRES_URL``, as ``bench_tecnocursos``; created
+    and dropped by the run); wrk over HTTPS through nginx. ``-- --smoke`` for CI (about
+    15 seconds, correctness only).
+    """
+    _install_wrk(session)
+    _install_debian_tools(session, DEPLOY_TOOLS)
+    session.install(
+        "-e",
+        ".[all]",
+        "-e",
+        str(TECNOCURSOS),
+        *group("bench"),
+        *tecnocursos_group("deploy"),
+    )
+    session.run("python", "-m", "benchmarks.deployment", *session.posargs)
+
+
+@nox.session
 def demo(session: nox.Session) -> None:
     """Serve TecnoCursos, the reference app, on http://127.0.0.1:8000 with demo data.
 

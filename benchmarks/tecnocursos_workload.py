@@ -199,8 +199,12 @@ async def _seed(settings: TecnoCursosSettings, shape: Shape, rng: random.Random)
         )
 
 
-def make_plan(dataset: Dataset, count: int, seed: int) -> list[Call]:
+def make_plan(
+    dataset: Dataset, count: int, seed: int, mix: dict[str, int] | None = None
+) -> list[Call]:
     """``count`` requests drawn with ``random.Random(seed)``: the same seed, the same plan.
+
+    ``mix`` gives the weight of each kind of request (``MIX`` when not given).
 
     Projects get a popularity rank (a seeded shuffle) and are drawn with Zipf weights.
     A public project is read by any user, a private one by its owner; writes are the
@@ -212,7 +216,8 @@ def make_plan(dataset: Dataset, count: int, seed: int) -> list[Call]:
     popularity = list(
         itertools.accumulate(1 / rank**ZIPF_EXPONENT for rank in range(1, len(ranking) + 1))
     )
-    kinds, weights = list(MIX), list(MIX.values())
+    mix = MIX if mix is None else mix
+    kinds, weights = list(mix), list(mix.values())
     users = len(dataset.emails)
     calls = []
     for kind in rng.choices(kinds, weights, k=count):
