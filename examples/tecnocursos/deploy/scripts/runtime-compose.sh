@@ -16,18 +16,17 @@
 #   drain / undrain SERVICE mark SERVICE "down" in nginx's rendered upstream.conf (or not),
 #                           `nginx -t`, `nginx -s reload`, then wait TC_COMPOSE_RELOAD_WAIT
 #                           seconds (default 3) for the old workers to finish their requests
-#   exec RELEASE CMD...     CMD in a one-off app container of RELEASE, with this scripts
-#                           directory and TC_BACKUP_DIR mounted at the same paths
+#   exec RELEASE CMD...     CMD in a one-off app container of RELEASE (backup.sh: in the
+#                           `backup` service, the database's image with mariadb-dump), with
+#                           this scripts directory and TC_BACKUP_DIR mounted at the same paths
 #   migrate RELEASE         alembic upgrade head in a one-off container of RELEASE
 #   nginx-test              nginx -t in the running nginx container
 #   up / down               the whole deployment, from $TC_DEPLOY_ROOT/current
 #
 # Not runnable on the machine that proves the kit (no Docker engine there): that proof runs
-# deploy.sh against deploy/local.py, the same contract for local processes. Two limits to
+# deploy.sh against deploy/local.py, the same contract for local processes. A limit to
 # know: a drained state lives in the nginx container and an nginx restart forgets it (the
-# templates render both instances up), and backup.sh inside the app image needs
-# pg_dump or mariadb-dump, which the image does not carry (add the client package, or run
-# backup.sh on a host that reaches the database).
+# templates render both instances up).
 set -euo pipefail
 
 DEPLOY_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -118,9 +117,14 @@ case $command in
         shift
         backups=${TC_BACKUP_DIR:-${TC_DEPLOY_ROOT:-/tmp}/backups}
         mkdir -p "$backups"
+        # backup.sh needs mariadb-dump: the `backup` service's image has it, the app's not.
+        service=app1
+        if [[ $(basename "$1") == backup.sh ]]; then
+            service=backup
+        fi
         compose_for "$release" run --rm --no-deps -T \
             --volume "$SCRIPT_DIR:$SCRIPT_DIR:ro" --volume "$backups:$backups" \
-            --env TC_BACKUP_DIR="$backups" app1 "$@"
+            --env TC_BACKUP_DIR="$backups" "$service" "$@"
         ;;
     migrate)
         compose_for "$1" run --rm --no-deps -T migrate

@@ -243,6 +243,15 @@ def test_the_compose_topology_matches_the_settings() -> None:
         assert services[name]["cap_drop"] == ["ALL"]
         assert services[name]["security_opt"] == ["no-new-privileges:true"]
     assert services["worker"]["command"] == ["python", "-m", "tecnocursos.videos.worker"]
+    # deploy.sh's backup gate runs in the database's image (mariadb-dump), on the apps'
+    # database URL and password secret, and never as part of `up`.
+    backup = services["backup"]
+    assert backup["image"] == services["mariadb"]["image"]
+    assert backup["profiles"] == ["tools"]
+    assert service_environment(backup)["TC_DATABASE__URL"] == (
+        service_environment(services["app1"])["TC_DATABASE__URL"]
+    )
+    assert {"source": "db_password", "target": "tc_database__password"} in backup["secrets"]
     # Renders yield to the API across containers too (cgroup weight; Docker's default 1024).
     assert services["worker"]["cpu_shares"] < services["app1"].get("cpu_shares", 1024)
     assert services["migrate"]["command"] == ["alembic", "upgrade", "head"]
