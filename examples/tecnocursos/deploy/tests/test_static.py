@@ -248,8 +248,9 @@ def test_the_compose_topology_matches_the_settings() -> None:
     backup = services["backup"]
     assert backup["image"] == services["mariadb"]["image"]
     assert backup["profiles"] == ["tools"]
-    assert service_environment(backup)["TC_DATABASE__URL"] == (
-        service_environment(services["app1"])["TC_DATABASE__URL"]
+    assert (
+        service_environment(backup)["TC_DATABASE__URL"]
+        == (service_environment(services["app1"])["TC_DATABASE__URL"])
     )
     assert {"source": "db_password", "target": "tc_database__password"} in backup["secrets"]
     # Renders yield to the API across containers too (cgroup weight; Docker's default 1024).
