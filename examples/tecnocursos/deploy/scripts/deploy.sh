@@ -115,25 +115,8 @@ if [[ -z $old ]]; then
     exit 0
 fi
 
-# One instance at a time. From here a signal is a failed gate: roll_all puts back what
-# it moved before the script exits.
-trap 'TC_INTERRUPTED=1' INT TERM
-if roll_all "$release" "$old"; then
-    status=0
-else
-    status=$?
-fi
-trap - INT TERM
-if ((status != 0)); then
-    case $status in
-        1) outcome="rolled back to $old_name" ;;
-        3) outcome="nothing was restarted" ;;
-        *) outcome="ROLLBACK INCOMPLETE, see the log" ;;
-    esac
-    log "deploy of $name failed: $ROLL_FAILURE; $outcome; current is still $old_name"
-    notify deploy failed "$name: $ROLL_FAILURE; $outcome" "$name"
-    exit 1
-fi
+# One instance at a time; a failed gate or a signal puts back what moved, then exits 1.
+roll_or_fail deploy "$release" "$old"
 
 # switch
 if [[ $old != "$release" ]]; then

@@ -319,6 +319,27 @@ peer_of() {
     if [[ $1 == app1 ]]; then echo app2; else echo app1; fi
 }
 
+# roll_or_fail ACTION TARGET FALLBACK: roll_all TARGET FALLBACK with SIGINT/SIGTERM turned
+# into a failed gate (roll_all puts back what it moved before the script exits). When it
+# fails: one log line and an ACTION (deploy | rollback) "failed" notification saying where
+# the instances are, then exit 1; `current` was not touched.
+roll_or_fail() {
+    local action=$1 target=$2 fallback=$3 status=0 outcome
+    trap 'TC_INTERRUPTED=1' INT TERM
+    roll_all "$target" "$fallback" || status=$?
+    trap - INT TERM
+    ((status != 0)) || return 0
+    case $status in
+        1) outcome="rolled back to $(basename "$fallback")" ;;
+        3) outcome="nothing was restarted" ;;
+        *) outcome="ROLLBACK INCOMPLETE, see the log" ;;
+    esac
+    log "$action to $(basename "$target") failed: $ROLL_FAILURE; $outcome;" \
+        "current is still $(basename "$fallback")"
+    notify "$action" failed "$(basename "$target"): $ROLL_FAILURE; $outcome" "$(basename "$target")"
+    exit 1
+}
+
 # roll_all TARGET FALLBACK: move app1, app2, then the worker onto release TARGET. At the
 # first failed gate, every service already moved (the failing one included) goes back to
 # release FALLBACK the same way. Returns 0 when all run TARGET, 1 when all are back on

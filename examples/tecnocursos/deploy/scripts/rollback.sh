@@ -37,23 +37,7 @@ if ! rt nginx-test; then
     exit 1
 fi
 
-trap 'TC_INTERRUPTED=1' INT TERM
-if roll_all "$previous" "$current"; then
-    status=0
-else
-    status=$?
-fi
-trap - INT TERM
-if ((status != 0)); then
-    case $status in
-        1) outcome="back on $from" ;;
-        3) outcome="nothing was restarted" ;;
-        *) outcome="INCOMPLETE, see the log" ;;
-    esac
-    log "rollback to $to failed: $ROLL_FAILURE; $outcome; current is still $from"
-    notify rollback failed "$ROLL_FAILURE; $outcome" "$to"
-    exit 1
-fi
+roll_or_fail rollback "$previous" "$current"
 
 set_link previous "$current"
 set_link current "$previous"
