@@ -65,7 +65,7 @@ from benchmarks.tecnocursos import (  # noqa: E402
     postgres_database,
     seed_settings,
 )
-from benchmarks.tecnocursos_report import hit_rates  # noqa: E402
+from benchmarks.tecnocursos_report import failed_answers, hit_rates  # noqa: E402
 from benchmarks.tecnocursos_workload import (  # noqa: E402
     FULL,
     MIX,
@@ -376,24 +376,6 @@ def cold_rates(runs: list[Measured]) -> dict[str, float]:
     """Hit rates from the emptied cache on: the warm-up and the run together."""
     return hit_rates(
         [{key[5:]: value for key, value in r.items() if key.startswith("cold_")} for r in runs]
-    )
-
-
-def failed_answers(runs: list[Measured], prefix: str = "") -> str:
-    """The failed answers of ``runs`` by status or socket error, with their share."""
-    failed: dict[str, float] = defaultdict(float)
-    for measured in runs:
-        for key, value in measured.items():
-            if key.startswith(f"{prefix}status_"):
-                failed[key.rpartition("_")[2]] += value
-            elif key.startswith(f"{prefix}socket_") and key != f"{prefix}socket_errors":
-                failed[f"socket {key.rpartition('_')[2]} errors"] += value
-    requests = sum(r[f"{prefix}requests"] for r in runs)
-    return (
-        ", ".join(
-            f"{count:.0f} x {what} ({count / requests:.2%})" for what, count in failed.items()
-        )
-        or "none"
     )
 
 

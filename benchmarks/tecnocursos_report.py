@@ -40,6 +40,24 @@ def hit_rates(runs: list[dict[str, float]]) -> dict[str, float]:
     return {cache: hits / lookups for cache, (hits, lookups) in totals.items() if lookups}
 
 
+def failed_answers(runs: list[dict[str, float]], prefix: str = "") -> str:
+    """The failed answers of ``runs`` by status or socket error, with their share."""
+    failed: dict[str, float] = defaultdict(float)
+    for measured in runs:
+        for key, value in measured.items():
+            if key.startswith(f"{prefix}status_"):
+                failed[key.rpartition("_")[2]] += value
+            elif key.startswith(f"{prefix}socket_") and key != f"{prefix}socket_errors":
+                failed[f"socket {key.rpartition('_')[2]} errors"] += value
+    requests = sum(r[f"{prefix}requests"] for r in runs)
+    return (
+        ", ".join(
+            f"{count:.0f} x {what} ({count / requests:.2%})" for what, count in failed.items()
+        )
+        or "none"
+    )
+
+
 def _row(name: str, connections: int, runs: list[dict[str, float]], prefix: str, rest: str) -> str:
     """One table row: req/s median (min-max), p50/p95/p99 medians, answers that failed."""
     rps = [r[f"{prefix}rps"] for r in runs]
@@ -49,20 +67,7 @@ def _row(name: str, connections: int, runs: list[dict[str, float]], prefix: str,
         f"{statistics.median(r[f'{prefix}{key}'] for r in runs):.1f}"
         for key in ("p50", "p95", "p99")
     ]
-    failed: dict[str, float] = defaultdict(float)
-    for measured in runs:
-        for key, value in measured.items():
-            if key.startswith(f"{prefix}status_"):
-                failed[key.rpartition("_")[2]] += value
-            elif key.startswith(f"{prefix}socket_") and key != f"{prefix}socket_errors":
-                failed[f"socket {key.rpartition('_')[2]} errors"] += value
-    requests = sum(r[f"{prefix}requests"] for r in runs)
-    cells.append(
-        ", ".join(
-            f"{count:.0f} x {what} ({count / requests:.2%})" for what, count in failed.items()
-        )
-        or "none"
-    )
+    cells.append(failed_answers(runs, prefix))
     return "| " + " | ".join(cells) + f" | {rest} |"
 
 
