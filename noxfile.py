@@ -128,6 +128,19 @@ DEPLOY_TOOLS = {
 """What the live deployment and its scripts run (command -> Debian package)."""
 
 
+def _install_deploy_kit(session: nox.Session) -> None:
+    """The library, TecnoCursos, its test and deploy groups; then work from the app."""
+    session.install(
+        "-e",
+        ".",
+        "-e",
+        str(TECNOCURSOS),
+        *tecnocursos_group("test"),
+        *tecnocursos_group("deploy"),
+    )
+    session.chdir(TECNOCURSOS)
+
+
 @nox.session
 def deploy_proof(session: nox.Session) -> None:
     """Run the TecnoCursos deployment kit live, without Docker, and test it through nginx.
@@ -140,15 +153,7 @@ def deploy_proof(session: nox.Session) -> None:
     (``TC_TEST_POSTGRES_URL``, ``TC_TEST_MARIADB_URL``).
     """
     _install_debian_tools(session, DEPLOY_TOOLS)
-    session.install(
-        "-e",
-        ".",
-        "-e",
-        str(TECNOCURSOS),
-        *tecnocursos_group("test"),
-        *tecnocursos_group("deploy"),
-    )
-    session.chdir(TECNOCURSOS)
+    _install_deploy_kit(session)
     # The static checks are deploy_static's (they need other tools, no live deployment).
     session.run("pytest", "deploy/tests", "--ignore=deploy/tests/test_static.py", *session.posargs)
 
@@ -264,15 +269,7 @@ def deploy_static(session: nox.Session) -> None:
             "redis-server": "redis-server",
         },
     )
-    session.install(
-        "-e",
-        ".",
-        "-e",
-        str(TECNOCURSOS),
-        *tecnocursos_group("test"),
-        *tecnocursos_group("deploy"),
-    )
-    session.chdir(TECNOCURSOS)
+    _install_deploy_kit(session)
     session.run("pytest", "deploy/tests/test_static.py", *session.posargs)
 
 
