@@ -14,6 +14,7 @@ EXTRA_MODULES = {
     "fastapi_enterprise.redis": ("redis", "redis"),
     "fastapi_enterprise.sentry": ("sentry", "sentry_sdk"),
     "fastapi_enterprise.metrics": ("metrics", "prometheus_client"),
+    "fastapi_enterprise.telemetry": ("otel", "opentelemetry.sdk"),
 }
 
 

@@ -272,6 +272,8 @@ FREE_TEXT_FIELDS = {
     "metrics.bearer_token",
     "metrics.exclude_paths",
     "metrics.path",
+    "otel.exclude_paths",
+    "otel.service_name",
     "rate_limit.exempt_paths",
     "rate_limit.identity_header",
     "rate_limit.storage_prefix",

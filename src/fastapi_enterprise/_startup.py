@@ -33,6 +33,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -48,6 +49,7 @@ from fastapi_enterprise.routing import route_methods, route_templates
 
 if TYPE_CHECKING:
     from fastapi_enterprise.middleware.rate_limit import RateLimitMiddleware
+    from fastapi_enterprise.telemetry import Telemetry
 
 __all__ = ["UnknownRouteTemplateError", "guard_stack_build", "trial_build", "wrap_lifespan"]
 
@@ -182,6 +184,7 @@ def wrap_lifespan(
     *,
     route_settings: Mapping[str, Mapping[str, object]],
     rate_limit: RateLimitMiddleware | None,
+    telemetry: Telemetry | None = None,
 ) -> None:
     """Put ``install()``'s one wrapper around the app's lifespan (see the module docstring).
 
@@ -197,6 +200,8 @@ def wrap_lifespan(
             ``include_router()``).
         rate_limit: A rate-limit middleware with the stack's engine and options (added
             with ``manage_storage=False``), whose storage is checked and closed here.
+        telemetry: The OpenTelemetry providers to flush and shut down at the end (in a
+            worker thread: an export waits on the collector, at most its timeout).
     """
     app_lifespan = app.router.lifespan_context
 
@@ -215,6 +220,8 @@ def wrap_lifespan(
                 if rate_limit is not None:
                     await rate_limit.limiter.aclose()
             finally:
+                if telemetry is not None:
+                    await anyio.to_thread.run_sync(telemetry.shutdown)
                 handle = current_logging_handle()
                 if handle is not None:
                     handle.enter_shutdown()

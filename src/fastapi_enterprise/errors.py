@@ -31,6 +31,8 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi.exceptions import RequestValidationError
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -274,9 +276,15 @@ def final_status(sent: int | None, *, completed: bool, client_gone: bool) -> int
 def log_unhandled_exception(scope: Scope, exc: BaseException) -> None:
     """Log an unhandled exception's traceback with the request ID and route template.
 
-    Also records the exception's type in the scope (:data:`UNHANDLED_ERROR_KEY`).
+    Also records the exception's type in the scope (:data:`UNHANDLED_ERROR_KEY`), and
+    on the current OpenTelemetry span when one is recording: the library answers the
+    exception inside FastAPI's telemetry, which would otherwise see only a 500.
     """
     scope[UNHANDLED_ERROR_KEY] = type(exc).__name__
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.record_exception(exc)
+        span.set_status(StatusCode.ERROR, type(exc).__name__)
     request_id = get_request_id()
     route = route_template(scope)
     logger.error(

@@ -23,8 +23,9 @@ lifespan, then closing the rate-limit storage and writing the logs through) live
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import FastAPI
 from starlette.applications import Starlette
@@ -68,6 +69,9 @@ from fastapi_enterprise.ratelimit.readiness import storage_readiness
 from fastapi_enterprise.redaction import Redactor
 from fastapi_enterprise.security_events import SecurityEvent, security_event
 from fastapi_enterprise.settings import DatabaseSettings, EnterpriseSettings, Environment
+
+if TYPE_CHECKING:
+    from fastapi_enterprise.telemetry import Telemetry
 
 __all__ = [
     "UnknownRouteTemplateError",
@@ -156,7 +160,12 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
         # The contract is the same in every environment; only serving it depends on docs.
         apply_customizers(app, *_contract(app, settings, built))
     guard_stack_build(app, settings.request_id.header_name)
-    wrap_lifespan(app, route_settings=_route_keyed_settings(settings), rate_limit=rate_limits)
+    wrap_lifespan(
+        app,
+        route_settings=_route_keyed_settings(settings),
+        rate_limit=rate_limits,
+        telemetry=_telemetry(app, settings),
+    )
     if settings.metrics.health:
         checks = HealthChecks(timeout=settings.metrics.health_timeout)
         if limiter is not None:
@@ -169,6 +178,31 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
 
         init_sentry(settings)
     setattr(app.state, _STATE_KEY, settings)
+
+
+def _telemetry(app: Starlette, settings: EnterpriseSettings) -> Telemetry | None:
+    """The OpenTelemetry providers whose end the app's lifespan owns, if any.
+
+    With ``otel.enabled``, the app must have been built with ``settings.fastapi_kwargs()``
+    (FastAPI takes its telemetry configuration at construction only). Without it, on
+    FastAPI's environment route (``FASTAPI_OTEL_AUTO_CONFIGURE=true``), redacting global
+    providers are set first, so the exporters FastAPI attaches to them are redacted too.
+    """
+    if not settings.otel.enabled:
+        if os.environ.get("FASTAPI_OTEL_AUTO_CONFIGURE", "").strip().lower() == "true":
+            try:
+                from fastapi_enterprise.telemetry import install_environment_providers
+            except MissingExtraError:
+                return None  # FastAPI's own auto-configuration needs the SDK too
+            install_environment_providers(settings)
+        return None
+    built: Telemetry | None = settings._telemetry
+    if built is None or not isinstance(app, FastAPI):
+        raise RuntimeError(
+            "otel.enabled is on, but the app was not built from these settings: create it "
+            "with FastAPI(**settings.fastapi_kwargs()) and pass the same settings to install()"
+        )
+    return built
 
 
 def _built(built: list[Any], cls: type[_Layer]) -> _Layer | None:

@@ -14,7 +14,15 @@ from __future__ import annotations
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NestedSecretsSettingsSource,
@@ -33,6 +41,7 @@ from fastapi_enterprise.settings.sections import (
     Environment,
     LoggingSettings,
     MetricsSettings,
+    OTelSettings,
     RateLimitSettings,
     RedisSettings,
     RequestIDSettings,
@@ -42,6 +51,7 @@ from fastapi_enterprise.settings.sections import (
 
 if TYPE_CHECKING:
     from fastapi_enterprise.deploy_check import DeployChecks, Finding
+    from fastapi_enterprise.telemetry import Telemetry
 
 __all__ = [
     "AppSettings",
@@ -52,6 +62,7 @@ __all__ = [
     "Environment",
     "LoggingSettings",
     "MetricsSettings",
+    "OTelSettings",
     "RateLimitSettings",
     "RedisSettings",
     "RequestIDSettings",
@@ -190,6 +201,13 @@ class EnterpriseSettings(BaseSettings):
     sentry: SentrySettings = Field(default_factory=SentrySettings)
     """Error tracking with Sentry (extra ``sentry``); off without a DSN."""
 
+    otel: OTelSettings = Field(default_factory=OTelSettings)
+    """OpenTelemetry traces and logs through FastAPI's own telemetry (extra ``otel``)."""
+
+    # The providers fastapi_kwargs() built for these settings, once (install() flushes
+    # and shuts them down at the end of the app's lifespan).
+    _telemetry: Any = PrivateAttr(default=None)
+
     deploy_checks: ClassVar[DeployChecks[Any] | None] = None
     """The application's own deploy-check rules, run by :meth:`deploy_check` after the
     library's (so ``install()`` refuses a production start on their errors too, and
@@ -311,10 +329,12 @@ class EnterpriseSettings(BaseSettings):
         """Keyword arguments for ``FastAPI(...)``.
 
         Title, version and debug from ``app``, the docs URLs (``None`` when docs are
-        off), and the multipart ``form_limits`` from ``body_limit``.
+        off), and the multipart ``form_limits`` from ``body_limit``. With ``otel.enabled``,
+        also ``telemetry``: FastAPI's own OpenTelemetry configuration, with providers
+        built once for these settings (needs the ``otel`` extra).
         """
         docs = bool(self.app.docs)
-        return {
+        kwargs: dict[str, Any] = {
             "title": self.app.name,
             "version": self.app.version,
             "debug": self.app.debug,
@@ -323,6 +343,22 @@ class EnterpriseSettings(BaseSettings):
             "openapi_url": "/openapi.json" if docs else None,
             "form_limits": self.body_limit.form_limits(),
         }
+        if self.otel.enabled:
+            kwargs["telemetry"] = self.telemetry().fastapi_config()
+        return kwargs
+
+    def telemetry(self) -> Telemetry:
+        """The OpenTelemetry providers for these settings, built on the first call.
+
+        Raises:
+            MissingExtraError: The ``otel`` extra is not installed.
+        """
+        if self._telemetry is None:
+            from fastapi_enterprise.telemetry import build_telemetry  # needs the otel extra
+
+            self._telemetry = build_telemetry(self)
+        telemetry: Telemetry = self._telemetry
+        return telemetry
 
 
 def _safe_dump_model(model: BaseModel) -> dict[str, Any]:

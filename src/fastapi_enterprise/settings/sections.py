@@ -46,6 +46,7 @@ __all__ = [
     "Environment",
     "LoggingSettings",
     "MetricsSettings",
+    "OTelSettings",
     "RateLimitSettings",
     "RedisSettings",
     "RequestIDSettings",
@@ -611,6 +612,63 @@ class LoggingSettings(BaseModel):
                 "log lines would go nowhere"
             )
         return self
+
+
+class OTelSettings(BaseModel):
+    """OpenTelemetry: FastAPI's own traces and logs, redacted, exported over OTLP/HTTP.
+
+    Needs the ``otel`` extra. Off by default: without it nothing changes and nothing is
+    exported. The HTTP metrics stay with Prometheus unless ``metrics`` is on.
+    """
+
+    model_config = SECTION_CONFIG
+
+    enabled: bool = False
+    """Turn FastAPI's telemetry on through ``fastapi_kwargs()`` (build the app with it)."""
+
+    traces: bool = True
+    """Export request spans (named ``METHOD /route/{template}``)."""
+
+    logs: bool = True
+    """Export FastAPI's log records: validation failures and unhandled exceptions."""
+
+    metrics: bool = False
+    """Export FastAPI's OpenTelemetry HTTP metrics too. Off: the library's Prometheus
+    metrics already count each request, and each backend should count it once."""
+
+    operation_spans: bool = False
+    """Child spans for dependencies, the endpoint, serialization and background tasks.
+    Off by default: one request becomes many spans in the trace backend."""
+
+    exclude_paths: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["/health", "/metrics", "/docs", "/redoc", "/openapi.json"]
+    )
+    """Path prefixes never traced (probes, scrapes, docs)."""
+
+    sample_ratio: float = Field(1.0, ge=0.0, le=1.0)
+    """Fraction of new traces kept; an incoming ``traceparent``'s decision is followed."""
+
+    endpoint: Annotated[SecretStr | None, DSN_MARKER] = None
+    """OTLP/HTTP (protobuf) base URL, e.g. ``http://collector:4318``; signals go to
+    ``/v1/traces``, ``/v1/logs``, ``/v1/metrics``. Defaults to the standard
+    ``OTEL_EXPORTER_OTLP_ENDPOINT``; with neither, spans are made (logs carry their IDs)
+    but nothing is exported."""
+
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    """Headers sent with every export (a collector's API key); JSON in the environment."""
+
+    timeout: float = Field(10.0, gt=0)
+    """Seconds one export may take; exports run off the request path either way."""
+
+    service_name: str | None = None
+    """``service.name`` of the exported data; defaults to ``app.name``."""
+
+    _split = field_validator("exclude_paths", mode="before")(split_list)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _check_endpoint(cls, endpoint: SecretStr | None) -> SecretStr | None:
+        return checked_url(endpoint, schemes=("http", "https"))
 
 
 class SentrySettings(BaseModel):
