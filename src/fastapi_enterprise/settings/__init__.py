@@ -311,7 +311,8 @@ class EnterpriseSettings(BaseSettings):
         """Keyword arguments for ``FastAPI(...)``.
 
         Title, version and debug from ``app``, the docs URLs (``None`` when docs are
-        off), and the multipart ``form_limits`` from ``body_limit``.
+        off), and the multipart ``form_limits`` and the default ``max_body_size`` from
+        ``body_limit``.
         """
         docs = bool(self.app.docs)
         return {
@@ -322,6 +323,7 @@ class EnterpriseSettings(BaseSettings):
             "redoc_url": "/redoc" if docs else None,
             "openapi_url": "/openapi.json" if docs else None,
             "form_limits": self.body_limit.form_limits(),
+            "max_body_size": self.body_limit.max_bytes,
         }
 
 
