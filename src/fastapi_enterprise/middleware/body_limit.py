@@ -290,12 +290,14 @@ def align_fastapi_limits(app: object, limits: BodyLimitMiddleware) -> None:
         if wanted is None:
             continue
         own = route.max_body_size
+        # FastAPI copies its router's default onto each route: that is not a declaration.
+        own = None if own == getattr(router, "max_body_size", None) else own
         if own is not None and own != wanted:
             raise ValueError(
                 f"route {template} declares max_body_size={own} but its body limit from "
                 f"body_limit.routes or @body_limit is {wanted}; keep one of them"
             )
-        if own is None:
+        if own is None and route.max_body_size != wanted:
             _set_route_limit(route, wanted)
             changed = True
     if changed:
