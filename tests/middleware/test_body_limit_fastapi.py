@@ -152,7 +152,9 @@ def test_route_limits_over_real_http(live_server: type[LiveServer]) -> None:
     with live_server(app) as server:
         for path, limit in (("/big", 1000), ("/small", 10)):
             for size, status in ((limit, b"200"), (limit + 1, b"413")):
-                head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+                head = (
+                    f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+                )
                 declared = raw_exchange(
                     server.port,
                     (head + f"Content-Length: {size}\r\nConnection: close\r\n\r\n").encode(),
