@@ -27,7 +27,8 @@ def make_app(**body: Any) -> FastAPI:
     settings = EnterpriseSettings(
         environment="test", body_limit={"max_bytes": DEFAULT, "read_timeout": 5, **body}
     )
-    app = FastAPI(**settings.fastapi_kwargs())
+    # --8<-- [start:routes]
+    app = FastAPI(**settings.fastapi_kwargs())  # max_body_size=settings.body_limit.max_bytes
 
     @app.post("/big", max_body_size=1000)
     async def big(payload: bytes = Body(media_type="application/octet-stream")) -> int:
@@ -54,6 +55,7 @@ def make_app(**body: Any) -> FastAPI:
 
     app.include_router(router, prefix="/r")
     install(app, settings)
+    # --8<-- [end:routes]
     return app
 
 
@@ -103,7 +105,7 @@ def test_fastapi_kwargs_carry_the_default_limit() -> None:
 
 def test_contradictions_stop_install() -> None:
     app = FastAPI(max_body_size=50)
-    with pytest.raises(ValueError, match="body_limit.max_bytes"):
+    with pytest.raises(ValueError, match=r"body_limit\.max_bytes"):
         install(app, EnterpriseSettings(environment="test", body_limit={"max_bytes": 60}))
 
     app = FastAPI()
@@ -123,7 +125,7 @@ def test_contradictions_stop_install() -> None:
     async def login(request: Request) -> int:
         return len(await request.body())
 
-    with pytest.raises(ValueError, match="@body_limit is 30"):
+    with pytest.raises(ValueError, match=r"@body_limit is 30"):
         install(app, EnterpriseSettings(environment="test"))
 
 
