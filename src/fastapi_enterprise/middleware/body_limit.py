@@ -160,7 +160,7 @@ class BodyLimitMiddleware:
                 scope, receive, send
             )
             return
-        if declared is not None:
+        if declared:  # an empty body is under every limit: no route lookup
             limit = self._limit_before_routing(scope)
             if declared > limit:
                 # Before the app: FastAPI's own counter would answer in plain text.
