@@ -90,6 +90,42 @@ def test_settings_route_limit_larger_than_the_app_default_is_given_to_fastapi() 
     assert client.post("/plain", content=chunks(5001)).status_code == 413
 
 
+def test_settings_route_limit_reaches_a_route_of_an_included_router() -> None:
+    settings = EnterpriseSettings(
+        environment="test", body_limit={"max_bytes": DEFAULT, "routes": {"/r/upload": 2000}}
+    )
+    app = FastAPI(**settings.fastapi_kwargs())
+    router = APIRouter()
+
+    @router.post("/upload")
+    async def upload(request: Request) -> int:
+        return len(await request.body())
+
+    app.include_router(router, prefix="/r")
+    # FastAPI gives the route the app default (100): without install() copying the
+    # settings' limit onto it, FastAPI's own counter would refuse 101 bytes.
+    install(app, settings)
+    client = TestClient(app)
+    assert client.post("/r/upload", content=chunks(2000)).json() == 2000
+    assert client.post("/r/upload", content=b"x" * 2000).json() == 2000
+    response = client.post("/r/upload", content=chunks(2001))
+    assert response.json()["detail"] == "The request body is larger than 2000 bytes."
+
+
+def test_a_router_limit_contradicting_the_settings_stops_install() -> None:
+    app = FastAPI()
+    router = APIRouter(max_body_size=500)
+
+    @router.post("/inside")
+    async def inside(request: Request) -> int:
+        return len(await request.body())
+
+    app.include_router(router, prefix="/r")
+    settings = EnterpriseSettings(environment="test", body_limit={"routes": {"/r/inside": 9}})
+    with pytest.raises(ValueError, match="declares max_body_size=500"):
+        install(app, settings)
+
+
 def test_openapi_documents_each_route_limit() -> None:
     schema = make_app().openapi()
     for path, limit in (("/big", 1000), ("/small", 10)):
