@@ -44,7 +44,7 @@ from fastapi_enterprise.deploy_check import DeployCheckError
 from fastapi_enterprise.errors import register_exception_handlers
 from fastapi_enterprise.health import HealthChecks, health_routes
 from fastapi_enterprise.middleware.access_log import AccessLogMiddleware
-from fastapi_enterprise.middleware.body_limit import BodyLimitMiddleware
+from fastapi_enterprise.middleware.body_limit import BodyLimitMiddleware, align_fastapi_limits
 from fastapi_enterprise.middleware.compression import CompressionMiddleware
 from fastapi_enterprise.middleware.cors import CORSPolicyMiddleware
 from fastapi_enterprise.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -156,6 +156,9 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
     _add_middleware(app, settings, docs_csp, limiter, metrics)
     built = trial_build(app.user_middleware[: len(app.user_middleware) - before])
     rate_limits = _built(built, RateLimitMiddleware)
+    body_limits = _built(built, BodyLimitMiddleware)
+    if body_limits is not None:
+        align_fastapi_limits(app, body_limits)
     if isinstance(app, FastAPI):
         # The contract is the same in every environment; only serving it depends on docs.
         apply_customizers(app, *_contract(app, settings, built))

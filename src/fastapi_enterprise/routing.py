@@ -233,13 +233,22 @@ class RouteMatcher:
     def __init__(self, router: object = None, *, cache_size: int = 4096) -> None:
         self._router = router
         self._contexts: list[Any] | None = None
-        self._cache: OrderedDict[tuple[str, str], tuple[str, object]] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str], tuple[str, object, object]] = OrderedDict()
         self._cache_size = cache_size
 
     def match(self, scope: Scope) -> tuple[str, object]:
         """Return ``(template, endpoint)`` of the route that will handle ``scope``.
 
         Requests that match nothing get ``(UNMATCHED_ROUTE, None)``.
+        """
+        template, endpoint, _context = self.match_context(scope)
+        return template, endpoint
+
+    def match_context(self, scope: Scope) -> tuple[str, object, object]:
+        """As :meth:`match`, with the route context itself (``None`` when nothing matched).
+
+        The context is FastAPI's prefix-resolved route (its ``max_body_size`` is the
+        route's effective limit) or the plain route.
         """
         key = (scope.get("method", ""), scope["path"])
         found = self._cache.get(key)
@@ -272,20 +281,20 @@ class RouteMatcher:
             self._contexts = _route_contexts(getattr(router, "routes", []))
         return self._contexts
 
-    def _find(self, scope: Scope) -> tuple[str, object]:
+    def _find(self, scope: Scope) -> tuple[str, object, object]:
         probe = {**scope, "path_params": {}}
-        partial: tuple[str, object] | None = None
+        partial: tuple[str, object, object] | None = None
         for context in self._route_contexts(scope):
             match, _child = context.matches(probe)
             if match is Match.NONE:
                 continue
             template = getattr(context, "path_format", None) or UNMATCHED_ROUTE
-            found = (template, getattr(context, "endpoint", None))
+            found = (template, getattr(context, "endpoint", None), context)
             if match is Match.FULL:
                 return found
             if partial is None:
                 partial = found
-        return partial or (UNMATCHED_ROUTE, None)
+        return partial or (UNMATCHED_ROUTE, None, None)
 
 
 def _collect_methods(contexts: list[Any], scope: Scope, methods: set[str], depth: int) -> bool:

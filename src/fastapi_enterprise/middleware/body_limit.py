@@ -11,10 +11,22 @@ and while the app reads:
   chunked body growing past it), so reading stops and memory stays bounded;
 - raises a 408 when the body has not fully arrived within ``read_timeout`` seconds.
 
-Per-route limits: by route template in ``route_limits``, or on the endpoint with the
-:func:`body_limit` decorator. The route is known when the app first reads the body, so
-a per-route limit still rejects a declared length before a byte is read. A body the app
-never reads is never read at all.
+Per-route limits: FastAPI's own ``max_body_size`` (on the route decorator or its
+``APIRouter``), by route template in ``route_limits``, or on the endpoint with the
+:func:`body_limit` decorator. A declared ``Content-Length`` over the limit of the route
+that will handle the request is answered 413 before the app runs (the route is found the
+way the router will find it); a chunked body is counted as the app reads it. A body the
+app never reads is never read at all.
+
+What FastAPI (>= 0.165) does itself, it keeps doing: its ``max_body_size`` counter stays
+in place, and when it trips (on a route whose limit only FastAPI knows) the library's
+exception handlers answer its 413 in problem+json. This layer keeps what FastAPI does not
+do: the 400 on a malformed or conflicting ``Content-Length``, the 408 on a slow body, and
+the early 413 on a declared length. It also counts streamed bytes itself: it sits in
+front of the rate limiter and the metrics' body counters, so an oversized upload stops
+here, before FastAPI's counter (inside the router) would ever see the bytes; and Starlette
+answers a declared length over FastAPI's limit with a plain-text 413 that replaces any
+response, which this layer prevents by answering first, in problem+json.
 """
 
 from __future__ import annotations
@@ -28,17 +40,23 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastapi_enterprise.errors import problem_response
-from fastapi_enterprise.routing import UNMATCHED_ROUTE, route_template
+from fastapi_enterprise.routing import UNMATCHED_ROUTE, RouteMatcher, route_template
 
-__all__ = ["BodyLimitMiddleware", "body_limit"]
+__all__ = ["BodyLimitMiddleware", "align_fastapi_limits", "body_limit", "declared_limit"]
 
 _ATTRIBUTE = "__fastapi_enterprise_body_limit__"
 _MAX_DIGITS = 19
+_MAX_INCLUDE_DEPTH = 16
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def body_limit(max_bytes: int) -> Callable[[F], F]:
     """Give one endpoint its own body limit (larger for uploads, smaller for logins).
+
+    Prefer FastAPI's own ``@app.post(..., max_body_size=...)``: it is the same limit,
+    known to FastAPI too. ``install()`` copies this decorator's limit onto the FastAPI
+    route, and refuses to start when the route also declares a different
+    ``max_body_size``.
 
     Example:
         ```python
@@ -102,21 +120,34 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
         self.route_limits = limits
         self.read_timeout = read_timeout
+        self._matcher = RouteMatcher()
 
     def limit_for(self, scope: Scope) -> int:
         """The limit for the route that handles ``scope``; the default before routing."""
+        route = scope.get("route")
         template = route_template(scope) if self.route_limits else UNMATCHED_ROUTE
-        return self.limit_for_route(template, getattr(scope.get("route"), "endpoint", None))
+        return self.limit_for_route(
+            template, getattr(route, "endpoint", None), declared_limit(scope, route)
+        )
 
-    def limit_for_route(self, template: str, endpoint: object) -> int:
+    def limit_for_route(
+        self, template: str, endpoint: object, max_body_size: int | None = None
+    ) -> int:
         """The limit of the route ``template`` served by ``endpoint`` (as OpenAPI documents it).
 
-        The endpoint's :func:`body_limit` wins, then ``route_limits``, then ``max_bytes``.
+        The endpoint's :func:`body_limit` wins, then ``route_limits``, then the route's
+        FastAPI ``max_body_size`` (``max_body_size``, when given), then ``max_bytes``.
         """
         marked = getattr(endpoint, _ATTRIBUTE, None)
         if isinstance(marked, int):
             return marked
-        return self.route_limits.get(template, self.max_bytes)
+        if template in self.route_limits:
+            return self.route_limits[template]
+        return self.max_bytes if max_body_size is None else max_body_size
+
+    def _limit_before_routing(self, scope: Scope) -> int:
+        template, endpoint, context = self._matcher.match_context(scope)
+        return self.limit_for_route(template, endpoint, _context_limit(context))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the declared length, then police the body as the app reads it."""
@@ -129,6 +160,14 @@ class BodyLimitMiddleware:
                 scope, receive, send
             )
             return
+        if declared:  # an empty body is under every limit: no route lookup
+            limit = self._limit_before_routing(scope)
+            if declared > limit:
+                # Before the app: FastAPI's own counter would answer in plain text.
+                await problem_response(
+                    413, detail=_BodyTooLarge(limit).detail, headers={"Connection": "close"}
+                )(scope, receive, send)
+                return
         responder = _Responder(self, scope, receive, declared)
         await self.app(scope, responder.receive, send)
 
@@ -177,6 +216,25 @@ class _Responder:
         raise _BodyTooSlow(timeout)
 
 
+def declared_limit(scope: Scope, route: object) -> int | None:
+    """FastAPI's ``max_body_size`` for ``route`` (after routing), ``None`` when it has none.
+
+    For a route of an included router it is the prefix-resolved context's limit (the
+    route's own, else its routers'); for a route of the app itself, the route's own.
+    """
+    fastapi_scope = scope.get("fastapi")
+    if isinstance(fastapi_scope, dict):
+        context = fastapi_scope.get("effective_route_context")
+        if context is not None and getattr(context, "original_route", None) is route:
+            return _context_limit(context)
+    return _context_limit(route)
+
+
+def _context_limit(context: object) -> int | None:
+    limit = getattr(context, "max_body_size", None)
+    return limit if isinstance(limit, int) and not isinstance(limit, bool) else None
+
+
 def _declared_length(scope: Scope) -> tuple[int | None, str | None]:
     values = [value for name, value in scope["headers"] if name.lower() == b"content-length"]
     if not values:
@@ -190,3 +248,84 @@ def _declared_length(scope: Scope) -> tuple[int | None, str | None]:
     if len(parsed) > 1:
         return None, "The request has conflicting Content-Length headers."
     return parsed.pop(), None
+
+
+def align_fastapi_limits(app: object, limits: BodyLimitMiddleware) -> None:
+    """Make FastAPI's ``max_body_size`` and ``limits`` one truth for ``app`` (``install()``).
+
+    - the app-level ``FastAPI(max_body_size=...)`` must equal ``limits.max_bytes`` (or be
+      unset). FastAPI applies it twice: in its router (inside the middleware stack, where
+      it composes with this layer) and in an outermost layer that replaces any response to
+      a declared length over it, even this layer's problem+json 413, with a plain-text one.
+      The outermost copy is switched off; the router's copy stays;
+    - a route limit from ``route_limits`` or :func:`body_limit` is copied onto the FastAPI
+      route (its ``max_body_size``), so FastAPI's counter never refuses what the settings
+      allow (a large upload route under a small app default).
+
+    Raises:
+        ValueError: The app-level limit differs from ``max_bytes``, or a route declares a
+            ``max_body_size`` that differs from its ``route_limits`` or
+            :func:`body_limit` value.
+    """
+    app_limit = getattr(app, "max_body_size", None)
+    if app_limit is not None:
+        if app_limit != limits.max_bytes:
+            raise ValueError(
+                f"FastAPI(max_body_size={app_limit}) differs from body_limit.max_bytes="
+                f"{limits.max_bytes}; pass settings.fastapi_kwargs() to FastAPI, or set one"
+            )
+        app.max_body_size = None  # type: ignore[attr-defined]
+    router = getattr(app, "router", None)
+    if router is None:
+        return
+    from fastapi.routing import APIRoute, iter_route_contexts
+
+    changed = False
+    for context in iter_route_contexts(router.routes):
+        route = getattr(context, "original_route", context)
+        template = getattr(context, "path_format", None)
+        if not isinstance(route, APIRoute) or not isinstance(template, str):
+            continue
+        wanted = _library_limit(limits, template, route.endpoint)
+        if wanted is None:
+            continue
+        own = route.max_body_size
+        # FastAPI copies its router's default onto each route: that is not a declaration.
+        own = None if own == getattr(router, "max_body_size", None) else own
+        if own is not None and own != wanted:
+            raise ValueError(
+                f"route {template} declares max_body_size={own} but its body limit from "
+                f"body_limit.routes or @body_limit is {wanted}; keep one of them"
+            )
+        if own is None and route.max_body_size != wanted:
+            _set_route_limit(route, wanted)
+            changed = True
+    if changed:
+        _mark_changed(router, 0)  # included routers rebuild their prefix-resolved routes
+
+
+def _mark_changed(router: Any, depth: int) -> None:
+    mark = getattr(router, "_mark_routes_changed", None)
+    if callable(mark):
+        mark()
+    if depth < _MAX_INCLUDE_DEPTH:
+        for route in getattr(router, "routes", []):
+            included = getattr(route, "original_router", None)
+            if included is not None:
+                _mark_changed(included, depth + 1)
+
+
+def _library_limit(limits: BodyLimitMiddleware, template: str, endpoint: object) -> int | None:
+    marked = getattr(endpoint, _ATTRIBUTE, None)
+    if isinstance(marked, int):
+        return marked
+    return limits.route_limits.get(template)
+
+
+def _set_route_limit(route: Any, limit: int) -> None:
+    """Give an ``APIRoute`` the ``max_body_size`` it would have had from its decorator."""
+    from fastapi._body_limit import wrap_app_with_body_limit
+    from fastapi.routing import request_response
+
+    route.max_body_size = limit
+    route.app = wrap_app_with_body_limit(request_response(route.get_route_handler()), limit)
