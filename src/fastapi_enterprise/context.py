@@ -15,6 +15,7 @@ from contextvars import ContextVar, Token
 from typing import Any
 
 import structlog
+from opentelemetry.trace import get_current_span
 from starlette.types import Scope
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "get_csp_nonce",
     "get_request_fields",
     "get_request_id",
+    "get_trace_ids",
 ]
 
 _request_id: ContextVar[str | None] = ContextVar("fastapi_enterprise.request_id", default=None)
@@ -60,6 +62,21 @@ def get_request_id() -> str | None:
     processors alike: sync code runs in a thread that inherits the request's context.
     """
     return _request_id.get()
+
+
+def get_trace_ids() -> tuple[str, str] | None:
+    """Return ``(trace_id, span_id)`` of the current OpenTelemetry span, as lowercase hex.
+
+    ``None`` when no sampled span is current (telemetry off, an excluded path, a trace
+    the sampler dropped, outside a request): IDs of a trace nobody can open would only
+    mislead. FastAPI's server span is current for the whole request, the access log's
+    line after the response included. Log lines, exemplars and the request ID read it
+    here.
+    """
+    context = get_current_span().get_span_context()
+    if not (context.is_valid and context.trace_flags.sampled):
+        return None
+    return f"{context.trace_id:032x}", f"{context.span_id:016x}"
 
 
 def bind_request(**fields: Any) -> None:

@@ -50,7 +50,7 @@ from fastapi_enterprise._log_pipeline import (
 )
 from fastapi_enterprise._logging import RECORD_ATTRIBUTES
 from fastapi_enterprise.client_ip import client_address
-from fastapi_enterprise.context import _current_scope
+from fastapi_enterprise.context import _current_scope, get_trace_ids
 from fastapi_enterprise.redaction import MASK, Redactor
 from fastapi_enterprise.routing import UNMATCHED_ROUTE, route_template
 from fastapi_enterprise.settings import EnterpriseSettings
@@ -129,6 +129,7 @@ def configure_logging(
     )
     final: list[Processor] = [
         _add_request_context,
+        *([_TraceLink(options.trace_url)] if options.trace_url else []),
         ExceptionRenderer(ExceptionDictTransformer(show_locals=False, use_rich=False))
         if json_output
         else structlog.processors.format_exc_info,
@@ -297,7 +298,12 @@ def _dumps(value: Any, **_: Any) -> str:
 
 
 def _add_request_context(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
-    """Add the route template (once routed) and the client IP of the request in flight."""
+    """Add the request's route template (once routed), client IP and trace IDs.
+
+    The trace IDs are those of the current sampled OpenTelemetry span, if any.
+    """
+    if "trace_id" not in event and (ids := get_trace_ids()) is not None:
+        event["trace_id"], event["span_id"] = ids
     scope = _current_scope()
     if scope is not None:
         if "route" not in event:
@@ -309,6 +315,25 @@ def _add_request_context(logger: WrappedLogger, method: str, event: EventDict) -
             if address:
                 event["client_ip"] = address
     return event
+
+
+ACCESS_EVENT = "http.request"
+"""The event name of the access log's line (``middleware/access_log.py`` writes it)."""
+
+
+class _TraceLink:
+    """Add ``trace_url`` to a traced access line, from the ``logging.trace_url`` template."""
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+
+    def __call__(self, logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
+        trace_id = event.get("trace_id")
+        if trace_id and event.get("event") == ACCESS_EVENT:
+            event["trace_url"] = self.template.format(
+                trace_id=trace_id, span_id=event.get("span_id", "")
+            )
+        return event
 
 
 class _Sanitize:
@@ -327,6 +352,8 @@ class _Sanitize:
             "level",
             "logger",
             "request_id",
+            "trace_id",
+            "span_id",
             "route",
             "method",
             "status",

@@ -7,7 +7,8 @@ Metrics (names stable; the alert rules and dashboard shipped in ``docs/metrics``
   off mid-stream is a ``500``, and a client that disconnects before the response
   completes a ``499``;
 - ``http_request_duration_seconds{method,route}``: histogram, to the last body chunk of a
-  streamed response; exemplars carry the request ID (OpenMetrics scrapes show them);
+  streamed response; exemplars carry the trace and span IDs of the request's OpenTelemetry
+  span when one is active, else the request ID (OpenMetrics scrapes show them);
 - ``http_requests_in_progress{method}``: gauge (``livesum`` across processes);
 - ``http_request_size_bytes{method,route}`` and ``http_response_size_bytes{method,route}``:
   histograms of the bytes actually received and sent (an unhandled exception is
@@ -28,7 +29,7 @@ from collections.abc import Iterable, Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fastapi_enterprise.context import get_request_id
+from fastapi_enterprise.context import get_request_id, get_trace_ids
 from fastapi_enterprise.errors import UNHANDLED_ERROR_KEY, answer_exception, final_status
 from fastapi_enterprise.metrics._prometheus import (
     REGISTRY,
@@ -195,10 +196,15 @@ class PrometheusMiddleware:
                 self._count_exception(method, scope, scope[UNHANDLED_ERROR_KEY])
             route = route_template(scope)
             elapsed = time.perf_counter() - start
+            # The trace when one is active (a click from the histogram to the trace),
+            # else the request ID. OpenMetrics caps an exemplar's labels at 128
+            # characters in all: both IDs take 63.
+            trace_ids = get_trace_ids()
             request_id = get_request_id()
-            # OpenMetrics caps an exemplar's labels at 128 characters in all.
             exemplar = (
-                {"request_id": request_id}
+                {"trace_id": trace_ids[0], "span_id": trace_ids[1]}
+                if trace_ids is not None
+                else {"request_id": request_id}
                 if request_id and len(request_id) <= _EXEMPLAR_VALUE_LIMIT
                 else None
             )

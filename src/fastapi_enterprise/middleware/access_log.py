@@ -38,7 +38,7 @@ from fastapi_enterprise._logging import safe_extra
 from fastapi_enterprise.client_ip import client_address
 from fastapi_enterprise.context import get_request_fields
 from fastapi_enterprise.errors import UNHANDLED_ERROR_KEY, answer_exception, final_status
-from fastapi_enterprise.log_config import _direct_handler
+from fastapi_enterprise.log_config import ACCESS_EVENT, _direct_handler
 from fastapi_enterprise.redaction import DEFAULT_REDACTOR, Redactor
 from fastapi_enterprise.routing import route_template
 
@@ -47,7 +47,7 @@ __all__ = ["ACCESS_LOGGER", "AccessLogMiddleware"]
 ACCESS_LOGGER = "fastapi_enterprise.access"
 """Name of the stdlib logger the access lines are written to."""
 
-_EVENT = "http.request"
+_EVENT = ACCESS_EVENT
 
 
 class AccessLogMiddleware:

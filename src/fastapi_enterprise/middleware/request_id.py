@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from fastapi_enterprise._http import is_header_name
-from fastapi_enterprise.context import _enter_request, _exit_request
+from fastapi_enterprise.context import _enter_request, _exit_request, get_trace_ids
 from fastapi_enterprise.errors import answer_exception
 from fastapi_enterprise.security_events import SecurityEvent, security_event
 
@@ -141,8 +141,11 @@ class RequestIDMiddleware:
         validator: Replaces ``pattern`` with your own check; receives the decoded value
             (already bounded by ``max_length``) and returns whether to reuse it.
         generator: Makes new IDs; defaults to :func:`generate_request_id` (UUIDv7).
-        use_traceparent: When no valid ID header came in, reuse the trace-id of a valid
-            W3C ``traceparent`` header.
+        use_traceparent: "The request ID is the trace ID": when no valid ID header came
+            in, reuse the trace-id of a valid W3C ``traceparent`` header, else the trace
+            ID of the current OpenTelemetry span (FastAPI's server span, which also
+            continued that header). Off (the default), the request ID is its own value
+            beside the trace ID, and log lines carry both.
 
     Requests that carry the header more than once get a fresh ID: there is no safe way to
     choose between two values. Non-HTTP scopes (lifespan, websocket) pass through.
@@ -178,7 +181,7 @@ class RequestIDMiddleware:
             await self.app(scope, receive, send)
             return
 
-        request_id = self._incoming_id(scope) or self.generator()
+        request_id = self._incoming_id(scope) or self._trace_id(scope) or self.generator()
         header = (self.header, request_id.encode("latin-1"))
         response_started = False
 
@@ -229,6 +232,23 @@ class RequestIDMiddleware:
         if self.use_traceparent and traceparent is not None:
             return parse_traceparent(traceparent.decode("latin-1"))
         return None
+
+    def _trace_id(self, scope: Scope) -> str | None:
+        """The current trace's ID, when the request ID is the trace ID.
+
+        Without ``trust_incoming``, only a trace this server started: a trace continued
+        from an incoming ``traceparent`` carries an ID the client chose.
+        """
+        if not self.use_traceparent:
+            return None
+        ids = get_trace_ids()
+        if ids is None:
+            return None
+        if not self.trust_incoming and any(
+            name.lower() == b"traceparent" for name, _ in scope["headers"]
+        ):
+            return None
+        return ids[0]
 
 
 def _rejected(scope: Scope, reason: str, length: int) -> None:

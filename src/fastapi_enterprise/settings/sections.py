@@ -13,6 +13,7 @@ Enumerated values (log levels, strategies, modes) are accepted in any case.
 from __future__ import annotations
 
 import logging.handlers
+import string
 from enum import Enum
 from typing import Annotated, Any, Literal
 
@@ -131,8 +132,9 @@ class RequestIDSettings(BaseModel):
     """Regular expression an incoming ID must match in full to be reused."""
 
     use_traceparent: bool = False
-    """Take the trace-id of a valid W3C ``traceparent`` header as the request ID when no
-    valid ID header came in, so logs join up with distributed traces."""
+    """"The request ID is the trace ID": when no valid ID header came in, use the trace-id
+    of a valid W3C ``traceparent`` header, else that of the request's OpenTelemetry span.
+    Off: the request ID is its own value beside the trace ID (log lines carry both)."""
 
     @field_validator("header_name")
     @classmethod
@@ -514,6 +516,20 @@ class LoggingSettings(BaseModel):
 
     model_config = SECTION_CONFIG
 
+    @field_validator("trace_url")
+    @classmethod
+    def _check_trace_url(cls, template: str | None) -> str | None:
+        if template is None:
+            return None
+        try:
+            fields = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+            template.format(trace_id="0", span_id="0")
+        except (ValueError, KeyError, IndexError, AttributeError):
+            fields = {"?"}
+        if "trace_id" not in fields or fields - {"trace_id", "span_id"}:
+            raise ValueError("must contain {trace_id}, and no placeholder but {span_id}")
+        return template
+
     level: LogLevel = "INFO"
     """Lowest level written, for the app and every library logging through the stdlib."""
 
@@ -534,6 +550,11 @@ class LoggingSettings(BaseModel):
 
     slow_request_ms: float = Field(1000.0, ge=0)
     """Requests slower than this get ``slow=true`` and at least warning level (0: off)."""
+
+    trace_url: str | None = None
+    """Link each traced access line to its trace: a URL with ``{trace_id}`` (and
+    optionally ``{span_id}``), e.g. ``https://grafana.example/explore?traceId={trace_id}``;
+    written as ``trace_url``."""
 
     access_sample_rate: float = Field(1.0, ge=0.0, le=1.0)
     """Fraction of successful, fast access lines kept. Errors, 4xx/5xx and slow
