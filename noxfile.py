@@ -208,6 +208,13 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session
+def bench_telemetry(session: nox.Session) -> None:
+    """What OpenTelemetry costs a request: off, on, collector stalled or dead (``-- --smoke``)."""
+    session.install(".[all]", *group("bench"))
+    session.run("python", "-m", "benchmarks.telemetry", *session.posargs)
+
+
+@nox.session
 def bench_database(session: nox.Session) -> None:
     """Benchmark the session layer on SQLite and PostgreSQL (``-- --smoke`` for CI).
 

@@ -22,7 +22,8 @@ import re
 import statistics
 import time
 import timeit
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from fastapi import FastAPI
@@ -115,19 +116,23 @@ def paired(
     requests: int,
     repetitions: int,
     settle: Callable[[], object],
+    around: Mapping[str, Callable[[], AbstractContextManager[object]]] | None = None,
 ) -> list[tuple[str, float, float]]:
     """Each app's CPU per request (median) and its median paired difference to the first.
 
     Every repetition runs every app once, starting one app further each time, so that no
     app always runs first (or right after another) on a machine whose speed drifts.
+    ``around`` names apps whose batch of requests runs inside a context (a patch, say).
     """
+    around = around or {}
     host = [(b"host", b"bench"), (b"accept-encoding", b"gzip")]
     samples: dict[str, list[float]] = {name: [] for name, _ in apps}
     for repetition in range(repetitions):
         turn = repetition % len(apps)
         for name, app in apps[turn:] + apps[:turn]:
             cost = drive(app, requests, host, clock=time.process_time, settle=settle)
-            samples[name].append(asyncio.run(cost))
+            with around[name]() if name in around else nullcontext():
+                samples[name].append(asyncio.run(cost))
     bare = samples[apps[0][0]]
     return [
         (
