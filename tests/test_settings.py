@@ -175,7 +175,6 @@ def test_fastapi_kwargs_follow_the_docs_setting() -> None:
         "redoc_url": "/redoc",
         "openapi_url": "/openapi.json",
         "form_limits": {"max_files": 10, "max_fields": 100, "max_part_size": 1_048_576},
-        "max_body_size": 1_048_576,
     }
     off = EnterpriseSettings(environment="production").fastapi_kwargs()
     assert off["docs_url"] is off["redoc_url"] is off["openapi_url"] is None

@@ -185,6 +185,7 @@ def wrap_lifespan(
     route_settings: Mapping[str, Mapping[str, object]],
     rate_limit: RateLimitMiddleware | None,
     telemetry: Telemetry | None = None,
+    on_startup: Callable[[], None] | None = None,
 ) -> None:
     """Put ``install()``'s one wrapper around the app's lifespan (see the module docstring).
 
@@ -202,12 +203,16 @@ def wrap_lifespan(
             with ``manage_storage=False``), whose storage is checked and closed here.
         telemetry: The OpenTelemetry providers to flush and shut down at the end (in a
             worker thread: an export waits on the collector, at most its timeout).
+        on_startup: Runs first at startup, once every route is defined (FastAPI's body
+            limits aligned on the routes declared after ``install()``).
     """
     app_lifespan = app.router.lifespan_context
 
     @contextlib.asynccontextmanager
     async def enterprise_lifespan(asgi_app: Any) -> AsyncIterator[Any]:
         try:
+            if on_startup is not None:
+                on_startup()
             _check_route_templates(app, route_settings)
             if rate_limit is not None:
                 refusal = await rate_limit.check_storage()

@@ -23,6 +23,7 @@ lifespan, then closing the rate-limit storage and writing the logs through) live
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -157,8 +158,9 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
     built = trial_build(app.user_middleware[: len(app.user_middleware) - before])
     rate_limits = _built(built, RateLimitMiddleware)
     body_limits = _built(built, BodyLimitMiddleware)
-    if body_limits is not None:
-        align_fastapi_limits(app, body_limits)
+    align = functools.partial(align_fastapi_limits, app, body_limits) if body_limits else None
+    if align is not None:
+        align()  # the routes declared so far; the rest at startup
     if isinstance(app, FastAPI):
         # The contract is the same in every environment; only serving it depends on docs.
         apply_customizers(app, *_contract(app, settings, built))
@@ -168,6 +170,7 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
         route_settings=_route_keyed_settings(settings),
         rate_limit=rate_limits,
         telemetry=_telemetry(app, settings),
+        on_startup=align,
     )
     if settings.metrics.health:
         checks = HealthChecks(timeout=settings.metrics.health_timeout)

@@ -28,7 +28,7 @@ def make_app(**body: Any) -> FastAPI:
         environment="test", body_limit={"max_bytes": DEFAULT, "read_timeout": 5, **body}
     )
     # --8<-- [start:routes]
-    app = FastAPI(**settings.fastapi_kwargs())  # max_body_size=settings.body_limit.max_bytes
+    app = FastAPI(**settings.fastapi_kwargs())  # the app default: body_limit.max_bytes
 
     @app.post("/big", max_body_size=1000)
     async def big(payload: bytes = Body(media_type="application/octet-stream")) -> int:
@@ -133,10 +133,44 @@ def test_openapi_documents_each_route_limit() -> None:
         assert text == f"Content Too Large: the body is over {limit} bytes."
 
 
-def test_fastapi_kwargs_carry_the_default_limit() -> None:
+def test_the_app_default_stays_with_the_library() -> None:
+    """FastAPI would copy an app-level limit onto routes declared after install()."""
     settings = EnterpriseSettings(body_limit={"max_bytes": 4321})
-    assert settings.fastapi_kwargs()["max_body_size"] == 4321
-    assert FastAPI(**settings.fastapi_kwargs()).router.max_body_size == 4321
+    assert "max_body_size" not in settings.fastapi_kwargs()
+    assert FastAPI(**settings.fastapi_kwargs()).router.max_body_size is None
+
+
+def hundreds(size: int) -> Iterator[bytes]:
+    for _ in range(size // 100):
+        yield b"x" * 100
+
+
+@pytest.mark.parametrize("app_limit", [None, DEFAULT])
+def test_a_settings_route_limit_holds_for_a_route_declared_after_install(
+    app_limit: int | None,
+) -> None:
+    """Routes usually come after install(); FastAPI's counter must not cut them short.
+
+    With ``FastAPI(max_body_size=...)`` given by hand, the route FastAPI stamped with the
+    app default is aligned at startup, once every route exists.
+    """
+    settings = EnterpriseSettings(
+        environment="test", body_limit={"max_bytes": DEFAULT, "routes": {"/late": 1000}}
+    )
+    app = FastAPI(**settings.fastapi_kwargs(), max_body_size=app_limit)
+    install(app, settings)
+
+    @app.post("/late")
+    async def late(request: Request) -> int:
+        return len(await request.body())
+
+    with TestClient(app) as client:
+        assert client.post("/late", content=b"x" * 1000).json() == 1000
+        assert client.post("/late", content=hundreds(1000)).json() == 1000
+        refused = client.post("/late", content=b"x" * 1001)
+        assert refused.status_code == 413
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert client.post("/late", content=hundreds(1100)).status_code == 413
 
 
 def test_contradictions_stop_install() -> None:

@@ -329,8 +329,10 @@ class EnterpriseSettings(BaseSettings):
         """Keyword arguments for ``FastAPI(...)``.
 
         Title, version and debug from ``app``, the docs URLs (``None`` when docs are
-        off), and the multipart ``form_limits`` and the default ``max_body_size`` from
-        ``body_limit``. With ``otel.enabled``, also ``telemetry``: FastAPI's own
+        off), and the multipart ``form_limits`` from ``body_limit``. Not ``max_body_size``:
+        the library's body-limit layer is the app default (FastAPI would copy an app-level
+        value onto every route declared later, under a larger ``body_limit.routes`` limit
+        too); a route's own ``max_body_size`` is honoured by both. With ``otel.enabled``, also ``telemetry``: FastAPI's own
         OpenTelemetry configuration, with providers built once for these settings (needs
         the ``otel`` extra).
         """
@@ -343,7 +345,6 @@ class EnterpriseSettings(BaseSettings):
             "redoc_url": "/redoc" if docs else None,
             "openapi_url": "/openapi.json" if docs else None,
             "form_limits": self.body_limit.form_limits(),
-            "max_body_size": self.body_limit.max_bytes,
         }
         if self.otel.enabled:
             kwargs["telemetry"] = self.telemetry().fastapi_config()
