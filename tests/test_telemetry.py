@@ -349,3 +349,39 @@ def test_fastapis_environment_route_is_redacted_too(receiver: OTLPReceiver, tmp_
         kv.value.string_value for span in spans for kv in span.attributes if kv.key == "url.query"
     )
     assert "page=3" in query
+
+
+def test_a_processor_the_app_adds_sees_only_redacted_spans(receiver: OTLPReceiver) -> None:
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    settings = otel_settings(receiver)
+    app = traced_app(settings)
+    own = InMemorySpanExporter()
+    provider = settings.telemetry().tracer_provider
+    assert provider is not None
+    provider.add_span_processor(SimpleSpanProcessor(own))
+    secret = SECRETS["query token"]
+    with TestClient(app) as client:
+        assert client.get(f"/items/1?token={secret}").status_code == 200
+    (span,) = own.get_finished_spans()
+    assert span.attributes is not None
+    assert secret not in str(span.attributes["url.query"])
+    assert str(span.attributes["url.query"]).startswith("token=")
+
+
+def test_a_log_record_the_app_emits_is_redacted_before_export(receiver: OTLPReceiver) -> None:
+    settings = otel_settings(receiver)
+    app = traced_app(settings)
+    provider = settings.telemetry().logger_provider
+    assert provider is not None
+    password = SECRETS["exception password"]
+    with TestClient(app):
+        provider.get_logger("shop").emit(
+            body={"event": "login failed", "password": password, "user": "ana"},
+            attributes={"detail": f"retry with password={password}", "api_key": password},
+        )
+    raw = receiver.raw()
+    assert password.encode() not in raw
+    assert b"login failed" in raw
+    assert b"ana" in raw
