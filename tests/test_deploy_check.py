@@ -224,6 +224,16 @@ UNSAFE_CONFIGURATIONS: list[tuple[str, dict[str, object], str, str]] = [
         "sentry.local_variables",
         "warning",
     ),
+    (
+        "otel",
+        {
+            "enabled": True,
+            "endpoint": "http://collector.example:4318",
+            "headers": {"x-api-key": "collector-key-0001"},
+        },
+        "otel.headers_in_clear",
+        "error",
+    ),
 ]
 """``(section, fields, finding ID, level)``: one unsafe production configuration per row."""
 
@@ -498,3 +508,14 @@ def test_database_install_checks_the_settings_it_uses(
     Database(DatabaseSettings(url="mysql://app@db/app", pool_recycle=-1)).install(app)
     warnings = [line.get("finding_id") for line in logs.events("deploy_check.warning")]
     assert "database.recycle_above_idle_timeout" in warnings
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["https://collector.example:4318", "http://127.0.0.1:4318", "http://localhost:4318"]
+)
+def test_otel_headers_over_tls_or_to_this_host_are_fine(endpoint: str) -> None:
+    settings = unsafe(
+        "otel", enabled=True, endpoint=endpoint, headers={"x-api-key": "collector-key-0001"}
+    )
+    assert "otel.headers_in_clear" not in ids(settings)
+    assert "collector-key-0001" not in str(settings.deploy_check())

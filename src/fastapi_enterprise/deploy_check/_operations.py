@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from fastapi_enterprise.client_ip import is_private_network, parse_networks
 from fastapi_enterprise.deploy_check._entropy import weak_secret
@@ -199,3 +200,27 @@ def _sentry_locals(settings: EnterpriseSettings) -> Outcome:
             "names no scrubber can guess."
         )
     return None
+
+
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+@checks.register(
+    "otel.headers_in_clear",
+    "error",
+    ["otel.headers", "otel.endpoint"],
+    "OpenTelemetry export headers (a collector's API key) sent over plain `http://` to "
+    "another host",
+    "Use an https:// FE_OTEL__ENDPOINT, or a collector on the same host.",
+)
+def _otel_headers_in_clear(settings: EnterpriseSettings) -> Outcome:
+    otel = settings.otel
+    if not (otel.enabled and otel.headers and otel.endpoint is not None):
+        return None
+    parts = urlsplit(otel.endpoint.get_secret_value())
+    if parts.scheme != "http" or (parts.hostname or "") in _LOOPBACK_HOSTS:
+        return None
+    return (
+        f"otel.headers ({len(otel.headers)}) go to the collector over plain http://: "
+        "anyone on the network path reads its API key."
+    )

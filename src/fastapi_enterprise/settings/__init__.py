@@ -332,9 +332,9 @@ class EnterpriseSettings(BaseSettings):
         off), and the multipart ``form_limits`` from ``body_limit``. Not ``max_body_size``:
         the library's body-limit layer is the app default (FastAPI would copy an app-level
         value onto every route declared later, under a larger ``body_limit.routes`` limit
-        too); a route's own ``max_body_size`` is honoured by both. With ``otel.enabled``, also ``telemetry``: FastAPI's own
-        OpenTelemetry configuration, with providers built once for these settings (needs
-        the ``otel`` extra).
+        too); a route's own ``max_body_size`` is honoured by both. With ``otel.enabled``,
+        also ``telemetry``: FastAPI's own OpenTelemetry configuration, with providers built
+        once for these settings (needs the ``otel`` extra).
         """
         docs = bool(self.app.docs)
         kwargs: dict[str, Any] = {
