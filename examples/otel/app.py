@@ -1,10 +1,4 @@
-"""OpenTelemetry in two lines: the settings build FastAPI's telemetry, install() ends it.
-
-Run with a collector's OTLP/HTTP endpoint (docs/how-to/opentelemetry.md)::
-
-    FE_OTEL__ENABLED=true FE_OTEL__ENDPOINT=http://127.0.0.1:4318 \\
-        uvicorn examples.otel.app:app
-"""
+"""OpenTelemetry in two lines: the settings build FastAPI's telemetry, install() ends it."""
 
 from fastapi import FastAPI
 
