@@ -204,7 +204,7 @@ def wrap_lifespan(
         telemetry: The OpenTelemetry providers to flush and shut down at the end (in a
             worker thread: an export waits on the collector, at most its timeout).
         on_startup: Runs first at startup, once every route is defined (FastAPI's body
-            limits aligned on the routes declared after ``install()``).
+            limits checked on the routes declared after ``install()``).
     """
     app_lifespan = app.router.lifespan_context
 

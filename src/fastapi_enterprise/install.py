@@ -45,7 +45,7 @@ from fastapi_enterprise.deploy_check import DeployCheckError
 from fastapi_enterprise.errors import register_exception_handlers
 from fastapi_enterprise.health import HealthChecks, health_routes
 from fastapi_enterprise.middleware.access_log import AccessLogMiddleware
-from fastapi_enterprise.middleware.body_limit import BodyLimitMiddleware, align_fastapi_limits
+from fastapi_enterprise.middleware.body_limit import BodyLimitMiddleware, check_fastapi_limits
 from fastapi_enterprise.middleware.compression import CompressionMiddleware
 from fastapi_enterprise.middleware.cors import CORSPolicyMiddleware
 from fastapi_enterprise.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -158,9 +158,9 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
     built = trial_build(app.user_middleware[: len(app.user_middleware) - before])
     rate_limits = _built(built, RateLimitMiddleware)
     body_limits = _built(built, BodyLimitMiddleware)
-    align = functools.partial(align_fastapi_limits, app, body_limits) if body_limits else None
-    if align is not None:
-        align()  # the routes declared so far; the rest at startup
+    check = functools.partial(check_fastapi_limits, app, body_limits) if body_limits else None
+    if check is not None:
+        check()  # the routes declared so far; the rest at startup
     if isinstance(app, FastAPI):
         # The contract is the same in every environment; only serving it depends on docs.
         apply_customizers(app, *_contract(app, settings, built))
@@ -170,7 +170,7 @@ def install(app: Starlette, settings: EnterpriseSettings | None = None) -> None:
         route_settings=_route_keyed_settings(settings),
         rate_limit=rate_limits,
         telemetry=_telemetry(app, settings),
-        on_startup=align,
+        on_startup=check,
     )
     if settings.metrics.health:
         checks = HealthChecks(timeout=settings.metrics.health_timeout)

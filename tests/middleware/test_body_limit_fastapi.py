@@ -145,15 +145,7 @@ def hundreds(size: int) -> Iterator[bytes]:
         yield b"x" * 100
 
 
-@pytest.mark.parametrize("app_limit", [None, DEFAULT])
-def test_a_settings_route_limit_holds_for_a_route_declared_after_install(
-    app_limit: int | None,
-) -> None:
-    """Routes usually come after install(); FastAPI's counter must not cut them short.
-
-    With ``FastAPI(max_body_size=...)`` given by hand, the route FastAPI stamped with the
-    app default is aligned at startup, once every route exists.
-    """
+def late_route_app(app_limit: int | None) -> FastAPI:
     settings = EnterpriseSettings(
         environment="test", body_limit={"max_bytes": DEFAULT, "routes": {"/late": 1000}}
     )
@@ -164,13 +156,51 @@ def test_a_settings_route_limit_holds_for_a_route_declared_after_install(
     async def late(request: Request) -> int:
         return len(await request.body())
 
-    with TestClient(app) as client:
+    return app
+
+
+def test_a_settings_route_limit_holds_for_a_route_declared_after_install() -> None:
+    """Routes usually come after install(); FastAPI's counter must not cut them short."""
+    with TestClient(late_route_app(None)) as client:
         assert client.post("/late", content=b"x" * 1000).json() == 1000
         assert client.post("/late", content=hundreds(1000)).json() == 1000
         refused = client.post("/late", content=b"x" * 1001)
         assert refused.status_code == 413
         assert refused.headers["content-type"] == "application/problem+json"
         assert client.post("/late", content=hundreds(1100)).status_code == 413
+
+
+def test_an_app_level_fastapi_limit_capping_a_later_route_stops_the_start() -> None:
+    """FastAPI stamps its app-level limit on every route: /late would be cut at 100."""
+    with (
+        pytest.raises(ValueError, match=r"caps route /late below its body limit 1000"),
+        TestClient(late_route_app(DEFAULT)),
+    ):
+        pass
+
+
+def test_one_router_shared_by_two_apps_with_different_limits() -> None:
+    """The check reads routes, never writes them: module-level routers are shared."""
+    router = APIRouter()
+
+    @router.post("/media")
+    async def media(request: Request) -> int:
+        return len(await request.body())
+
+    def app_with(limit: int) -> FastAPI:
+        settings = EnterpriseSettings(
+            environment="test", body_limit={"max_bytes": DEFAULT, "routes": {"/media": limit}}
+        )
+        app = FastAPI(**settings.fastapi_kwargs())
+        install(app, settings)
+        app.include_router(router)
+        return app
+
+    with TestClient(app_with(5000)) as large, TestClient(app_with(300)) as small:
+        assert large.post("/media", content=b"x" * 5000).json() == 5000
+        assert small.post("/media", content=b"x" * 300).json() == 300
+        assert small.post("/media", content=b"x" * 301).status_code == 413
+        assert large.post("/media", content=hundreds(5000)).json() == 5000
 
 
 def test_contradictions_stop_install() -> None:

@@ -42,11 +42,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fastapi_enterprise.errors import problem_response
 from fastapi_enterprise.routing import UNMATCHED_ROUTE, RouteMatcher, route_template
 
-__all__ = ["BodyLimitMiddleware", "align_fastapi_limits", "body_limit", "declared_limit"]
+__all__ = ["BodyLimitMiddleware", "body_limit", "check_fastapi_limits", "declared_limit"]
 
 _ATTRIBUTE = "__fastapi_enterprise_body_limit__"
 _MAX_DIGITS = 19
-_MAX_INCLUDE_DEPTH = 16
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -250,22 +249,25 @@ def _declared_length(scope: Scope) -> tuple[int | None, str | None]:
     return parsed.pop(), None
 
 
-def align_fastapi_limits(app: object, limits: BodyLimitMiddleware) -> None:
-    """Make FastAPI's ``max_body_size`` and ``limits`` one truth for ``app`` (``install()``).
+def check_fastapi_limits(app: object, limits: BodyLimitMiddleware) -> None:
+    """Check that FastAPI's ``max_body_size`` and ``limits`` are one truth for ``app``.
+
+    Read-only on the routes (a router may be shared by several apps), called by
+    ``install()`` and again at startup, once every route exists:
 
     - the app-level ``FastAPI(max_body_size=...)`` must equal ``limits.max_bytes`` (or be
-      unset). FastAPI applies it twice: in its router (inside the middleware stack, where
-      it composes with this layer) and in an outermost layer that replaces any response to
-      a declared length over it, even this layer's problem+json 413, with a plain-text one.
-      The outermost copy is switched off; the router's copy stays;
-    - a route limit from ``route_limits`` or :func:`body_limit` is copied onto the FastAPI
-      route (its ``max_body_size``), so FastAPI's counter never refuses what the settings
-      allow (a large upload route under a small app default).
+      unset, as ``settings.fastapi_kwargs()`` leaves it). FastAPI applies it twice: in
+      its router (stamped on each route, where it composes with this layer) and in an
+      outermost layer that replaces any response to a declared length over it, even this
+      layer's problem+json 413, with a plain-text one. The outermost copy is switched off;
+    - a route with a limit from ``route_limits`` or :func:`body_limit` must not declare a
+      different ``max_body_size``, nor carry an app-level one stamped by FastAPI that is
+      smaller (FastAPI's counter would refuse what the settings allow).
 
     Raises:
-        ValueError: The app-level limit differs from ``max_bytes``, or a route declares a
-            ``max_body_size`` that differs from its ``route_limits`` or
-            :func:`body_limit` value.
+        ValueError: The app-level limit differs from ``max_bytes``; a route declares a
+            ``max_body_size`` other than its ``route_limits`` or :func:`body_limit` value;
+            or the app-level ``max_body_size`` caps such a route below its limit.
     """
     app_limit = getattr(app, "max_body_size", None)
     if app_limit is not None:
@@ -280,39 +282,28 @@ def align_fastapi_limits(app: object, limits: BodyLimitMiddleware) -> None:
         return
     from fastapi.routing import APIRoute, iter_route_contexts
 
-    changed = False
+    stamped = getattr(router, "max_body_size", None)
     for context in iter_route_contexts(router.routes):
         route = getattr(context, "original_route", context)
         template = getattr(context, "path_format", None)
         if not isinstance(route, APIRoute) or not isinstance(template, str):
             continue
         wanted = _library_limit(limits, template, route.endpoint)
-        if wanted is None:
+        if wanted is None or route.max_body_size is None or route.max_body_size == wanted:
             continue
-        own = route.max_body_size
-        # FastAPI copies its router's default onto each route: that is not a declaration.
-        own = None if own == getattr(router, "max_body_size", None) else own
-        if own is not None and own != wanted:
-            raise ValueError(
-                f"route {template} declares max_body_size={own} but its body limit from "
-                f"body_limit.routes or @body_limit is {wanted}; keep one of them"
-            )
-        if own is None and route.max_body_size != wanted:
-            _set_route_limit(route, wanted)
-            changed = True
-    if changed:
-        _mark_changed(router, 0)  # included routers rebuild their prefix-resolved routes
-
-
-def _mark_changed(router: Any, depth: int) -> None:
-    mark = getattr(router, "_mark_routes_changed", None)
-    if callable(mark):
-        mark()
-    if depth < _MAX_INCLUDE_DEPTH:
-        for route in getattr(router, "routes", []):
-            included = getattr(route, "original_router", None)
-            if included is not None:
-                _mark_changed(included, depth + 1)
+        if route.max_body_size == stamped:
+            # FastAPI copies its app-level limit onto every route: not a declaration.
+            if stamped < wanted:
+                raise ValueError(
+                    f"FastAPI(max_body_size={stamped}) caps route {template} below its body "
+                    f"limit {wanted} from body_limit.routes or @body_limit; leave FastAPI's "
+                    "app-level max_body_size unset (settings.fastapi_kwargs() does)"
+                )
+            continue
+        raise ValueError(
+            f"route {template} declares max_body_size={route.max_body_size} but its body "
+            f"limit from body_limit.routes or @body_limit is {wanted}; keep one of them"
+        )
 
 
 def _library_limit(limits: BodyLimitMiddleware, template: str, endpoint: object) -> int | None:
@@ -320,12 +311,3 @@ def _library_limit(limits: BodyLimitMiddleware, template: str, endpoint: object)
     if isinstance(marked, int):
         return marked
     return limits.route_limits.get(template)
-
-
-def _set_route_limit(route: Any, limit: int) -> None:
-    """Give an ``APIRoute`` the ``max_body_size`` it would have had from its decorator."""
-    from fastapi._body_limit import wrap_app_with_body_limit
-    from fastapi.routing import request_response
-
-    route.max_body_size = limit
-    route.app = wrap_app_with_body_limit(request_response(route.get_route_handler()), limit)
