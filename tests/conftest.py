@@ -344,6 +344,19 @@ class LogCapture:
 
 
 @pytest.fixture
+def receiver() -> Iterator[Any]:
+    """A real OTLP/HTTP receiver on 127.0.0.1 (tests/otlp_receiver.py), stopped after."""
+    pytest.importorskip("opentelemetry.proto")
+    from tests.otlp_receiver import start_receiver, stop_receiver
+
+    started = start_receiver()
+    try:
+        yield started
+    finally:
+        stop_receiver(started)
+
+
+@pytest.fixture
 def capture_logs() -> Iterator[Any]:
     """Return a starter that configures logging into memory for one test."""
     import logging

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from pydantic import BaseModel
 
 from fastapi_enterprise import EnterpriseSettings, install
 from tests.conftest import UvicornProcess
-from tests.otlp_receiver import OTLPReceiver, start_receiver, stop_receiver
+from tests.otlp_receiver import OTLPReceiver
 
 SECRETS = {
     "query token": "qtok-7f3a91c2",
@@ -46,15 +45,6 @@ class Login(BaseModel):
     username: str
     password: str
     attempts: int
-
-
-@pytest.fixture
-def receiver() -> Iterator[OTLPReceiver]:
-    started = start_receiver()
-    try:
-        yield started
-    finally:
-        stop_receiver(started)
 
 
 def otel_settings(receiver: OTLPReceiver, **otel: Any) -> EnterpriseSettings:

@@ -10,16 +10,7 @@ from fastapi.testclient import TestClient
 
 pytest.importorskip("opentelemetry.sdk")
 
-from tests.otlp_receiver import OTLPReceiver, start_receiver, stop_receiver
-
-
-@pytest.fixture
-def receiver() -> Iterator[OTLPReceiver]:
-    started = start_receiver()
-    try:
-        yield started
-    finally:
-        stop_receiver(started)
+from tests.otlp_receiver import OTLPReceiver
 
 
 @pytest.fixture
