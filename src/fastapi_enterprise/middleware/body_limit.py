@@ -53,9 +53,8 @@ def body_limit(max_bytes: int) -> Callable[[F], F]:
     """Give one endpoint its own body limit (larger for uploads, smaller for logins).
 
     Prefer FastAPI's own ``@app.post(..., max_body_size=...)``: it is the same limit,
-    known to FastAPI too. ``install()`` copies this decorator's limit onto the FastAPI
-    route, and refuses to start when the route also declares a different
-    ``max_body_size``.
+    known to FastAPI too. ``install()`` refuses to start when the route also declares a
+    different ``max_body_size``.
 
     Example:
         ```python
@@ -137,11 +136,9 @@ class BodyLimitMiddleware:
         The endpoint's :func:`body_limit` wins, then ``route_limits``, then the route's
         FastAPI ``max_body_size`` (``max_body_size``, when given), then ``max_bytes``.
         """
-        marked = getattr(endpoint, _ATTRIBUTE, None)
-        if isinstance(marked, int):
-            return marked
-        if template in self.route_limits:
-            return self.route_limits[template]
+        library = _library_limit(self, template, endpoint)
+        if library is not None:
+            return library
         return self.max_bytes if max_body_size is None else max_body_size
 
     def _limit_before_routing(self, scope: Scope) -> int:
@@ -307,6 +304,7 @@ def check_fastapi_limits(app: object, limits: BodyLimitMiddleware) -> None:
 
 
 def _library_limit(limits: BodyLimitMiddleware, template: str, endpoint: object) -> int | None:
+    """The limit :func:`body_limit` or ``route_limits`` gives the route, if any."""
     marked = getattr(endpoint, _ATTRIBUTE, None)
     if isinstance(marked, int):
         return marked
