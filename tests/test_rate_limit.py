@@ -534,7 +534,7 @@ async def wait_for_window_fraction(low: float) -> None:
 
 @pytest.mark.parametrize("strategy", ["sliding-window-counter", "fixed-window"])
 def test_memory_counters_decide_as_limits_reference_storage(strategy: Strategy) -> None:
-    """The lean memory counters give the decisions of limits' own memory storage.
+    """The lean memory counters give the decisions and windows of limits' own storage.
 
     Both are hit side by side across a window boundary, where the sliding window
     weighs the previous window's count by how much of it is left.
@@ -546,8 +546,19 @@ def test_memory_counters_decide_as_limits_reference_storage(strategy: Strategy) 
     reference = RateLimiter(storage=MemoryStorage(), strategy=strategy)
 
     async def both() -> tuple[bool, bool]:
-        mine = await ours.check(policy, "default", "ip:1")
-        theirs = await reference.check(policy, "default", "ip:1")
+        mine = await ours.check(policy, "default", "ip:1", with_stats=True)
+        theirs = await reference.check(policy, "default", "ip:1", with_stats=True)
+        # The same windows: the remaining count, and the reset to within the time
+        # between the two reads.
+        assert [remaining for _, remaining, _ in mine.windows] == [
+            remaining for _, remaining, _ in theirs.windows
+        ]
+        for (_, _, reset), (_, _, expected) in zip(mine.windows, theirs.windows, strict=True):
+            assert reset == pytest.approx(expected, abs=0.05)
+        # limits' own strategy reads the counters under the keys they were charged to.
+        (item,) = policy.limits
+        stats = await ours.strategy.get_window_stats(item, "default", "ip:1")
+        assert stats.remaining == mine.windows[0][1]
         return mine.allowed, theirs.allowed
 
     async def scenario() -> list[tuple[bool, bool]]:

@@ -524,6 +524,12 @@ async def _evaluate(
     identity: str,
     with_stats: bool,
 ) -> Decision:
+    storage = strategy.storage
+    if (
+        isinstance(storage, BoundedMemoryStorage)
+        and type(strategy) is SlidingWindowCounterRateLimiter
+    ):
+        return _evaluate_memory(storage, policy, budget, identity, with_stats)
     violated: RateLimitItem | None = None
     for item in policy.limits:
         if not await strategy.hit(item, budget, identity, cost=policy.cost):
@@ -541,3 +547,40 @@ async def _evaluate(
         return Decision(True, tuple(windows))
     reset = next(reset for item, _, reset in windows if item is violated)
     return Decision(False, tuple(windows), retry_after=max(1, int(reset + 0.999)))
+
+
+def _evaluate_memory(
+    storage: BoundedMemoryStorage,
+    policy: RateLimitPolicy,
+    budget: str,
+    identity: str,
+    with_stats: bool,
+) -> Decision:
+    """:func:`_evaluate` for the default engine (sliding window counter, in memory).
+
+    The same decision and windows, each limit charged and read in one synchronous step.
+    As with ``limits``, the limits before a violated one stay charged and the ones after
+    it are not; all of them are read when stats are asked for.
+    """
+    violated: RateLimitItem | None = None
+    retry_after = 1.0
+    windows = []
+    for item in policy.limits:
+        allowed, remaining, reset = storage.sliding_window_check(
+            # item.key_for(budget, identity), without its list and per-part conversions
+            f"{item.namespace}/{budget}/{identity}/{item.amount}/{item.multiples}/"
+            f"{item.GRANULARITY.name}",
+            item.amount,
+            item.get_expiry(),
+            policy.cost,
+            charge=violated is None,
+        )
+        if not allowed:
+            violated, retry_after = item, reset
+        if with_stats or item is violated:
+            windows.append((item, remaining, reset))
+        if violated is not None and not with_stats:
+            break
+    if violated is None:
+        return Decision(True, tuple(windows)) if with_stats else _ALLOWED
+    return Decision(False, tuple(windows), retry_after=max(1, int(retry_after + 0.999)))

@@ -8,7 +8,7 @@ fallback use it.
 from __future__ import annotations
 
 import time
-from math import floor
+from math import floor, inf
 
 from limits.aio.storage import MemoryStorage
 
@@ -87,15 +87,46 @@ class BoundedMemoryStorage(MemoryStorage):
         self, key: str, limit: int, expiry: int, amount: int = 1
     ) -> bool:
         """Record a sliding-window-counter hit: ``limits``' weighting, in one step."""
-        if amount > limit:
-            return False
+        allowed, _remaining, _reset = self.sliding_window_check(
+            key, limit, expiry, amount, charge=True
+        )
+        return allowed
+
+    def sliding_window_check(
+        self, key: str, limit: int, expiry: int, cost: int, *, charge: bool
+    ) -> tuple[bool, int, float]:
+        """Charge a sliding-window-counter hit (if ``charge``) and read the window at once.
+
+        Synchronous, for :class:`~fastapi_enterprise.ratelimit.RateLimiter` on this
+        storage: one call instead of ``limits``' ``hit`` then ``get_window_stats`` (two
+        awaits, four key builds and lookups). The arithmetic is ``limits``': the same
+        weighting decides, and ``remaining`` and the reset are what its
+        ``get_window_stats`` would answer right after.
+
+        Returns:
+            Whether the hit fits (``True`` when not charging), the requests remaining,
+            and the seconds until the window frees one.
+        """
         now = time.time()
         previous_key, current_key = self.sliding_window_keys(key, expiry, now)
         previous = self._count(previous_key, now)
         previous_ttl = (1 - (((now - expiry) / expiry) % 1)) * expiry if previous else 0.0
-        weighted = previous * previous_ttl / expiry + self._count(current_key, now)
-        if floor(weighted) + amount > limit:
-            return False
-        # Kept for two windows: it is the previous window's count in the next one.
-        self._add(current_key, 2 * expiry, amount, now)
-        return True
+        current = self._count(current_key, now)
+        allowed = True
+        if charge:
+            allowed = cost <= limit and (
+                floor(previous * previous_ttl / expiry + current) + cost <= limit
+            )
+            if allowed:
+                # Kept for two windows: it is the previous window's count in the next one.
+                current = self._add(current_key, 2 * expiry, cost, now)
+        remaining = max(0, limit - floor(previous * previous_ttl / expiry + current))
+        if not (previous or current):
+            return allowed, remaining, 0.0
+        previous_reset, current_reset = inf, inf
+        if previous:
+            previous_reset = previous_ttl % (expiry / previous)
+        if current:
+            current_ttl = (1 - ((now / expiry) % 1)) * expiry + expiry
+            current_reset = current_ttl % expiry
+        return allowed, remaining, min(previous_reset, current_reset)
