@@ -28,11 +28,11 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import queue
 import signal
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any, Protocol
@@ -61,7 +61,6 @@ ADOPTED_LOGGERS = (
     "gunicorn.error",
     "gunicorn.access",
 )
-_STOP: Any = object()  # what a writer's queue ends with
 
 
 class _Writer:
@@ -72,6 +71,11 @@ class _Writer:
     core, a writer woken for every access line took the GIL from the event loop
     thousands of times a second, which cost more CPU than rendering the lines. An error
     line and a queue a quarter full wake it at once, as do flush and stop.
+
+    The queue is a ``deque``: appending and taking a line are single atomic operations,
+    where ``queue.Queue`` takes a lock and notifies a condition on every put and every
+    get (both on the request path's CPU, the writer's share included). Its bound is
+    checked before appending; concurrent producers may overshoot it by a line each.
     """
 
     BATCH = 512
@@ -87,8 +91,11 @@ class _Writer:
 
     def renew(self) -> None:
         """A fresh queue, wake event and thread (at start, and in a forked child)."""
-        self.queue: queue.Queue[Any] = queue.Queue(maxsize=self.size)
+        self.lines: deque[tuple[int, str]] = deque()
+        self.busy = False  # the thread holds lines taken from the queue, not yet written
+        self.stopping = False
         self.wake = threading.Event()
+        self.progress = threading.Condition()
         self.counts_lock = threading.Lock()
         self.dropped = 0
         self.write_errors = 0
@@ -103,6 +110,11 @@ class _Writer:
         """The output's name."""
         return self.output.label
 
+    @property
+    def pending(self) -> bool:
+        """Whether lines offered so far are still to be written (read without a lock)."""
+        return bool(self.lines) or self.busy
+
     def losses(self) -> tuple[int, int, str]:
         """Lines dropped, lines failed, and the last write error."""
         with self.counts_lock:
@@ -114,30 +126,29 @@ class _Writer:
 
     def offer(self, item: tuple[int, str]) -> None:
         """Queue a line without ever blocking; a full queue drops and counts it."""
-        records = self.queue
-        try:
-            records.put_nowait(item)
-        except queue.Full:
+        lines = self.lines
+        if len(lines) >= self.size:
             with self.counts_lock:
                 self.dropped += 1
             self.tally.add(dropped=1)
             self.pipeline.reporter.poke()
             return
+        lines.append(item)
         wake = self.wake
-        if not wake.is_set() and (item[0] >= logging.ERROR or records.qsize() >= self.high_water):
+        if (item[0] >= logging.ERROR or len(lines) >= self.high_water) and not wake.is_set():
             wake.set()
 
     def written(self, deadline: float) -> bool:
         """Wait until every line queued so far is written, or ``deadline`` passes."""
-        records = self.queue
-        with records.all_tasks_done:
-            while records.unfinished_tasks:
+        progress = self.progress
+        with progress:
+            while self.pending:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or self.thread is None:
                     self.stalled = True
                     return False
                 self.wake.set()
-                records.all_tasks_done.wait(min(remaining, self.WRITE_INTERVAL))
+                progress.wait(min(remaining, self.WRITE_INTERVAL))
         self.stalled = False
         return True
 
@@ -147,35 +158,31 @@ class _Writer:
         if thread is None:
             return True
         self.thread = None
+        self.stopping = True
         self.wake.set()
-        try:
-            self.queue.put(_STOP, timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Full:
-            return False
         thread.join(max(0.0, deadline - time.monotonic()))
         return not thread.is_alive()
 
     def _run(self) -> None:
-        records, wake, output = self.queue, self.wake, self.output
+        lines, wake, output, progress = self.lines, self.wake, self.output, self.progress
+        take = lines.popleft
         while True:
             wake.wait(self.WRITE_INTERVAL)
             wake.clear()
-            while True:
-                batch: list[Any] = []
-                while len(batch) < self.BATCH:
-                    try:
-                        batch.append(records.get_nowait())
-                    except queue.Empty:  # noqa: PERF203 - the loop ends here
-                        break
-                if not batch:
-                    break
-                lines = [item for item in batch if item is not _STOP]
-                if lines:
-                    self._write(output, lines)
-                for _ in batch:
-                    records.task_done()
-                if len(lines) < len(batch):
-                    return
+            while lines:
+                self.busy = True  # before the first line leaves the queue
+                batch: list[tuple[int, str]] = []
+                try:
+                    while len(batch) < self.BATCH:
+                        batch.append(take())
+                except IndexError:
+                    pass  # the queue is empty: write what was taken
+                self._write(output, batch)
+                self.busy = False
+                with progress:
+                    progress.notify_all()
+            if self.stopping:
+                return
 
     def _write(self, output: Output, lines: list[tuple[int, str]]) -> None:
         try:
@@ -371,7 +378,7 @@ class LoggingHandle:
         deadline = time.monotonic() + timeout
         done = True
         for writer in self._writers:
-            if skip_stalled and writer.stalled and writer.queue.unfinished_tasks:
+            if skip_stalled and writer.stalled and writer.pending:
                 done = False
                 continue
             done = writer.written(deadline) and done
@@ -385,7 +392,7 @@ class LoggingHandle:
         for forever.
         """
         for writer in self._writers:
-            while writer.queue.unfinished_tasks and writer.thread is not None:
+            while writer.pending and writer.thread is not None:
                 if time.monotonic() >= deadline:
                     return
                 time.sleep(0.005)
