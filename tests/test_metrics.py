@@ -1109,3 +1109,88 @@ def test_rate_limit_metrics_reach_a_gunicorn_multiprocess_scrape(
         assert value(outage, "ratelimit_storage_errors_total") >= 1
         assert value(outage, "ratelimit_decisions_total", decision="fail_open") >= 1
     assert_alerts_fire_on(healthy, outage, tmp_path)
+
+
+def _measured_twice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[Any, CollectorRegistry, CollectorRegistry]:
+    """One app measured by two layers: the outer one tallies, the inner one observes.
+
+    The inner layer is built as in multiprocess mode (each request written to its
+    metrics at once), with its values still in memory. A request-ID layer outside both
+    gives the exemplars.
+    """
+    import prometheus_client.values
+
+    from fastapi_enterprise import RequestIDMiddleware
+
+    app = FastAPI()
+
+    @app.post("/items/{item_id}")
+    async def item(item_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        return {"id": item_id, "echo": body}
+
+    @app.get("/big")
+    async def big() -> dict[str, str]:
+        return {"data": "x" * 150_000}
+
+    tallied, direct = CollectorRegistry(), CollectorRegistry()
+    with monkeypatch.context() as patched:
+        patched.setattr(prometheus_client.values.MutexValue, "_multiprocess", True)
+        inner = PrometheusMiddleware(app, registry=direct)
+    outer = PrometheusMiddleware(inner, registry=tallied)
+    assert inner._tallies is None
+    assert outer._tallies is not None
+    return RequestIDMiddleware(outer), tallied, direct
+
+
+def _exposed(registry: CollectorRegistry) -> dict[tuple[str, tuple[Any, ...]], Any]:
+    """Every HTTP sample's value, and its exemplar's labels; not durations' own values."""
+    from prometheus_client.openmetrics.exposition import generate_latest
+
+    found: dict[tuple[str, tuple[Any, ...]], Any] = {}
+    text = generate_latest(registry).decode()  # type: ignore[no-untyped-call]
+    for family in text_string_to_metric_families(text):  # type: ignore[no-untyped-call]
+        for sample in family.samples:
+            if not sample.name.startswith("http_") or sample.name.endswith("_created"):
+                continue
+            key = (sample.name, tuple(sorted(sample.labels.items())))
+            exemplar = sample.exemplar.labels if sample.exemplar is not None else None
+            if sample.name == "http_request_duration_seconds_sum":
+                found[key] = sample.value > 0  # the outer layer's durations include the inner's
+            else:
+                found[key] = (sample.value, exemplar)
+    return found
+
+
+def test_tallied_requests_expose_what_observing_each_request_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Same series, counts, buckets, sizes and exemplars as observing each request.
+
+    Collected between rounds of requests, so that what one collection added is not
+    added again by the next.
+    """
+    app, tallied, direct = _measured_twice(monkeypatch)
+    client = TestClient(app)
+    requests: list[tuple[str, str, Any]] = [
+        ("POST", "/items/1", {"a": 1}),
+        ("POST", "/items/2", {"b": "x" * 5_000}),
+        ("POST", "/items/x", {}),
+        ("GET", "/big", None),
+        ("GET", "/nowhere", None),
+        ("BREW", "/items/3", None),
+    ]
+    for round_ in range(3):
+        for method, path, body in requests:
+            headers = {"X-Request-ID": f"exemplar-{round_}-{path[-1]}"}
+            client.request(method, path, json=body, headers=headers)
+        exposed = _exposed(tallied)
+        assert exposed == _exposed(direct)
+        created = (("method", "POST"), ("route", "/items/{item_id}"), ("status", "200"))
+        assert exposed["http_requests_total", created] == (2.0 * (round_ + 1), None)
+        large = (("le", "1e+06"), ("method", "GET"), ("route", "/big"))
+        assert exposed["http_response_size_bytes_bucket", large][0] == round_ + 1
+        exemplars = [value[1] for value in exposed.values() if value is not True]
+        assert {"request_id": f"exemplar-{round_}-g"} in exemplars
+        assert exposed["http_requests_in_progress", (("method", "GET"),)] == (0.0, None)

@@ -16,6 +16,13 @@ Metrics (names stable; the alert rules and dashboard shipped in ``docs/metrics``
   500 body is measured);
 - ``http_unhandled_exceptions_total{method,route,exception}``: counter.
 
+Recording is cheap: in one process, each request adds to plain counters of its
+``(method, route)`` (no lock, no call per metric), and those are added to the metrics
+when the registry is collected (a scrape, ``get_sample_value``), with the same names,
+labels, ``_created`` times and exemplars. They are updated from the event loop's thread.
+With ``PROMETHEUS_MULTIPROC_DIR`` set (gunicorn), each request writes its worker's files
+at once, as the scrape is answered by another process.
+
 ``route`` is the route template (one value, ``<unmatched>``, for everything that matched
 nothing), so 10,000 scanned paths add no series. ``method`` is one of the standard HTTP
 methods or ``OTHER``: servers accept any token as a method, and a client inventing one
@@ -25,7 +32,9 @@ per request must not invent series either.
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -37,8 +46,11 @@ from fastapi_enterprise.metrics._prometheus import (
     Counter,
     Gauge,
     Histogram,
+    prometheus_client,
 )
 from fastapi_enterprise.routing import route_template
+
+Exemplar = prometheus_client.samples.Exemplar
 
 __all__ = ["DEFAULT_BUCKETS", "SIZE_BUCKETS", "PrometheusMiddleware"]
 
@@ -57,6 +69,83 @@ _METHODS = frozenset(
 _CHILD_CACHE_LIMIT = 10_000
 _Series = tuple[Counter, Histogram, Histogram, Histogram]
 _EXEMPLAR_VALUE_LIMIT = 128 - len("request_id")
+
+
+class _Pending:
+    """One histogram child's observations, added to it when the registry is collected.
+
+    ``counts`` holds each bucket's own count (not cumulative) and ``total`` the sum, as
+    they grow; ``done`` and ``done_total`` what was already added to the child. Only
+    the event loop's thread writes the first two; collecting only reads them, so an
+    observation made while collecting is added at the next collection, never lost.
+    """
+
+    __slots__ = ("child", "counts", "done", "done_exemplars", "done_total", "exemplars", "total")
+
+    def __init__(self, child: Histogram, buckets: int) -> None:
+        self.child = child
+        self.counts = [0] * buckets
+        self.done = [0] * buckets
+        self.exemplars: list[Any] = [None] * buckets
+        self.done_exemplars: list[Any] = [None] * buckets
+        self.total = 0.0
+        self.done_total = 0.0
+
+    def apply(self) -> None:
+        buckets = self.child._buckets
+        for index, count in enumerate(self.counts):
+            if count != self.done[index]:
+                buckets[index].inc(count - self.done[index])
+                self.done[index] = count
+            exemplar = self.exemplars[index]
+            if exemplar is not self.done_exemplars[index]:
+                buckets[index].set_exemplar(exemplar)
+                self.done_exemplars[index] = exemplar
+        total = self.total
+        if total != self.done_total:
+            self.child._sum.inc(total - self.done_total)
+            self.done_total = total
+
+
+class _Tally:
+    """What the requests of one ``(method, route)`` added, for :class:`_Pending`."""
+
+    __slots__ = ("duration", "request_size", "response_size", "statuses")
+
+    def __init__(self, duration: _Pending, request_size: _Pending, response_size: _Pending) -> None:
+        self.duration = duration
+        self.request_size = request_size
+        self.response_size = response_size
+        # status -> [requests, requests already added, the counter's child]
+        self.statuses: dict[int, list[Any]] = {}
+
+    def apply(self) -> None:
+        for cell in list(self.statuses.values()):
+            count = cell[0]
+            if count != cell[1]:
+                cell[2].inc(count - cell[1])
+                cell[1] = count
+        self.duration.apply()
+        self.request_size.apply()
+        self.response_size.apply()
+
+
+class _ApplyPending:
+    """A collector with no metrics of its own: it adds the tallies before the others.
+
+    Registered before the middleware's metrics, so a registry's ``collect()`` (which
+    follows registration order) reaches it first.
+    """
+
+    def __init__(self, middleware: PrometheusMiddleware) -> None:
+        self.middleware = middleware
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> list[Any]:
+        self.middleware._apply_pending()
+        return []
 
 
 class PrometheusMiddleware:
@@ -82,6 +171,12 @@ class PrometheusMiddleware:
     ) -> None:
         self.app = app
         self.exclude_paths = frozenset(exclude_paths)
+        # Requests are tallied in process unless every process writes its own files.
+        multiprocess = getattr(prometheus_client.values.ValueClass, "_multiprocess", False)
+        self._tallies: dict[tuple[str, str], _Tally] | None = None if multiprocess else {}
+        self._active = dict.fromkeys((*_METHODS, "OTHER"), 0)
+        if self._tallies is not None:
+            registry.register(_ApplyPending(self))
         self.requests = Counter(
             "http_requests_total",
             "HTTP requests by method, route template and status.",
@@ -123,6 +218,10 @@ class PrometheusMiddleware:
         )
         self._children: dict[tuple[str, str, int], _Series] = {}
         self._gauges = {method: self.in_progress.labels(method) for method in (*_METHODS, "OTHER")}
+        # As the histograms hold them (sorted, +Inf last): bisect_left finds the bucket
+        # observe() would, the first bound >= the value.
+        self._duration_bounds: list[float] = list(self.duration._upper_bounds)
+        self._size_bounds: list[float] = list(self.request_size._upper_bounds)
         self.exceptions = Counter(
             "http_unhandled_exceptions_total",
             "Exceptions that escaped the app, by method, route template and type.",
@@ -145,8 +244,12 @@ class PrometheusMiddleware:
         response_bytes = 0
         complete = False
         client_gone = False
-        gauge = self._gauges[method]
-        gauge.inc()
+        active = self._active
+        tallied = self._tallies is not None
+        if tallied:
+            active[method] += 1
+        else:
+            self._gauges[method].inc()
 
         async def receive_measured() -> Message:
             nonlocal request_bytes, client_gone
@@ -191,7 +294,10 @@ class PrometheusMiddleware:
                 counted = True
             raise
         finally:
-            gauge.dec()
+            if tallied:
+                active[method] -= 1
+            else:
+                self._gauges[method].dec()
             if not counted and UNHANDLED_ERROR_KEY in scope:  # answered by an inner layer
                 self._count_exception(method, scope, scope[UNHANDLED_ERROR_KEY])
             route = route_template(scope)
@@ -209,11 +315,63 @@ class PrometheusMiddleware:
                 else None
             )
             reported = final_status(status, completed=complete, client_gone=client_gone)
-            requests, duration, request_size, response_size = self._series(method, route, reported)
-            requests.inc()
-            duration.observe(elapsed, exemplar)
-            request_size.observe(request_bytes)
-            response_size.observe(response_bytes)
+            tallies = self._tallies
+            tally = tallies.get((method, route)) if tallies is not None else None
+            if tally is None and tallies is not None:
+                tally = self._tally(method, route)
+            if tally is None:
+                requests, duration, request_size, response_size = self._series(
+                    method, route, reported
+                )
+                requests.inc()
+                duration.observe(elapsed, exemplar)
+                request_size.observe(request_bytes)
+                response_size.observe(response_bytes)
+            else:
+                cell: list[Any] | None = tally.statuses.get(reported)
+                if cell is None:
+                    cell = tally.statuses[reported] = [
+                        0,
+                        0,
+                        self.requests.labels(method, route, str(reported)),
+                    ]
+                cell[0] += 1
+                pending = tally.duration
+                index = bisect_left(self._duration_bounds, elapsed)
+                pending.counts[index] += 1
+                pending.total += elapsed
+                if exemplar is not None:
+                    pending.exemplars[index] = Exemplar(exemplar, elapsed, time.time())
+                pending = tally.request_size
+                pending.counts[bisect_left(self._size_bounds, request_bytes)] += 1
+                pending.total += request_bytes
+                pending = tally.response_size
+                pending.counts[bisect_left(self._size_bounds, response_bytes)] += 1
+                pending.total += response_bytes
+
+    def _tally(self, method: str, route: str) -> _Tally | None:
+        """A new tally for ``(method, route)``; ``None`` past the bound (observed at once).
+
+        Its children are made now, so their ``_created`` is the first request's time.
+        """
+        tallies = self._tallies
+        if tallies is None or len(tallies) >= _CHILD_CACHE_LIMIT:
+            return None
+        duration = self.duration.labels(method, route)
+        tally = _Tally(
+            _Pending(duration, len(self._duration_bounds)),
+            _Pending(self.request_size.labels(method, route), len(self._size_bounds)),
+            _Pending(self.response_size.labels(method, route), len(self._size_bounds)),
+        )
+        tallies[method, route] = tally
+        return tally
+
+    def _apply_pending(self) -> None:
+        """Add what was tallied since the last collection to the metrics."""
+        for method, count in self._active.items():
+            self._gauges[method].set(count)
+        for tally in list((self._tallies or {}).values()):
+            tally.apply()
 
     def _count_exception(self, method: str, scope: Scope, name: str) -> None:
         route = route_template(scope)
