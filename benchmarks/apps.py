@@ -1,7 +1,8 @@
 """The apps the server benchmark compares; each is a factory for ``uvicorn --factory``.
 
-Every app serves the same two endpoints: ``/small`` (~200 bytes of JSON) and ``/large``
-(~20 KB of JSON).
+Every app serves the same three endpoints: ``/small`` (~200 bytes of JSON), ``/large``
+(~20 KB of JSON) and ``/realistic/{id}``: one row of a 1000-row SQLite table read with
+aiosqlite (one connection per process) and returned through a 20-field response model.
 
 - ``bare``: FastAPI alone (the reference); ``starlette``: raw Starlette (the floor);
 - ``ours``: the full default stack via ``install()`` (request ID, access log to a file,
@@ -19,14 +20,17 @@ Every app serves the same two endpoints: ``/small`` (~200 bytes of JSON) and ``/
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import sqlite3
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, HTTPException, Request, Response
+from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.responses import JSONResponse
@@ -40,6 +44,108 @@ LARGE = [
 NEVER = "100000000/minute"
 _Call = Callable[[Request], Awaitable[Response]]
 LOG_FILE = os.environ.get("BENCH_LOG_FILE", "/tmp/fe-bench-access.log")
+REALISTIC_DB = os.environ.get("BENCH_REALISTIC_DB", "/tmp/fe-bench-realistic.db")
+REALISTIC_ROWS = 1000
+REALISTIC_PATH = "realistic/7"
+
+
+class Course(BaseModel):
+    """The realistic endpoint's response model: 20 fields of the usual kinds."""
+
+    id: int
+    title: str
+    slug: str
+    summary: str
+    language: str
+    level: str
+    price_cents: int
+    currency: str
+    published: bool
+    rating: float
+    reviews: int
+    students: int
+    duration_minutes: int
+    lessons: int
+    instructor: str
+    category: str
+    tags: list[str]
+    thumbnail_url: str
+    created_at: str
+    updated_at: str
+
+
+COURSE_FIELDS = tuple(Course.model_fields)
+
+
+def course_row(course_id: int) -> tuple[Any, ...]:
+    """The stored row of course ``course_id`` (tags as a comma-separated string)."""
+    return (
+        course_id,
+        f"Course {course_id}: FastAPI in production",
+        f"course-{course_id}",
+        "Deploying, observing and scaling an API, one step at a time. " * 2,
+        "en",
+        ("beginner", "intermediate", "advanced")[course_id % 3],
+        1999 + course_id,
+        "EUR",
+        course_id % 5 != 0,
+        round(3.5 + (course_id % 15) / 10, 1),
+        course_id * 7 % 1000,
+        course_id * 31 % 10000,
+        60 + course_id % 240,
+        5 + course_id % 40,
+        f"Instructor {course_id % 50}",
+        ("backend", "devops", "data")[course_id % 3],
+        "asgi,fastapi,production",
+        f"https://cdn.example.com/courses/{course_id}/thumbnail.webp",
+        "2026-01-15T09:30:00Z",
+        "2026-11-01T17:45:00Z",
+    )
+
+
+def expected_course(course_id: int) -> dict[str, Any]:
+    """The JSON the realistic endpoint answers for ``course_id``."""
+    row = dict(zip(COURSE_FIELDS, course_row(course_id), strict=True))
+    row["tags"] = row["tags"].split(",")
+    return row
+
+
+def prepare_realistic_database(path: str = REALISTIC_DB) -> None:
+    """Create and fill the realistic endpoint's table, once (before the apps start)."""
+    with sqlite3.connect(path) as connection:
+        columns = ", ".join(COURSE_FIELDS)
+        connection.execute(f"CREATE TABLE IF NOT EXISTS courses ({columns})")
+        (count,) = connection.execute("SELECT count(*) FROM courses").fetchone()
+        if count != REALISTIC_ROWS:
+            connection.execute("DELETE FROM courses")
+            marks = ", ".join("?" * len(COURSE_FIELDS))
+            connection.executemany(
+                f"INSERT INTO courses VALUES ({marks})",
+                [course_row(number) for number in range(1, REALISTIC_ROWS + 1)],
+            )
+
+
+_QUERY = f"SELECT {', '.join(COURSE_FIELDS)} FROM courses WHERE id = ?"
+_connection: Any = None
+_connecting = asyncio.Lock()
+
+
+async def fetch_course(course_id: int) -> dict[str, Any] | None:
+    """One row through the process's aiosqlite connection (opened at first use)."""
+    global _connection  # noqa: PLW0603 - one connection per server process
+    import aiosqlite
+
+    if _connection is None:
+        async with _connecting:
+            if _connection is None:
+                _connection = await aiosqlite.connect(REALISTIC_DB)
+    async with _connection.execute(_QUERY, (course_id,)) as cursor:
+        row = await cursor.fetchone()
+    if row is None:
+        return None
+    found = dict(zip(COURSE_FIELDS, row, strict=True))
+    found["tags"] = found["tags"].split(",")
+    return found
 
 
 def _fastapi(middleware: list[Middleware] | None = None) -> FastAPI:
@@ -52,6 +158,13 @@ def _fastapi(middleware: list[Middleware] | None = None) -> FastAPI:
     @app.get("/large")
     async def large() -> list[dict[str, Any]]:
         return LARGE
+
+    @app.get("/realistic/{course_id}", response_model=Course)
+    async def realistic(course_id: int) -> dict[str, Any]:
+        course = await fetch_course(course_id)
+        if course is None:
+            raise HTTPException(404, "no such course")
+        return course
 
     return app
 
@@ -70,7 +183,17 @@ def starlette() -> Starlette:
     async def large(request: Any) -> JSONResponse:
         return JSONResponse(LARGE)
 
-    return Starlette(routes=[Route("/small", small), Route("/large", large)])
+    async def realistic(request: Any) -> JSONResponse:
+        course = await fetch_course(int(request.path_params["course_id"]))
+        return JSONResponse(course, status_code=200 if course else 404)
+
+    return Starlette(
+        routes=[
+            Route("/small", small),
+            Route("/large", large),
+            Route("/realistic/{course_id}", realistic),
+        ]
+    )
 
 
 def _settings(**overrides: Any) -> Any:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-ENDPOINTS = ("small", "large")
+ENDPOINTS = ("small", "large", "realistic/7")
 SERVER_PACKAGES = ("fastapi", "starlette", "uvicorn", "uvloop", "httptools", "pydantic")
 """The distributions every server benchmark reports the versions of."""
 PACKAGES = (
@@ -166,11 +166,12 @@ class Server:
 
 
 def check_answers(url: str) -> None:
-    """Every app must answer both endpoints with the same JSON."""
+    """Every app must answer every endpoint with the same JSON."""
     sys.path.insert(0, str(ROOT))
-    from benchmarks.apps import LARGE, SMALL
+    from benchmarks.apps import LARGE, REALISTIC_PATH, SMALL, expected_course
 
-    for endpoint, expected in (("small", SMALL), ("large", LARGE)):
+    answers = (("small", SMALL), ("large", LARGE), (REALISTIC_PATH, expected_course(7)))
+    for endpoint, expected in answers:
         status, body = fetch(f"{url}/{endpoint}")
         if status != 200 or json.loads(body) != expected:
             raise RuntimeError(f"{url}/{endpoint} answered {status} with unexpected content")
@@ -249,6 +250,10 @@ def wrk(
 def run(
     apps: list[str], rounds: int, duration: float, connections: int
 ) -> dict[str, list[dict[str, float]]]:
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.apps import prepare_realistic_database
+
+    prepare_realistic_database()
     results: dict[str, list[dict[str, float]]] = defaultdict(list)
     for round_number in range(1, rounds + 1):
         for app in apps:
