@@ -1194,3 +1194,36 @@ def test_tallied_requests_expose_what_observing_each_request_does(
         exemplars = [value[1] for value in exposed.values() if value is not True]
         assert {"request_id": f"exemplar-{round_}-g"} in exemplars
         assert exposed["http_requests_in_progress", (("method", "GET"),)] == (0.0, None)
+
+
+def test_requests_from_a_second_thread_are_observed_at_once() -> None:
+    """Only one thread tallies: another event loop's requests are counted all the same."""
+    registry = CollectorRegistry()
+    app = FastAPI()
+
+    @app.get("/ping")
+    async def ping() -> dict[str, bool]:
+        return {"ok": True}
+
+    measured = PrometheusMiddleware(app, registry=registry)
+
+    def serve(requests: int) -> None:
+        async def run() -> None:
+            transport = httpx2.ASGITransport(app=measured)
+            async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
+                for _ in range(requests):
+                    assert (await client.get("/ping")).status_code == 200
+
+        asyncio.run(run())
+
+    serve(3)  # this thread tallies from now on
+    other = threading.Thread(target=serve, args=(4,))
+    other.start()
+    other.join()
+    serve(2)
+    labels = {"method": "GET", "route": "/ping", "status": "200"}
+    assert registry.get_sample_value("http_requests_total", labels) == 9
+    count = {"method": "GET", "route": "/ping"}
+    assert registry.get_sample_value("http_request_duration_seconds_count", count) == 9
+    assert registry.get_sample_value("http_requests_in_progress", {"method": "GET"}) == 0
+    assert measured._owner == threading.get_ident()

@@ -19,7 +19,8 @@ Metrics (names stable; the alert rules and dashboard shipped in ``docs/metrics``
 Recording is cheap: in one process, each request adds to plain counters of its
 ``(method, route)`` (no lock, no call per metric), and those are added to the metrics
 when the registry is collected (a scrape, ``get_sample_value``), with the same names,
-labels, ``_created`` times and exemplars. They are updated from the event loop's thread.
+labels, ``_created`` times and exemplars. Only the first thread that serves a request
+(the event loop's) tallies; requests served from any other thread are observed at once.
 With ``PROMETHEUS_MULTIPROC_DIR`` set (gunicorn), each request writes its worker's files
 at once, as the scrape is answered by another process.
 
@@ -31,9 +32,11 @@ per request must not invent series either.
 
 from __future__ import annotations
 
+import threading
 import time
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
+from threading import get_ident
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -175,6 +178,11 @@ class PrometheusMiddleware:
         multiprocess = getattr(prometheus_client.values.ValueClass, "_multiprocess", False)
         self._tallies: dict[tuple[str, str], _Tally] | None = None if multiprocess else {}
         self._active = dict.fromkeys((*_METHODS, "OTHER"), 0)
+        self._active_done = dict(self._active)
+        # The thread whose requests are tallied (the event loop's); another thread's
+        # requests are observed at once, so no count is lost to a race.
+        self._owner: int | None = None
+        self._claiming = threading.Lock()
         if self._tallies is not None:
             registry.register(_ApplyPending(self))
         self.requests = Counter(
@@ -245,7 +253,9 @@ class PrometheusMiddleware:
         complete = False
         client_gone = False
         active = self._active
-        tallied = self._tallies is not None
+        tallied = self._tallies is not None and (
+            self._owner == get_ident() or self._claim(get_ident())
+        )
         if tallied:
             active[method] += 1
         else:
@@ -315,7 +325,7 @@ class PrometheusMiddleware:
                 else None
             )
             reported = final_status(status, completed=complete, client_gone=client_gone)
-            tallies = self._tallies
+            tallies = self._tallies if tallied else None
             tally = tallies.get((method, route)) if tallies is not None else None
             if tally is None and tallies is not None:
                 tally = self._tally(method, route)
@@ -349,6 +359,13 @@ class PrometheusMiddleware:
                 pending.counts[bisect_left(self._size_bounds, response_bytes)] += 1
                 pending.total += response_bytes
 
+    def _claim(self, thread: int) -> bool:
+        """Make ``thread`` the one whose requests are tallied, if none is yet."""
+        with self._claiming:
+            if self._owner is None:
+                self._owner = thread
+        return self._owner == thread
+
     def _tally(self, method: str, route: str) -> _Tally | None:
         """A new tally for ``(method, route)``; ``None`` past the bound (observed at once).
 
@@ -369,7 +386,9 @@ class PrometheusMiddleware:
     def _apply_pending(self) -> None:
         """Add what was tallied since the last collection to the metrics."""
         for method, count in self._active.items():
-            self._gauges[method].set(count)
+            if count != self._active_done[method]:  # other threads inc() the gauge itself
+                self._gauges[method].inc(count - self._active_done[method])
+                self._active_done[method] = count
         for tally in list((self._tallies or {}).values()):
             tally.apply()
 
