@@ -208,6 +208,13 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session
+def bench_inprocess(session: nox.Session) -> None:
+    """CPU per request without a server, paired and interleaved (``-- --smoke`` for CI)."""
+    session.install(".[all]", *group("bench"))
+    session.run("python", "-m", "benchmarks.inprocess", *session.posargs)
+
+
+@nox.session
 def bench_telemetry(session: nox.Session) -> None:
     """What OpenTelemetry costs a request: off, on, collector stalled or dead (``-- --smoke``)."""
     session.install(".[all]", *group("bench"))
