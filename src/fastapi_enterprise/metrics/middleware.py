@@ -243,23 +243,13 @@ class PrometheusMiddleware:
         if scope["type"] != "http" or scope["path"] in self.exclude_paths:
             await self.app(scope, receive, send)
             return
-        method: str = scope["method"]
-        if method not in _METHODS:
-            method = "OTHER"
+        method, tallied = self.begin(scope)
         start = time.perf_counter()
         status: int | None = None
         request_bytes = 0
         response_bytes = 0
         complete = False
         client_gone = False
-        active = self._active
-        tallied = self._tallies is not None and (
-            self._owner == get_ident() or self._claim(get_ident())
-        )
-        if tallied:
-            active[method] += 1
-        else:
-            self._gauges[method].inc()
 
         async def receive_measured() -> Message:
             nonlocal request_bytes, client_gone
@@ -289,7 +279,7 @@ class PrometheusMiddleware:
             try:
                 await self.app(scope, receive_measured, send_measured)
             except Exception as exc:
-                self._count_exception(method, scope, type(exc).__name__)
+                self.count_exception(method, scope, type(exc).__name__)
                 counted = True
                 if client_gone:
                     raise
@@ -300,64 +290,102 @@ class PrometheusMiddleware:
                 )
         except BaseException as exc:
             if not counted:
-                self._count_exception(method, scope, type(exc).__name__)
+                self.count_exception(method, scope, type(exc).__name__)
                 counted = True
             raise
         finally:
-            if tallied:
-                active[method] -= 1
-            else:
-                self._gauges[method].dec()
-            if not counted and UNHANDLED_ERROR_KEY in scope:  # answered by an inner layer
-                self._count_exception(method, scope, scope[UNHANDLED_ERROR_KEY])
-            route = route_template(scope)
-            elapsed = time.perf_counter() - start
-            # The trace when one is active (a click from the histogram to the trace),
-            # else the request ID. OpenMetrics caps an exemplar's labels at 128
-            # characters in all: both IDs take 63.
-            trace_ids = get_trace_ids()
-            request_id = get_request_id()
-            exemplar = (
-                {"trace_id": trace_ids[0], "span_id": trace_ids[1]}
-                if trace_ids is not None
-                else {"request_id": request_id}
-                if request_id and len(request_id) <= _EXEMPLAR_VALUE_LIMIT
-                else None
+            self.end(
+                scope,
+                method,
+                tallied,
+                time.perf_counter() - start,
+                final_status(status, completed=complete, client_gone=client_gone),
+                request_bytes,
+                response_bytes,
+                counted=counted,
             )
-            reported = final_status(status, completed=complete, client_gone=client_gone)
-            tallies = self._tallies if tallied else None
-            tally = tallies.get((method, route)) if tallies is not None else None
-            if tally is None and tallies is not None:
-                tally = self._tally(method, route)
-            if tally is None:
-                requests, duration, request_size, response_size = self._series(
-                    method, route, reported
-                )
-                requests.inc()
-                duration.observe(elapsed, exemplar)
-                request_size.observe(request_bytes)
-                response_size.observe(response_bytes)
-            else:
-                cell: list[Any] | None = tally.statuses.get(reported)
-                if cell is None:
-                    cell = tally.statuses[reported] = [
-                        0,
-                        0,
-                        self.requests.labels(method, route, str(reported)),
-                    ]
-                cell[0] += 1
-                pending = tally.duration
-                index = bisect_left(self._duration_bounds, elapsed)
-                pending.counts[index] += 1
-                pending.total += elapsed
-                if exemplar is not None:
-                    pending.exemplars[index] = Exemplar(exemplar, elapsed, time.time())
-                pending = tally.request_size
-                pending.counts[bisect_left(self._size_bounds, request_bytes)] += 1
-                pending.total += request_bytes
-                pending = tally.response_size
-                pending.counts[bisect_left(self._size_bounds, response_bytes)] += 1
-                pending.total += response_bytes
+
+    def begin(self, scope: Scope) -> tuple[str, bool]:
+        """Count an HTTP request in progress; its method label, and whether it is tallied.
+
+        Stage code this middleware and ``install()``'s fused pipeline share, with
+        :meth:`end` and :meth:`count_exception`.
+        """
+        method: str = scope["method"]
+        if method not in _METHODS:
+            method = "OTHER"
+        tallied = self._tallies is not None and (
+            self._owner == get_ident() or self._claim(get_ident())
+        )
+        if tallied:
+            self._active[method] += 1
+        else:
+            self._gauges[method].inc()
+        return method, tallied
+
+    def end(
+        self,
+        scope: Scope,
+        method: str,
+        tallied: bool,
+        elapsed: float,
+        reported: int,
+        request_bytes: int,
+        response_bytes: int,
+        *,
+        counted: bool,
+    ) -> None:
+        """Record a finished request (``counted``: its exception is counted already)."""
+        if tallied:
+            self._active[method] -= 1
+        else:
+            self._gauges[method].dec()
+        if not counted and UNHANDLED_ERROR_KEY in scope:  # answered by an inner layer
+            self.count_exception(method, scope, scope[UNHANDLED_ERROR_KEY])
+        route = route_template(scope)
+        # The trace when one is active (a click from the histogram to the trace), else
+        # the request ID. OpenMetrics caps an exemplar's labels at 128 characters in all:
+        # both IDs take 63.
+        trace_ids = get_trace_ids()
+        request_id = get_request_id()
+        exemplar = (
+            {"trace_id": trace_ids[0], "span_id": trace_ids[1]}
+            if trace_ids is not None
+            else {"request_id": request_id}
+            if request_id and len(request_id) <= _EXEMPLAR_VALUE_LIMIT
+            else None
+        )
+        tallies = self._tallies if tallied else None
+        tally = tallies.get((method, route)) if tallies is not None else None
+        if tally is None and tallies is not None:
+            tally = self._tally(method, route)
+        if tally is None:
+            requests, duration, request_size, response_size = self._series(method, route, reported)
+            requests.inc()
+            duration.observe(elapsed, exemplar)
+            request_size.observe(request_bytes)
+            response_size.observe(response_bytes)
+            return
+        cell: list[Any] | None = tally.statuses.get(reported)
+        if cell is None:
+            cell = tally.statuses[reported] = [
+                0,
+                0,
+                self.requests.labels(method, route, str(reported)),
+            ]
+        cell[0] += 1
+        pending = tally.duration
+        index = bisect_left(self._duration_bounds, elapsed)
+        pending.counts[index] += 1
+        pending.total += elapsed
+        if exemplar is not None:
+            pending.exemplars[index] = Exemplar(exemplar, elapsed, time.time())
+        pending = tally.request_size
+        pending.counts[bisect_left(self._size_bounds, request_bytes)] += 1
+        pending.total += request_bytes
+        pending = tally.response_size
+        pending.counts[bisect_left(self._size_bounds, response_bytes)] += 1
+        pending.total += response_bytes
 
     def _claim(self, thread: int) -> bool:
         """Make ``thread`` the one whose requests are tallied, if none is yet."""
@@ -392,7 +420,8 @@ class PrometheusMiddleware:
         for tally in list((self._tallies or {}).values()):
             tally.apply()
 
-    def _count_exception(self, method: str, scope: Scope, name: str) -> None:
+    def count_exception(self, method: str, scope: Scope, name: str) -> None:
+        """Count an exception that escaped the app, by type."""
         route = route_template(scope)
         self.exceptions.labels(method, route, name[:_EXCEPTION_NAME_LIMIT]).inc()
 

@@ -71,9 +71,15 @@ class ProxyHeadersMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Resolve the client of HTTP and WebSocket requests; pass lifespan through."""
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
+        if scope["type"] in ("http", "websocket"):
+            self.resolve(scope)
+        await self.app(scope, receive, send)
+
+    def resolve(self, scope: Scope) -> None:
+        """Rewrite the ``client`` and ``scheme`` of an HTTP or WebSocket ``scope``.
+
+        The stage this middleware runs, also run by ``install()``'s fused pipeline.
+        """
         if not self.resolver.trusts_anyone:
             # Without trusted proxies the socket peer is the client: nothing to resolve
             # beyond unmapping an IPv4-mapped peer.
@@ -89,7 +95,6 @@ class ProxyHeadersMiddleware:
                     if name in _FORWARDING_HEADERS:
                         self._notice_forwarding(scope, self.report_interval)
                         break
-            await self.app(scope, receive, send)
             return
         info = self.resolver.resolve(scope)
         if scope["type"] == "http":
@@ -108,7 +113,6 @@ class ProxyHeadersMiddleware:
                     if name in _FORWARDING_HEADERS:
                         self._notice_forwarding(scope, self.report_interval)
                         break
-        await self.app(scope, receive, send)
 
     def _notice_forwarding(self, scope: Scope, interval: float) -> None:
         """Count a request from an untrusted peer with forwarding headers; report when due."""

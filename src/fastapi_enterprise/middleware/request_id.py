@@ -22,7 +22,8 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars, reset_contextvars
@@ -181,23 +182,18 @@ class RequestIDMiddleware:
             await self.app(scope, receive, send)
             return
 
-        request_id = self._incoming_id(scope) or self._trace_id(scope) or self.generator()
-        header = (self.header, request_id.encode("latin-1"))
+        request_id = self.request_id_for(scope)
+        value = request_id.encode("latin-1")
         response_started = False
 
         async def send_with_request_id(message: Message) -> None:
             nonlocal response_started
             if message["type"] == "http.response.start":
                 response_started = True
-                headers = [
-                    item for item in message.get("headers", ()) if item[0].lower() != header[0]
-                ]
-                headers.append(header)
-                message = {**message, "headers": headers}
+                message = {**message, "headers": self.stamped(message.get("headers", ()), value)}
             await send(message)
 
-        tokens = _enter_request(request_id, scope)
-        log_tokens = bind_contextvars(request_id=request_id)
+        tokens = enter_request(request_id, scope)
         try:
             await self.app(scope, receive, send_with_request_id)
         except Exception as exc:  # noqa: BLE001 - the shield exists to catch everything
@@ -205,8 +201,23 @@ class RequestIDMiddleware:
                 scope, receive, send_with_request_id, exc, response_started=response_started
             )
         finally:
-            reset_contextvars(**log_tokens)
-            _exit_request(tokens)
+            exit_request(tokens)
+
+    def request_id_for(self, scope: Scope) -> str:
+        """The request's ID: a valid incoming one, the trace's (if so configured), or new.
+
+        Stage code this middleware and ``install()``'s fused pipeline share.
+        """
+        return self._incoming_id(scope) or self._trace_id(scope) or self.generator()
+
+    def stamped(
+        self, headers: Iterable[tuple[bytes, bytes]], value: bytes
+    ) -> list[tuple[bytes, bytes]]:
+        """``headers`` with every ID header the app set replaced by exactly one, ``value``."""
+        name = self.header
+        kept = [item for item in headers if item[0].lower() != name]
+        kept.append((name, value))
+        return kept
 
     def _incoming_id(self, scope: Scope) -> str | None:
         if not self.trust_incoming:
@@ -249,6 +260,17 @@ class RequestIDMiddleware:
         ):
             return None
         return ids[0]
+
+
+def enter_request(request_id: str, scope: Scope) -> tuple[Any, Any]:
+    """Make ``request_id`` and ``scope`` the current request's (context and structlog)."""
+    return _enter_request(request_id, scope), bind_contextvars(request_id=request_id)
+
+
+def exit_request(tokens: tuple[Any, Any]) -> None:
+    """Undo :func:`enter_request`."""
+    reset_contextvars(**tokens[1])
+    _exit_request(tokens[0])
 
 
 def _rejected(scope: Scope, reason: str, length: int) -> None:

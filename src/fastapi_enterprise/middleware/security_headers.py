@@ -236,21 +236,14 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
 
-        policy = self.policy_for(scope["path"])
-        https = scope.get("scheme") == "https"
-        if policy is not None and policy.uses_nonce:
-            nonce: str | None = new_nonce()
-            headers = self._headers(policy, nonce, https)
-        else:
-            nonce = None
-            headers = self._fixed[id(policy), https]
+        headers, nonce = self.headers_for(scope)
         response_started = False
 
         async def send_with_security_headers(message: Message) -> None:
             nonlocal response_started
             if message["type"] == "http.response.start":
                 response_started = True
-                message = {**message, "headers": self._merge(message.get("headers", ()), headers)}
+                message = {**message, "headers": self.merged(message.get("headers", ()), headers)}
             await send(message)
 
         token = _set_csp_nonce(nonce)
@@ -263,7 +256,19 @@ class SecurityHeadersMiddleware:
         finally:
             _reset_csp_nonce(token)
 
-    def _merge(
+    def headers_for(self, scope: Scope) -> tuple[list[tuple[bytes, bytes]], str | None]:
+        """The headers an HTTP request's response gets, and its CSP nonce if any.
+
+        Stage code this middleware and ``install()``'s fused pipeline share.
+        """
+        policy = self.policy_for(scope["path"])
+        https = scope.get("scheme") == "https"
+        if policy is not None and policy.uses_nonce:
+            nonce = new_nonce()
+            return self._headers(policy, nonce, https), nonce
+        return self._fixed[id(policy), https], None
+
+    def merged(
         self, existing: list[tuple[bytes, bytes]] | tuple[()], ours: list[tuple[bytes, bytes]]
     ) -> list[tuple[bytes, bytes]]:
         if self.override:
