@@ -18,11 +18,9 @@ from fastapi.testclient import TestClient
 from starlette.types import ASGIApp, Message
 
 from fastapi_enterprise import (
-    AccessLogMiddleware,
     CORSPolicyMiddleware,
     EnterpriseSettings,
     RateLimiter,
-    RequestIDMiddleware,
     UnknownRouteTemplateError,
     get_request_id,
     install,
@@ -39,19 +37,19 @@ def test_install_wires_request_ids_and_problem_errors() -> None:
     settings = EnterpriseSettings(request_id={"header_name": "X-Trace"})
     install(app, settings)
     assert installed_settings(app) is settings
+    # Proxy headers, request ID, security headers, access log and metrics are stages of
+    # one layer (docs/how-to/middleware-order.md).
     expected = [
-        "ProxyHeadersMiddleware",
-        RequestIDMiddleware.__name__,
-        "SecurityHeadersMiddleware",
-        AccessLogMiddleware.__name__,
-        "PrometheusMiddleware",
+        "EnterprisePipeline",
         "BodyLimitMiddleware",
         "RateLimitMiddleware",
         "CompressionMiddleware",
     ]
-    if importlib.util.find_spec("prometheus_client") is None:
-        expected.remove("PrometheusMiddleware")  # the metrics extra is not installed
     assert [getattr(m.cls, "__name__", None) for m in app.user_middleware] == expected
+    pipeline = app.user_middleware[0]
+    assert pipeline.kwargs["access_log"] is not None
+    metrics_installed = importlib.util.find_spec("prometheus_client") is not None
+    assert (pipeline.kwargs["metrics"] is not None) is metrics_installed
     response = TestClient(app).get("/nowhere")
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["request_id"] == response.headers["x-trace"]

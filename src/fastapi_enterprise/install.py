@@ -15,6 +15,12 @@ The middleware are added innermost first, so the stack reads, outermost first, a
     Compression                next to the app: only application bodies are compressed
     app                        problem+json handlers for HTTP and validation errors
 
+The outer stages, proxy headers to metrics, run in one layer,
+:class:`~fastapi_enterprise.middleware.pipeline.EnterprisePipeline` (one ``send`` and
+one ``receive`` wrapper, the same stage code as each middleware class); the metrics
+stay a layer of their own when the host check or the HTTPS redirect sits between them
+and the access log.
+
 What ``install()`` adds to the app's start and end (a trial build of the middleware, a
 guard around the stack's build, one lifespan wrapper: startup checks, then the app's
 lifespan, then closing the rate-limit storage and writing the logs through) lives in
@@ -44,14 +50,11 @@ from fastapi_enterprise.csp import ContentSecurityPolicy
 from fastapi_enterprise.deploy_check import DeployCheckError
 from fastapi_enterprise.errors import register_exception_handlers
 from fastapi_enterprise.health import HealthChecks, health_routes
-from fastapi_enterprise.middleware.access_log import AccessLogMiddleware
 from fastapi_enterprise.middleware.body_limit import BodyLimitMiddleware, check_fastapi_limits
 from fastapi_enterprise.middleware.compression import CompressionMiddleware
 from fastapi_enterprise.middleware.cors import CORSPolicyMiddleware
-from fastapi_enterprise.middleware.proxy_headers import ProxyHeadersMiddleware
+from fastapi_enterprise.middleware.pipeline import EnterprisePipeline
 from fastapi_enterprise.middleware.rate_limit import RateLimitMiddleware
-from fastapi_enterprise.middleware.request_id import RequestIDMiddleware
-from fastapi_enterprise.middleware.security_headers import SecurityHeadersMiddleware
 from fastapi_enterprise.middleware.trusted_host import TrustedHostMiddleware
 from fastapi_enterprise.openapi import (
     OpenAPICustomizer,
@@ -405,26 +408,37 @@ def _add_middleware(
             expose_headers=security.cors_expose_headers,
             max_age=security.cors_max_age,
         )
+    # The pipeline runs the metrics stage too, unless a layer sits between the access
+    # log and the metrics (the host check, the HTTPS redirect), whose answers the
+    # metrics do not count.
+    fused_metrics: dict[str, Any] | None = None
+    between = security.https_redirect or security.allowed_hosts != ["*"]
     if metrics is not None:
         options = dict(metrics)
-        app.add_middleware(options.pop("class"), **options)
+        metrics_class = options.pop("class")
+        if between:
+            app.add_middleware(metrics_class, **options)
+        else:
+            fused_metrics = options
     if security.https_redirect:
         app.add_middleware(HTTPSRedirectMiddleware)
     if security.allowed_hosts != ["*"]:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=security.allowed_hosts)
     logging_options = settings.logging
-    if logging_options.access_log:
-        app.add_middleware(
-            AccessLogMiddleware,
-            exclude_paths=logging_options.access_exclude_paths,
-            slow_request_ms=logging_options.slow_request_ms,
-            sample_rate=logging_options.access_sample_rate,
-            sample_routes=logging_options.access_sample_routes,
-            user_agent_max_length=logging_options.user_agent_max_length,
-            redactor=Redactor(
+    access_log = (
+        {
+            "exclude_paths": logging_options.access_exclude_paths,
+            "slow_request_ms": logging_options.slow_request_ms,
+            "sample_rate": logging_options.access_sample_rate,
+            "sample_routes": logging_options.access_sample_routes,
+            "user_agent_max_length": logging_options.user_agent_max_length,
+            "redactor": Redactor(
                 keys=logging_options.redact_keys, headers=logging_options.redact_headers
             ),
-        )
+        }
+        if logging_options.access_log
+        else None
+    )
     csp = (
         ContentSecurityPolicy.parse(
             security.csp,
@@ -434,26 +448,31 @@ def _add_middleware(
         if security.csp.strip()
         else None
     )
-    app.add_middleware(
-        SecurityHeadersMiddleware,
-        csp=csp,
-        path_policies=docs_csp,
-        hsts_max_age=security.hsts_max_age if security.hsts_enabled else None,
-        hsts_include_subdomains=security.hsts_include_subdomains,
-        hsts_preload=security.hsts_preload,
-        frame_options=security.frame_options,
-        referrer_policy=security.referrer_policy,
-    )
     request_id = settings.request_id
+    registry = fused_metrics.pop("registry") if fused_metrics is not None else None
     app.add_middleware(
-        RequestIDMiddleware,
-        header_name=request_id.header_name,
-        trust_incoming=request_id.trust_incoming,
-        max_length=request_id.max_length,
-        pattern=request_id.pattern,
-        use_traceparent=request_id.use_traceparent,
+        EnterprisePipeline,
+        proxy_headers={"trusted_proxies": security.trusted_proxies},
+        request_id={
+            "header_name": request_id.header_name,
+            "trust_incoming": request_id.trust_incoming,
+            "max_length": request_id.max_length,
+            "pattern": request_id.pattern,
+            "use_traceparent": request_id.use_traceparent,
+        },
+        security_headers={
+            "csp": csp,
+            "path_policies": docs_csp,
+            "hsts_max_age": security.hsts_max_age if security.hsts_enabled else None,
+            "hsts_include_subdomains": security.hsts_include_subdomains,
+            "hsts_preload": security.hsts_preload,
+            "frame_options": security.frame_options,
+            "referrer_policy": security.referrer_policy,
+        },
+        access_log=access_log,
+        metrics=fused_metrics,
+        metrics_registry=registry,
     )
-    app.add_middleware(ProxyHeadersMiddleware, trusted_proxies=security.trusted_proxies)
 
 
 def _route_keyed_settings(settings: EnterpriseSettings) -> dict[str, Mapping[str, object]]:

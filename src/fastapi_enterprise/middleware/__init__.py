@@ -6,6 +6,7 @@ from fastapi_enterprise.middleware.access_log import AccessLogMiddleware
 from fastapi_enterprise.middleware.body_limit import BodyLimitMiddleware, body_limit
 from fastapi_enterprise.middleware.compression import CompressionMiddleware, no_compression
 from fastapi_enterprise.middleware.cors import CORSPolicyMiddleware
+from fastapi_enterprise.middleware.pipeline import EnterprisePipeline
 from fastapi_enterprise.middleware.proxy_headers import ProxyHeadersMiddleware
 from fastapi_enterprise.middleware.rate_limit import RateLimitMiddleware
 from fastapi_enterprise.middleware.request_id import RequestIDMiddleware
@@ -17,6 +18,7 @@ __all__ = [
     "BodyLimitMiddleware",
     "CORSPolicyMiddleware",
     "CompressionMiddleware",
+    "EnterprisePipeline",
     "ProxyHeadersMiddleware",
     "RateLimitMiddleware",
     "RequestIDMiddleware",

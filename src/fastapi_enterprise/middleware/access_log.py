@@ -131,7 +131,7 @@ class AccessLogMiddleware:
                 response_bytes += len(message.get("body", b""))
                 if not message.get("more_body", False) and not logged:
                     completed = logged = True
-                    self._log(scope, status or 500, start, request_bytes, response_bytes)
+                    self.log_line(scope, status or 500, start, request_bytes, response_bytes)
 
         failure: BaseException | None = None
         try:
@@ -156,9 +156,9 @@ class AccessLogMiddleware:
                     error = type(failure).__name__
                 else:
                     error = "disconnected" if client_gone else "incomplete"
-                self._log(scope, reported, start, request_bytes, response_bytes, error)
+                self.log_line(scope, reported, start, request_bytes, response_bytes, error)
 
-    def _log(
+    def log_line(
         self,
         scope: Scope,
         status: int,
@@ -167,6 +167,16 @@ class AccessLogMiddleware:
         response_bytes: int,
         error: str | None = None,
     ) -> None:
+        """Write the line of a finished request (shared with ``install()``'s pipeline).
+
+        Args:
+            scope: The request's scope.
+            status: The status to report (:func:`~fastapi_enterprise.errors.final_status`).
+            start: ``time.perf_counter()`` when the request came in.
+            request_bytes: Body bytes received.
+            response_bytes: Body bytes sent.
+            error: Why no complete response went out, if so.
+        """
         error = scope.get(UNHANDLED_ERROR_KEY, error)
         duration = time.perf_counter() - start
         slow = self.slow_seconds is not None and duration > self.slow_seconds

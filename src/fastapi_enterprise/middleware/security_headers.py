@@ -271,6 +271,7 @@ class SecurityHeadersMiddleware:
     def merged(
         self, existing: list[tuple[bytes, bytes]] | tuple[()], ours: list[tuple[bytes, bytes]]
     ) -> list[tuple[bytes, bytes]]:
+        """``ours`` merged into the app's headers: added where absent, or all replaced."""
         if self.override:
             own_names = {name for name, _ in ours}
             kept = [item for item in existing if item[0].lower() not in own_names]
