@@ -7,7 +7,8 @@ aiosqlite (one connection per process) and returned through a 20-field response 
 - ``bare``: FastAPI alone (the reference); ``starlette``: raw Starlette (the floor);
 - ``ours``: the full default stack via ``install()`` (request ID, access log to a file,
   security headers, rate limit on memory that never trips, metrics, gzip, errors);
-- ``ours_no_access_log``: the same without the access line; ``ours_core``: ``install()``
+- ``ours_no_access_log``: the same without the access line; ``ours_sampled``: the same
+  logging one in ten successful requests; ``ours_core``: ``install()``
   with access log, rate limit, metrics and compression off;
 - ``ours_<component>``: bare FastAPI plus one of our layers;
 - ``peers``: asgi-correlation-id + a structlog access-log middleware written as
@@ -199,9 +200,11 @@ def starlette() -> Starlette:
 def _settings(**overrides: Any) -> Any:
     from fastapi_enterprise import EnterpriseSettings
 
+    # One log output, a file, as a service has one (stdout, or a file): a second output
+    # renders nothing again but queues and writes every line twice.
     values: dict[str, Any] = {
         "environment": "test",
-        "logging": {"file_path": LOG_FILE},
+        "logging": {"file_path": LOG_FILE, "stdout": False},
         "rate_limit": {"default": NEVER},
     }
     values.update(overrides)
@@ -225,7 +228,16 @@ def ours() -> FastAPI:
 
 def ours_no_access_log() -> FastAPI:
     """The full default stack without the access line."""
-    return _installed(logging={"file_path": LOG_FILE, "access_log": False})
+    return _installed(logging={"file_path": LOG_FILE, "stdout": False, "access_log": False})
+
+
+def ours_sampled() -> FastAPI:
+    """The full default stack logging one in ten successful, fast requests.
+
+    ``FE_LOGGING__ACCESS_SAMPLE_RATE=0.1``: errors, 4xx and slow requests are always
+    logged; what sampling the access line buys.
+    """
+    return _installed(logging={"file_path": LOG_FILE, "stdout": False, "access_sample_rate": 0.1})
 
 
 def ours_core() -> FastAPI:
@@ -235,7 +247,7 @@ def ours_core() -> FastAPI:
     shield and problem+json errors.
     """
     return _installed(
-        logging={"file_path": LOG_FILE, "access_log": False},
+        logging={"file_path": LOG_FILE, "stdout": False, "access_log": False},
         rate_limit={"enabled": False},
         metrics={"enabled": False},
         compression={"enabled": False},
@@ -418,6 +430,7 @@ APPS: dict[str, Callable[[], Any]] = {
     "starlette": starlette,
     "ours": ours,
     "ours_no_access_log": ours_no_access_log,
+    "ours_sampled": ours_sampled,
     "ours_core": ours_core,
     "ours_request_id": ours_request_id,
     "ours_security_headers": ours_security_headers,
