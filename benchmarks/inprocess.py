@@ -19,12 +19,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import platform
 import re
 import statistics
 import time
 import timeit
 from collections.abc import Callable, Mapping, MutableMapping
 from contextlib import AbstractContextManager, nullcontext
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -47,6 +50,7 @@ from fastapi_enterprise import (
 )
 from fastapi_enterprise.metrics import PrometheusMiddleware
 
+RESULTS = Path(__file__).resolve().parent / "results"
 PAYLOAD = {"id": 1, "title": "FastAPI in production", "tags": ["asgi", "json"] * 8}
 
 
@@ -202,8 +206,8 @@ def _rows() -> list[tuple[str, FastAPI]]:
     ]
 
 
-def main_paired(requests: int, repetitions: int) -> None:
-    """Every row's CPU per request, paired with bare FastAPI and interleaved."""
+def main_paired(requests: int, repetitions: int) -> str:
+    """Every row's CPU per request, paired with bare FastAPI and interleaved (markdown)."""
     devnull = open(os.devnull, "w")  # noqa: SIM115 - closed below
     handle = configure_logging(EnterpriseSettings(environment="production"), stream=devnull)
     load = os.getloadavg()[0]
@@ -212,19 +216,25 @@ def main_paired(requests: int, repetitions: int) -> None:
     handle.stop()
     devnull.close()
     bare = rows[0][1]
-    print(
-        f"{repetitions} repetitions of {requests} requests per app, apps in turns; "
-        f"load average {load:.2f} at the start, {os.getloadavg()[0]:.2f} at the end.\n"
-    )
-    print(
+    lines = [
+        f"# In-process benchmark ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)",
+        "",
+        f"{repetitions} repetitions of {requests} requests per app, the apps in turns; "
+        f"process CPU time (the log writer thread included). Python "
+        f"{platform.python_version()}, {os.cpu_count()} CPUs; load average "
+        f"{load:.2f} at the start, {os.getloadavg()[0]:.2f} at the end.",
+        "",
         f"| app | CPU us/request (median of {repetitions}) | minus bare (paired median) "
-        "| ratio to bare |"
-    )
-    print("|---|---:|---:|---:|")
-    for name, value, extra in rows:
-        print(f"| {name} | {value:.1f} | {extra:+.1f} | {(bare + extra) / bare:.2f} |")
+        "| ratio to bare |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {name} | {value:.1f} | {extra:+.1f} | {(bare + extra) / bare:.2f} |"
+        for name, value, extra in rows
+    ]
     if lost:
-        print(f"\n{lost} access lines were lost: the figures are void")
+        lines.append(f"\n{lost} access lines were lost: the figures are void")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -238,13 +248,17 @@ def main() -> None:
     )
     parser.add_argument("--micro", action="store_true", help="single operations only")
     parser.add_argument("--smoke", action="store_true", help="a few requests: the harness runs")
+    parser.add_argument("--output", default=None, help="default: benchmarks/results/inprocess.md")
     args = parser.parse_args()
     if args.smoke:
-        main_paired(200, 2)
+        print(main_paired(200, 2))
         return
     if not args.micro:
-        main_paired(args.requests, args.repetitions)
-        print()
+        text = main_paired(args.requests, args.repetitions)
+        output = Path(args.output) if args.output else RESULTS / "inprocess.md"
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text + "\n", encoding="utf-8")
+        print(text + "\n")
     pattern = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{7,127}")
     n = 200_000
     gen = min(timeit.repeat(generate_request_id, number=n, repeat=5)) / n * 1e6
