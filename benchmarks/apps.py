@@ -443,3 +443,14 @@ APPS: dict[str, Callable[[], Any]] = {
     "tutorial": tutorial,
 }
 """Name to factory, in report order."""
+
+DEFAULT_APPS = (
+    "bare",
+    "starlette",
+    "ours",
+    "ours_no_access_log",
+    "ours_sampled",
+    "ours_core",
+    "peers",
+)
+"""What ``nox -s bench`` compares unless ``--apps`` names others (any of :data:`APPS`)."""

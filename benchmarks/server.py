@@ -344,13 +344,15 @@ def write_results(
 
 def main() -> None:
     sys.path.insert(0, str(ROOT))
-    from benchmarks.apps import APPS
+    from benchmarks.apps import APPS, DEFAULT_APPS
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--apps", default=",".join(APPS))
+    parser.add_argument(
+        "--apps", default=None, help=f"default: {','.join(DEFAULT_APPS)}; every app with --smoke"
+    )
     parser.add_argument("--smoke", action="store_true", help="1 round of 1 s: correctness only")
     parser.add_argument("--output", default=None)
     args = parser.parse_args()
@@ -358,7 +360,8 @@ def main() -> None:
         args.rounds, args.duration, args.connections = 1, 1.0, 4
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian package wrk); `nox -s bench` installs it")
-    apps = [name for name in args.apps.split(",") if name]
+    chosen = args.apps or ",".join(APPS if args.smoke else DEFAULT_APPS)
+    apps = [name for name in chosen.split(",") if name]
     if "bare" not in apps:
         apps.insert(0, "bare")
     text = report(run(apps, args.rounds, args.duration, args.connections), apps, args)
