@@ -159,3 +159,64 @@ def test_small_body_check_is_strict_about_the_declared_length() -> None:
     assert not _declares_small_body([(b"content-length", b"1"), (b"content-length", b"1")], 500)
     assert not _declares_small_body([(b"content-length", b"-1")], 500)
     assert not _declares_small_body([(b"content-length", b"1" * 40)], 500)
+
+
+WHOLE = b'{"course": "' + b"FastAPI in production " * 40 + b'"}'
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "body", "compressed"),
+    [
+        (200, [(b"content-type", b"application/json")], WHOLE, True),
+        (200, [(b"content-type", b"application/json"), (b"vary", b"Origin")], WHOLE, True),
+        (
+            200,
+            [(b"vary", b"Origin"), (b"vary", b"Cookie"), (b"content-type", b"text/html")],
+            WHOLE,
+            True,
+        ),
+        (200, [(b"content-length", b"1"), (b"content-length", b"2")], WHOLE, True),
+        (200, [(b"content-type", b"")], WHOLE, True),
+        (404, [], WHOLE, True),
+        (200, [(b"content-type", b"image/png")], WHOLE, False),
+        (200, [(b"content-type", b"application/grpc+proto")], WHOLE, False),
+        (200, [(b"content-type", b"text/plain"), (b"content-encoding", b"br")], WHOLE, False),
+        (206, [(b"content-type", b"text/plain")], WHOLE, False),
+        (200, [(b"content-type", b"text/plain")], WHOLE[:499], False),
+        (200, [(b"content-type", b"text/plain")], b"", False),
+    ],
+)
+def test_whole_bodies_are_sent_as_starlettes_responder_sends_them(
+    status: int, headers: list[tuple[bytes, bytes]], body: bytes, compressed: bool
+) -> None:
+    """The one-message path: the same headers, in the same order, and the same bytes."""
+    import asyncio
+
+    from starlette.middleware.gzip import GZipMiddleware
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        declared = [*headers]
+        if not any(name == b"content-length" for name, _ in declared):
+            declared.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": declared})
+        await send({"type": "http.response.body", "body": body})
+
+    async def run(middleware: Any) -> list[dict[str, Any]]:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b""}
+
+        async def send(message: Any) -> None:
+            sent.append({**message, "headers": list(message.get("headers", []))})
+
+        scope = {"type": "http", "path": "/", "headers": [(b"accept-encoding", b"gzip")]}
+        await middleware(scope, receive, send)
+        return sent
+
+    ours = asyncio.run(run(CompressionMiddleware(app)))
+    theirs = asyncio.run(run(GZipMiddleware(app, minimum_size=500, compresslevel=6)))
+    assert ours == theirs
+    assert any((b"content-encoding", b"gzip") in message["headers"] for message in ours) is (
+        compressed
+    )

@@ -16,6 +16,7 @@ pass through untouched, and compressed responses carry ``Vary: Accept-Encoding``
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -31,6 +32,8 @@ from fastapi_enterprise._http import PathPrefixes
 __all__ = ["CompressionMiddleware", "accepts_gzip", "no_compression"]
 
 _ATTRIBUTE = "__fastapi_enterprise_no_compression__"
+# Starlette's GZipResponder compresses bodies from this size in a worker thread.
+_THREAD_MINIMUM_SIZE = 128 * 1024
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -134,26 +137,100 @@ class CompressionMiddleware:
         gzip = bool(accept) and accepts_gzip(accept[:1024].decode("latin-1"))
         responder: IdentityResponder | None = None
         passthrough = False
+        held: Message | None = None  # a start message whose body decides its fate
 
         async def send_compressed(message: Message) -> None:
             # A response that declares a length under the threshold is sent as it is,
             # before Starlette's responder is even built: that is what the responder
             # would do with it, minus its header parsing on every small JSON reply.
-            nonlocal responder, passthrough
+            nonlocal responder, passthrough, held
             if passthrough:
                 await send(message)
                 return
             if responder is None:
-                if message["type"] == "http.response.start" and _declares_small_body(
-                    message.get("headers", ()), self.minimum_size
-                ):
-                    passthrough = True
-                    await send(message)
+                if message["type"] == "http.response.start":
+                    if _declares_small_body(message.get("headers", ()), self.minimum_size):
+                        passthrough = True
+                        await send(message)
+                        return
+                    if gzip:
+                        held = message  # as the responder holds it, until the body
+                        return
+                elif held is not None and await self._gzip_whole(scope, held, message, send):
+                    passthrough = True  # answered: anything after goes out as it is
                     return
                 responder = self._responder(gzip, scope, send)
+                if held is not None:
+                    await responder.send_with_compression(held)
             await responder.send_with_compression(message)
 
         await self.app(scope, receive, send_compressed)
+
+    async def _gzip_whole(self, scope: Scope, start: Message, body: Message, send: Send) -> bool:
+        """Send a response whose whole body came in one message, as Starlette's would be.
+
+        Starlette's ``GZipResponder`` gives the same headers and the same bytes (the same
+        zlib stream), with a header parser and a header writer per response; most
+        responses are one body message, and this path skips both. Anything else (a
+        stream, trailers, a body past the responder's thread threshold) returns
+        ``False`` and goes to the responder.
+        """
+        if body["type"] != "http.response.body" or body.get("more_body", False):
+            return False
+        if start.get("trailers", False):
+            return False
+        content = body.get("body", b"")
+        if len(content) >= _THREAD_MINIMUM_SIZE:
+            return False
+        headers = start.get("headers", ())
+        content_type = b""
+        for name, value in headers:
+            if name == b"content-encoding":
+                return False  # already encoded: the responder passes it through
+            if name == b"content-type" and not content_type:
+                content_type = value or b" "
+        if start["status"] == 206 or self._excluded_type(content_type):
+            return False
+        endpoint = getattr(scope.get("route"), "endpoint", None)
+        if getattr(endpoint, _ATTRIBUTE, False) or len(content) < self.minimum_size:
+            await send(start)  # opted out, or small: both pass as they are
+            await send(body)
+            return True
+        compressor = zlib.compressobj(self.compresslevel, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        compressed = compressor.compress(content) + compressor.flush()
+        # MutableHeaders.add_vary_header, then Content-Encoding set, then Content-Length
+        # set: the first of each name keeps its place, later duplicates go, new ones last.
+        vary = [value for name, value in headers if name == b"vary"]
+        rewritten: list[tuple[bytes, bytes]] = []
+        seen_vary = seen_length = False
+        for name, value in headers:
+            if name == b"vary":
+                if seen_vary:
+                    continue
+                seen_vary = True
+                value = b", ".join([*vary, b"Accept-Encoding"])
+            elif name == b"content-length":
+                if seen_length:
+                    continue
+                seen_length = True
+                value = str(len(compressed)).encode("latin-1")
+            rewritten.append((name, value))
+        if not seen_vary:
+            rewritten.append((b"vary", b"Accept-Encoding"))
+        rewritten.append((b"content-encoding", b"gzip"))
+        if not seen_length:
+            rewritten.append((b"content-length", str(len(compressed)).encode("latin-1")))
+        await send({**start, "headers": rewritten})
+        await send({**body, "body": compressed})
+        return True
+
+    def _excluded_type(self, content_type: bytes) -> bool:
+        """Starlette's check of a ``Content-Type`` against ``exclude_content_types``."""
+        media_type = content_type.decode("latin-1").partition(";")[0].strip().lower()
+        media_types = {media_type, media_type.partition("/")[0] + "/*"}
+        if media_type.startswith("application/grpc+"):
+            media_types.add("application/grpc")
+        return not media_types.isdisjoint(self.exclude_content_types)
 
     def _responder(self, gzip: bool, scope: Scope, send: Send) -> IdentityResponder:
         responder: IdentityResponder
