@@ -150,13 +150,41 @@ class AccessLogMiddleware:
             raise
         finally:
             if not logged:
-                # No complete response: none at all, or one broken off mid-stream.
-                reported = final_status(status, completed=completed, client_gone=client_gone)
-                if failure is not None:
-                    error = type(failure).__name__
-                else:
-                    error = "disconnected" if client_gone else "incomplete"
-                self.log_line(scope, reported, start, request_bytes, response_bytes, error)
+                self.log_unfinished(
+                    scope,
+                    status,
+                    start,
+                    request_bytes,
+                    response_bytes,
+                    completed=completed,
+                    client_gone=client_gone,
+                    failure=failure,
+                )
+
+    def log_unfinished(
+        self,
+        scope: Scope,
+        status: int | None,
+        start: float,
+        request_bytes: int,
+        response_bytes: int,
+        *,
+        completed: bool,
+        client_gone: bool,
+        failure: BaseException | None,
+    ) -> None:
+        """Write the line of a request that got no complete response (shared, as above).
+
+        None at all, or one broken off mid-stream: the status is
+        :func:`~fastapi_enterprise.errors.final_status`'s, and ``error`` names the
+        exception that ended it, else ``disconnected`` or ``incomplete``.
+        """
+        reported = final_status(status, completed=completed, client_gone=client_gone)
+        if failure is not None:
+            error = type(failure).__name__
+        else:
+            error = "disconnected" if client_gone else "incomplete"
+        self.log_line(scope, reported, start, request_bytes, response_bytes, error)
 
     def log_line(
         self,

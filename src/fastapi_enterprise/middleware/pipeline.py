@@ -8,16 +8,16 @@ classified the same response again. Here they run as stages of one layer, in the
 order, with one ``send`` and one ``receive`` wrapper, and through the code each
 middleware class runs on its own:
 
-==========================  ===================================================
+==========================  ==========================================================
 stage                       shared code
-==========================  ===================================================
+==========================  ==========================================================
 proxy headers               :meth:`ProxyHeadersMiddleware.resolve`
 request ID                  :meth:`RequestIDMiddleware.request_id_for`, ``stamped``
 security headers            :meth:`SecurityHeadersMiddleware.headers_for`, ``merged``
-access log                  :meth:`AccessLogMiddleware.log_line`
+access log                  :meth:`AccessLogMiddleware.log_line`, ``log_unfinished``
 metrics                     :meth:`PrometheusMiddleware.begin`, ``end``
 error shield                :func:`~fastapi_enterprise.errors.answer_exception`
-==========================  ===================================================
+==========================  ==========================================================
 
 What a response gets is what the stack gave it: the security headers merged into the
 app's, then exactly one request-ID header; an exception that escapes the app is counted
@@ -197,13 +197,16 @@ class EnterprisePipeline:
                         counted=counted,
                     )
                 if access is not None and not logged:
-                    # No complete response: none at all, or one broken off mid-stream.
-                    reported = final_status(status, completed=completed, client_gone=client_gone)
-                    if failure is not None:
-                        error = type(failure).__name__
-                    else:
-                        error = "disconnected" if client_gone else "incomplete"
-                    access.log_line(scope, reported, start, request_bytes, response_bytes, error)
+                    access.log_unfinished(
+                        scope,
+                        status,
+                        start,
+                        request_bytes,
+                        response_bytes,
+                        completed=completed,
+                        client_gone=client_gone,
+                        failure=failure,
+                    )
             finally:
                 _reset_csp_nonce(nonce_token)
                 exit_request(tokens)
