@@ -67,6 +67,15 @@ def accepts_gzip(accept_encoding: str) -> bool:
     return star_q is not None and star_q > 0
 
 
+def _accepts_gzip(scope: Scope) -> bool:
+    """Whether the request's ``Accept-Encoding`` headers, joined, allow gzip."""
+    accept = b""
+    for name, value in scope["headers"]:
+        if name.lower() == b"accept-encoding":
+            accept = value if not accept else accept + b"," + value
+    return bool(accept) and accepts_gzip(accept[:1024].decode("latin-1"))
+
+
 def _declares_small_body(headers: Iterable[tuple[bytes, bytes]], minimum_size: int) -> bool:
     """Whether the response carries exactly one ``Content-Length`` below ``minimum_size``."""
     length: int | None = None
@@ -130,20 +139,17 @@ class CompressionMiddleware:
         if scope["type"] != "http" or self._excluded_paths.covers(scope["path"]):
             await self.app(scope, receive, send)
             return
-        accept = b""
-        for name, value in scope["headers"]:
-            if name.lower() == b"accept-encoding":
-                accept = value if not accept else accept + b"," + value
-        gzip = bool(accept) and accepts_gzip(accept[:1024].decode("latin-1"))
         responder: IdentityResponder | None = None
         passthrough = False
+        gzip = False
         held: Message | None = None  # a start message whose body decides its fate
 
         async def send_compressed(message: Message) -> None:
             # A response that declares a length under the threshold is sent as it is,
-            # before Starlette's responder is even built: that is what the responder
-            # would do with it, minus its header parsing on every small JSON reply.
-            nonlocal responder, passthrough, held
+            # before Starlette's responder is even built (or Accept-Encoding read): that
+            # is what the responder would do with it, minus its header parsing on every
+            # small JSON reply.
+            nonlocal responder, passthrough, held, gzip
             if passthrough:
                 await send(message)
                 return
@@ -153,6 +159,7 @@ class CompressionMiddleware:
                         passthrough = True
                         await send(message)
                         return
+                    gzip = _accepts_gzip(scope)
                     if gzip:
                         held = message  # as the responder holds it, until the body
                         return
