@@ -48,7 +48,7 @@ _MAX_TRACEPARENT = 55 + 64  # version 00 is 55 characters; later versions may ap
 
 
 class _RandomPool(threading.local):
-    """Bytes from ``os.urandom``, fetched 4 KB at a time and handed out 8 at a time.
+    """Bytes from ``os.urandom``, fetched 4 KB at a time and handed out 8 at a time (as hex).
 
     One system call per 512 IDs instead of one per ID. ``os.urandom`` releases the GIL
     around ``getrandom()``; on a busy server pinned to one core, getting the GIL back from
@@ -60,18 +60,19 @@ class _RandomPool(threading.local):
     SIZE = 4096
 
     def __init__(self) -> None:
-        self.buffer = b""
+        self.buffer = ""  # hex digits: formatting is done once per 512 IDs
         self.offset = 0
         self.generation = -1
 
-    def take8(self) -> int:
+    def take16(self) -> str:
+        """16 random hex digits (64 bits)."""
         offset = self.offset
         if offset >= len(self.buffer) or self.generation != _fork_generation:
-            self.buffer = os.urandom(self.SIZE)
+            self.buffer = os.urandom(self.SIZE).hex()
             self.generation = _fork_generation
             offset = 0
-        self.offset = offset + 8
-        return int.from_bytes(self.buffer[offset : offset + 8], "big")
+        self.offset = offset + 16
+        return self.buffer[offset : offset + 16]
 
 
 _fork_generation = 0
@@ -96,17 +97,16 @@ def generate_request_id() -> str:
     """
     nanoseconds = time.time_ns()
     milliseconds, remainder = divmod(nanoseconds, 1_000_000)
-    sub_ms = remainder * 4096 // 1_000_000
-    random_bits = _random.take8() & 0x3FFF_FFFF_FFFF_FFFF
-    value = (
-        (milliseconds & 0xFFFF_FFFF_FFFF) << 80
-        | 0x7 << 76
-        | sub_ms << 64
-        | 0b10 << 62
-        | random_bits
+    stamp = f"{milliseconds & 0xFFFF_FFFF_FFFF:012x}"
+    random_digits = _random.take16()  # 62 of its 64 bits are used
+    return (
+        f"{stamp[:8]}-{stamp[8:]}-7{remainder * 4096 // 1_000_000:03x}-"
+        f"{_VARIANT[random_digits[0]]}{random_digits[1:4]}-{random_digits[4:]}"
     )
-    text = f"{value:032x}"
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+# The variant's two bits (0b10) over the low two bits of a random hex digit.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 def parse_traceparent(value: str) -> str | None:
