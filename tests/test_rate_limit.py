@@ -737,3 +737,67 @@ def test_standalone_middleware_with_a_custom_key(capture_logs: Any) -> None:
     )
     client = TestClient(app)
     assert statuses(client, "GET", ["/x"] * 3) == [200, 200, 429]
+
+
+@pytest.mark.parametrize("strategy", ["sliding-window-counter", "fixed-window", "moving-window"])
+def test_check_now_decides_as_check_or_leaves_it_to_check(strategy: Strategy) -> None:
+    """The middleware's synchronous path gives check()'s decisions, where it applies.
+
+    On the default engine (sliding window counter in bounded memory) two twin limiters,
+    one asked with check_now() and one with check(), agree request by request, windows
+    included; on any other engine check_now() answers None and the middleware awaits
+    check().
+    """
+    from limits.aio.storage import MemoryStorage
+
+    policy = RateLimitPolicy.from_string("3/minute;5/hour")
+    synchronous = RateLimiter(storage=BoundedMemoryStorage(), strategy=strategy)
+    awaited = RateLimiter(storage=BoundedMemoryStorage(), strategy=strategy)
+    plain = RateLimiter(storage=MemoryStorage(), strategy="sliding-window-counter")
+    assert plain.check_now(policy, "default", "ip:1") is None
+    if strategy != "sliding-window-counter":
+        assert synchronous.check_now(policy, "default", "ip:1") is None
+        return
+
+    async def pairs() -> list[tuple[Any, Any]]:
+        found = []
+        for with_stats in (True, False, True, True, False):
+            mine = synchronous.check_now(policy, "default", "ip:1", with_stats=with_stats)
+            theirs = await awaited.check(policy, "default", "ip:1", with_stats=with_stats)
+            found.append((mine, theirs))
+        return found
+
+    found = asyncio.run(pairs())
+    for mine, theirs in found:
+        assert mine is not None
+        assert (mine.allowed, mine.retry_after) == (theirs.allowed, theirs.retry_after)
+        assert [(item, left) for item, left, _ in mine.windows] == [
+            (item, left) for item, left, _ in theirs.windows
+        ]
+    assert [mine.allowed for mine, _ in found] == [True, True, True, False, False]
+
+
+def test_policy_fields_are_built_once_and_stay_right() -> None:
+    """RateLimit-Policy values are remembered by their limits, never confused or unbounded.
+
+    The same tuple of limits gives the very same value (built once); an equal tuple, a
+    list and another base give the right text; past the table's size the table starts
+    over and the answers stay right.
+    """
+    from fastapi_enterprise.ratelimit import headers
+
+    limits = RateLimitPolicy.from_string("5/minute;20/hour").limits
+    expected = b'"auth-5-per-1-minute";q=5;w=60, "auth-20-per-1-hour";q=20;w=3600'
+    first = headers.policy_field("auth", limits)
+    assert first == expected
+    assert headers.policy_field("auth", limits) is first
+    assert headers.policy_field("auth", tuple(limits)) == expected
+    assert headers.policy_field("auth", list(limits)) == expected
+    assert headers.policy_field("login", limits).startswith(b'"login-5-per-1-minute";q=5;')
+    many = [RateLimitPolicy.from_string(f"{n}/minute").limits for n in range(1, 1500)]
+    for n, own in enumerate(many, start=1):
+        assert headers.policy_field("p", own) == f'"p-{n}-per-1-minute";q={n};w=60'.encode()
+        assert headers.policy_name("p", own[0]) == f"p-{n}-per-1-minute"
+    assert len(headers._FIELDS) <= headers._TABLE_SIZE
+    assert len(headers._NAMES) <= headers._TABLE_SIZE
+    assert headers.policy_field("auth", limits) == expected

@@ -133,8 +133,11 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         identity = (policy.key or self.key)(scope) or client_ip(scope)
-        decision = await self.limiter.check(policy, budget, identity, with_stats=self.headers)
-        stats = self.limiter.stats
+        limiter = self.limiter
+        decision = limiter.check_now(policy, budget, identity, with_stats=self.headers)
+        if decision is None:
+            decision = await limiter.check(policy, budget, identity, with_stats=self.headers)
+        stats = limiter.stats
         if not decision.available:
             if decision.overloaded and not self._shadow(policy):
                 await self._unavailable(scope, receive, send, decision)

@@ -12,19 +12,51 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from limits import RateLimitItem
 
 __all__ = ["legacy_headers", "policy_field", "policy_name", "ratelimit_headers"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
+_T = TypeVar("_T")
 
 
 def policy_name(base: str, item: RateLimitItem) -> str:
     """A stable sf-string name for one limit, e.g. ``default-100-per-1-minute``."""
-    text = f"{base}-{item.amount}-per-{item.multiples}-{item.GRANULARITY.name}"
-    return _UNSAFE.sub("-", text)
+    return _remembered(_NAMES, base, item, _name_of)
+
+
+def _name_of(base: str, item: RateLimitItem) -> str:
+    return _UNSAFE.sub("-", f"{base}-{item.amount}-per-{item.multiples}-{item.GRANULARITY.name}")
+
+
+# Names and policy fields come from the configured policies (a few per app) and go on
+# every response of a limited route: each is built once, and found again by the identity
+# of its limit (or tuple of limits), which the table keeps alive so that no other object
+# can take its id. A table that fills up (policies made on the fly) starts over.
+_TABLE_SIZE = 1024
+_NAMES: dict[tuple[str, int], tuple[object, Any]] = {}
+_FIELDS: dict[tuple[str, int], tuple[object, Any]] = {}
+
+
+def _remembered(
+    table: dict[tuple[str, int], tuple[object, Any]],
+    base: str,
+    source: Any,
+    build: Callable[[str, Any], _T],
+) -> _T:
+    key = (base, id(source))
+    found = table.get(key)
+    if found is not None and found[0] is source:
+        value: _T = found[1]
+        return value
+    value = build(base, source)
+    if len(table) >= _TABLE_SIZE:
+        table.clear()
+    table[key] = (source, value)
+    return value
 
 
 def ratelimit_headers(
@@ -44,13 +76,22 @@ def ratelimit_headers(
     if not windows:
         return []
     policies = policy_field(base, limits or [item for item, _, _ in windows])
-    item, remaining, reset = min(windows, key=lambda window: (window[1], -window[2]))
+    if len(windows) == 1:
+        item, remaining, reset = windows[0]
+    else:
+        item, remaining, reset = min(windows, key=lambda window: (window[1], -window[2]))
     current = f'"{policy_name(base, item)}";r={remaining};t={math.ceil(reset)}'
     return [(b"ratelimit-policy", policies), (b"ratelimit", current.encode("latin-1"))]
 
 
 def policy_field(base: str, limits: Sequence[RateLimitItem]) -> bytes:
     """The ``RateLimit-Policy`` value listing ``limits``."""
+    if isinstance(limits, tuple):  # a policy's own (lists are not kept: they may change)
+        return _remembered(_FIELDS, base, limits, _field_of)
+    return _field_of(base, limits)
+
+
+def _field_of(base: str, limits: Sequence[RateLimitItem]) -> bytes:
     return ", ".join(
         f'"{policy_name(base, item)}";q={item.amount};w={item.get_expiry()}' for item in limits
     ).encode("latin-1")

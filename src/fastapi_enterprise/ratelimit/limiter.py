@@ -262,6 +262,22 @@ class RateLimiter:
         )
         self._outage = _Outage()
 
+    def check_now(
+        self, policy: RateLimitPolicy, budget: str, identity: str, *, with_stats: bool = False
+    ) -> Decision | None:
+        """:meth:`check` without awaiting anything, where the storage allows it.
+
+        The default engine (sliding window counter, in this process's memory) decides in
+        one synchronous step; any other storage or strategy returns ``None``, and the
+        caller awaits :meth:`check`. The same decision either way.
+        """
+        storage = self.storage
+        if type(self.strategy) is SlidingWindowCounterRateLimiter and isinstance(
+            storage, BoundedMemoryStorage
+        ):
+            return _evaluate_memory(storage, policy, budget, identity, with_stats)
+        return None
+
     async def check(
         self, policy: RateLimitPolicy, budget: str, identity: str, *, with_stats: bool = False
     ) -> Decision:
