@@ -136,7 +136,7 @@ def configure_logging(
         _Sanitize(redactor, options.max_field_length),
     ]
     if json_output:
-        final.append(structlog.processors.JSONRenderer(serializer=_dumps))
+        final.append(_render_json)
     else:
         final += [_escape_for_console, structlog.dev.ConsoleRenderer(colors=_is_tty(stream))]
     formatter = _Formatter(
@@ -209,6 +209,9 @@ class _Formatter(ProcessorFormatter):
         super().__init__(foreign_pre_chain=pre_chain, processors=processors)
         self.pre_chain = pre_chain
         self.chain = processors
+        # For events without ``exc_info`` (every access line): the chain minus the
+        # exception renderer, which would only look for it.
+        self._plain_chain = [p for p in processors if not isinstance(p, ExceptionRenderer)]
 
     def format(self, record: logging.LogRecord) -> str:
         structlog_name = getattr(record, "_name", None)
@@ -239,7 +242,7 @@ class _Formatter(ProcessorFormatter):
         if foreign:
             for processor in self.pre_chain:
                 event = processor(None, method, event)  # type: ignore[assignment]
-        for processor in self.chain:
+        for processor in self.chain if "exc_info" in event else self._plain_chain:
             event = processor(None, method, event)  # type: ignore[assignment]
         # The last processor is a renderer: what it returns is the finished line.
         line: str = event  # type: ignore[assignment]
@@ -285,6 +288,15 @@ def _syslog_address(address: str) -> str | tuple[str, int]:
 def _is_tty(stream: IO[str] | None) -> bool:
     target = stream or sys.stdout
     return bool(getattr(target, "isatty", lambda: False)())
+
+
+def _render_json(logger: WrappedLogger, method: str, event: EventDict) -> str:
+    """Render ``event`` as one JSON line.
+
+    What structlog's ``JSONRenderer`` over :func:`_dumps` returns, without unpacking the
+    keyword arguments it passes, which ``_dumps`` ignores.
+    """
+    return _dumps(event)
 
 
 def _dumps(value: Any, **_: Any) -> str:
