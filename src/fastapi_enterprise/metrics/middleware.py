@@ -74,6 +74,21 @@ _Series = tuple[Counter, Histogram, Histogram, Histogram]
 _EXEMPLAR_VALUE_LIMIT = 128 - len("request_id")
 
 
+def _exemplar_labels(
+    trace_ids: tuple[str, str] | None, request_id: str | None
+) -> dict[str, str] | None:
+    """An observation's exemplar: the trace when one is active, else the request ID.
+
+    A click from the histogram to the trace. OpenMetrics caps an exemplar's labels at
+    128 characters in all: both IDs take 63.
+    """
+    if trace_ids is not None:
+        return {"trace_id": trace_ids[0], "span_id": trace_ids[1]}
+    if request_id and len(request_id) <= _EXEMPLAR_VALUE_LIMIT:
+        return {"request_id": request_id}
+    return None
+
+
 class _Pending:
     """One histogram child's observations, added to it when the registry is collected.
 
@@ -100,10 +115,13 @@ class _Pending:
             if count != self.done[index]:
                 buckets[index].inc(count - self.done[index])
                 self.done[index] = count
-            exemplar = self.exemplars[index]
-            if exemplar is not self.done_exemplars[index]:
-                buckets[index].set_exemplar(exemplar)
-                self.done_exemplars[index] = exemplar
+            latest = self.exemplars[index]
+            if latest is not self.done_exemplars[index]:
+                trace_ids, request_id, value, timestamp = latest
+                labels = _exemplar_labels(trace_ids, request_id)
+                if labels is not None:
+                    buckets[index].set_exemplar(Exemplar(labels, value, timestamp))
+                self.done_exemplars[index] = latest
         total = self.total
         if total != self.done_total:
             self.child._sum.inc(total - self.done_total)
@@ -343,18 +361,8 @@ class PrometheusMiddleware:
         if not counted and UNHANDLED_ERROR_KEY in scope:  # answered by an inner layer
             self.count_exception(method, scope, scope[UNHANDLED_ERROR_KEY])
         route = route_template(scope)
-        # The trace when one is active (a click from the histogram to the trace), else
-        # the request ID. OpenMetrics caps an exemplar's labels at 128 characters in all:
-        # both IDs take 63.
         trace_ids = get_trace_ids()
         request_id = get_request_id()
-        exemplar = (
-            {"trace_id": trace_ids[0], "span_id": trace_ids[1]}
-            if trace_ids is not None
-            else {"request_id": request_id}
-            if request_id and len(request_id) <= _EXEMPLAR_VALUE_LIMIT
-            else None
-        )
         tallies = self._tallies if tallied else None
         tally = tallies.get((method, route)) if tallies is not None else None
         if tally is None and tallies is not None:
@@ -362,7 +370,7 @@ class PrometheusMiddleware:
         if tally is None:
             requests, duration, request_size, response_size = self._series(method, route, reported)
             requests.inc()
-            duration.observe(elapsed, exemplar)
+            duration.observe(elapsed, _exemplar_labels(trace_ids, request_id))
             request_size.observe(request_bytes)
             response_size.observe(response_bytes)
             return
@@ -378,8 +386,9 @@ class PrometheusMiddleware:
         index = bisect_left(self._duration_bounds, elapsed)
         pending.counts[index] += 1
         pending.total += elapsed
-        if exemplar is not None:
-            pending.exemplars[index] = Exemplar(exemplar, elapsed, time.time())
+        if trace_ids is not None or (request_id and len(request_id) <= _EXEMPLAR_VALUE_LIMIT):
+            # Its labels are made when collected: only a bucket's latest is kept.
+            pending.exemplars[index] = (trace_ids, request_id, elapsed, time.time())
         pending = tally.request_size
         pending.counts[bisect_left(self._size_bounds, request_bytes)] += 1
         pending.total += request_bytes
