@@ -279,4 +279,4 @@ class SecurityHeadersMiddleware:
         if not existing:
             return list(ours)
         present = {name.lower() for name, _ in existing}
-        return [*existing, *(item for item in ours if item[0] not in present)]
+        return [*existing, *[item for item in ours if item[0] not in present]]
