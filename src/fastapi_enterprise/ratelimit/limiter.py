@@ -271,12 +271,10 @@ class RateLimiter:
         one synchronous step; any other storage or strategy returns ``None``, and the
         caller awaits :meth:`check`. The same decision either way.
         """
-        storage = self.storage
-        if type(self.strategy) is SlidingWindowCounterRateLimiter and isinstance(
-            storage, BoundedMemoryStorage
-        ):
-            return _evaluate_memory(storage, policy, budget, identity, with_stats)
-        return None
+        storage = _synchronous_storage(self.strategy)
+        if storage is None:
+            return None
+        return _evaluate_memory(storage, policy, budget, identity, with_stats)
 
     async def check(
         self, policy: RateLimitPolicy, budget: str, identity: str, *, with_stats: bool = False
@@ -540,11 +538,8 @@ async def _evaluate(
     identity: str,
     with_stats: bool,
 ) -> Decision:
-    storage = strategy.storage
-    if (
-        isinstance(storage, BoundedMemoryStorage)
-        and type(strategy) is SlidingWindowCounterRateLimiter
-    ):
+    storage = _synchronous_storage(strategy)
+    if storage is not None:
         return _evaluate_memory(storage, policy, budget, identity, with_stats)
     violated: RateLimitItem | None = None
     for item in policy.limits:
@@ -563,6 +558,16 @@ async def _evaluate(
         return Decision(True, tuple(windows))
     reset = next(reset for item, _, reset in windows if item is violated)
     return Decision(False, tuple(windows), retry_after=max(1, int(reset + 0.999)))
+
+
+def _synchronous_storage(strategy: LimitsRateLimiter) -> BoundedMemoryStorage | None:
+    """The storage, when the strategy on it is the default engine, which needs no await."""
+    storage = strategy.storage
+    if isinstance(storage, BoundedMemoryStorage) and (
+        type(strategy) is SlidingWindowCounterRateLimiter
+    ):
+        return storage
+    return None
 
 
 def _evaluate_memory(
