@@ -215,6 +215,15 @@ def bench_inprocess(session: nox.Session) -> None:
 
 
 @nox.session
+def bench_instructions(session: nox.Session) -> None:
+    """Instructions per request of each stage, by valgrind (``-- --smoke`` for CI)."""
+    if shutil.which("valgrind") is None:
+        session.error("valgrind is not installed (Debian: apt-get install valgrind)")
+    session.install(".[all]", *group("bench"))
+    session.run("python", "-m", "benchmarks.instructions", *session.posargs)
+
+
+@nox.session
 def bench_telemetry(session: nox.Session) -> None:
     """What OpenTelemetry costs a request: off, on, collector stalled or dead (``-- --smoke``)."""
     session.install(".[all]", *group("bench"))
