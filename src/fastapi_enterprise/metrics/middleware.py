@@ -74,19 +74,26 @@ _Series = tuple[Counter, Histogram, Histogram, Histogram]
 _EXEMPLAR_VALUE_LIMIT = 128 - len("request_id")
 
 
-def _exemplar_labels(
+def _exemplar_ids(
     trace_ids: tuple[str, str] | None, request_id: str | None
-) -> dict[str, str] | None:
-    """An observation's exemplar: the trace when one is active, else the request ID.
+) -> tuple[str, str] | str | None:
+    """What an observation's exemplar names: the trace when one is active, else the request ID.
 
     A click from the histogram to the trace. OpenMetrics caps an exemplar's labels at
-    128 characters in all: both IDs take 63.
+    128 characters in all: both trace IDs take 63; a longer request ID gives no exemplar.
     """
     if trace_ids is not None:
-        return {"trace_id": trace_ids[0], "span_id": trace_ids[1]}
+        return trace_ids
     if request_id and len(request_id) <= _EXEMPLAR_VALUE_LIMIT:
-        return {"request_id": request_id}
+        return request_id
     return None
+
+
+def _exemplar_labels(ids: tuple[str, str] | str) -> dict[str, str]:
+    """The exemplar's labels for what :func:`_exemplar_ids` chose."""
+    if isinstance(ids, str):
+        return {"request_id": ids}
+    return {"trace_id": ids[0], "span_id": ids[1]}
 
 
 class _Pending:
@@ -117,10 +124,8 @@ class _Pending:
                 self.done[index] = count
             latest = self.exemplars[index]
             if latest is not self.done_exemplars[index]:
-                trace_ids, request_id, value, timestamp = latest
-                labels = _exemplar_labels(trace_ids, request_id)
-                if labels is not None:
-                    buckets[index].set_exemplar(Exemplar(labels, value, timestamp))
+                ids, value, timestamp = latest
+                buckets[index].set_exemplar(Exemplar(_exemplar_labels(ids), value, timestamp))
                 self.done_exemplars[index] = latest
         total = self.total
         if total != self.done_total:
@@ -361,8 +366,7 @@ class PrometheusMiddleware:
         if not counted and UNHANDLED_ERROR_KEY in scope:  # answered by an inner layer
             self.count_exception(method, scope, scope[UNHANDLED_ERROR_KEY])
         route = route_template(scope)
-        trace_ids = get_trace_ids()
-        request_id = get_request_id()
+        exemplar = _exemplar_ids(get_trace_ids(), get_request_id())
         tallies = self._tallies if tallied else None
         tally = tallies.get((method, route)) if tallies is not None else None
         if tally is None and tallies is not None:
@@ -370,7 +374,7 @@ class PrometheusMiddleware:
         if tally is None:
             requests, duration, request_size, response_size = self._series(method, route, reported)
             requests.inc()
-            duration.observe(elapsed, _exemplar_labels(trace_ids, request_id))
+            duration.observe(elapsed, _exemplar_labels(exemplar) if exemplar is not None else None)
             request_size.observe(request_bytes)
             response_size.observe(response_bytes)
             return
@@ -386,9 +390,9 @@ class PrometheusMiddleware:
         index = bisect_left(self._duration_bounds, elapsed)
         pending.counts[index] += 1
         pending.total += elapsed
-        if trace_ids is not None or (request_id and len(request_id) <= _EXEMPLAR_VALUE_LIMIT):
+        if exemplar is not None:
             # Its labels are made when collected: only a bucket's latest is kept.
-            pending.exemplars[index] = (trace_ids, request_id, elapsed, time.time())
+            pending.exemplars[index] = (exemplar, elapsed, time.time())
         pending = tally.request_size
         pending.counts[bisect_left(self._size_bounds, request_bytes)] += 1
         pending.total += request_bytes
