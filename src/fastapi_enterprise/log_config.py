@@ -293,13 +293,13 @@ def _is_tty(stream: IO[str] | None) -> bool:
 def _render_json(logger: WrappedLogger, method: str, event: EventDict) -> str:
     """Render ``event`` as one JSON line.
 
-    What structlog's ``JSONRenderer`` over :func:`_dumps` returns, without unpacking the
-    keyword arguments it passes, which ``_dumps`` ignores.
+    What structlog's ``JSONRenderer`` over :func:`_dumps` returns, without the keyword
+    arguments it would pass along.
     """
     return _dumps(event)
 
 
-def _dumps(value: Any, **_: Any) -> str:
+def _dumps(value: Any) -> str:
     # pydantic-core's Rust serializer: fast, and it escapes every C0 control character.
     # It leaves NEL and the Unicode line separators raw; escape them so that no
     # line-splitting reader (str.splitlines, some log shippers) can break a record.
